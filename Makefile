@@ -1,0 +1,70 @@
+# obslib: make targets for humans and cron. `make help` lists them.
+SHELL := /bin/bash
+PY ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+OBS := $(BIN)/obs
+STAMP := $(VENV)/.installed-stamp
+# Optional knobs: DATA_ROOT=... WEEK_START=YYYY-MM-DD AS_OF=RFC3339 DATASET=name
+DATA_ROOT ?=
+WEEK_START ?=
+AS_OF ?=
+DATASET ?= all
+OBS_FLAGS := $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)") $(if $(AS_OF),--now "$(AS_OF)")
+
+.DEFAULT_GOAL := help
+.PHONY: help install weekly latency rollup dashboard verify nightly cron test test-fast test-nb lint bench demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv, install obslib[test] editable, register the 'obslib' Jupyter kernel (idempotent)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
+	@$(BIN)/python -m ipykernel install --sys-prefix --name obslib --display-name "obslib (.venv)" >/dev/null
+	@touch $(STAMP)
+
+weekly: install ## weekly report on the default (demo) data; DATA_ROOT=... WEEK_START=... for others
+	$(OBS) weekly run $(OBS_FLAGS) $(if $(WEEK_START),--week-start $(WEEK_START)) $(if $(OBS_WEEKLY_WEBHOOK_URL),--require-delivery)
+
+latency: install ## sample every latency source once (cron: every 15 min), then roll up
+	$(OBS) latency sample $(OBS_FLAGS)
+	$(OBS) latency rollup $(OBS_FLAGS)
+
+rollup: install ## recompute hourly latency rollups (cron: hourly)
+	$(OBS) latency rollup $(OBS_FLAGS)
+
+dashboard: install ## execute the dashboard notebook (export all datasets), then verify
+	$(OBS) dashboard run $(OBS_FLAGS)
+	$(OBS) dashboard verify $(OBS_FLAGS)
+
+verify: install ## verify the dashboard bundle and its history
+	$(OBS) dashboard verify $(OBS_FLAGS)
+
+nightly: install ## nightly check (missed runs, stale heartbeats) plus bundle verification
+	$(OBS) check $(OBS_FLAGS); rc=$$?; $(OBS) dashboard verify $(OBS_FLAGS) || rc=1; exit $$rc
+
+cron: install ## print the crontab
+	@$(OBS) cron --format crontab
+
+demo: install ## (re)generate the demo research repository under out/demo_repo
+	$(OBS) demo --out out/demo_repo $(if $(AS_OF),--as-of "$(AS_OF)")
+
+test: install ## the whole test suite: pytest (unit, real data, integration) and nbval on notebooks/
+	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --nbval-lax -p no:cacheprovider notebooks/
+
+test-fast: install ## unit tests only (skips slow crash/concurrency trials)
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+lint: install ## ruff
+	$(BIN)/ruff check obslib tests bench
+
+bench: install ## run the benchmark scripts (prints figures)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean: ## remove generated outputs (keeps ops/ history); `rm -rf .venv` for a full reset
+	rm -rf out/weekly_report out/dashboard out/latency_alerts out/demo_repo

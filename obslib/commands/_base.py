@@ -1,0 +1,115 @@
+"""Shared plumbing for CLI subcommands: global flags, the clock edge, job running.
+
+``run_job`` gives every job the DESIGN.md contract: one JSON summary line on stdout,
+human-readable messages on stderr, a run-log record, exit 0 on success and non-zero on
+failure, no traceback for expected errors (``ObsError``), secrets redacted everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from ..config import Config, load_config
+from ..errors import LockTimeout, ObsError
+from ..runlog import JobContext, redact
+from ..timeutil import parse_ts, utcnow
+
+
+def add_global_flags(p: argparse.ArgumentParser) -> None:
+    """Flags every subcommand accepts (they override obs.toml and the environment)."""
+    g = p.add_argument_group("global options")
+    g.add_argument("--work-root", help="folder holding out/ and ops/ (default: $OBS_WORK_ROOT or .)")
+    g.add_argument("--config", help="obs.toml path (default: $OBS_CONFIG or <work-root>/obs.toml)")
+    g.add_argument("--data-root", help="research repository root (default: the generated demo repository)")
+    g.add_argument("--now", help="pretend the current time is this RFC 3339 UTC time (default: $OBS_NOW or the clock)")
+
+
+def resolve_now(args: argparse.Namespace) -> datetime:
+    """The run's 'now': ``--now``, else ``$OBS_NOW``, else the real clock (aware UTC)."""
+    raw = getattr(args, "now", None) or os.environ.get("OBS_NOW")
+    if raw:
+        try:
+            return parse_ts(raw)
+        except ValueError as exc:
+            raise ObsError(f"--now/OBS_NOW {raw!r} is not an RFC 3339 timestamp") from exc
+    return utcnow()
+
+
+def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
+    """Load the config with CLI flag overrides (None values ignored)."""
+    ov: dict[str, Any] = {"data_root": getattr(args, "data_root", None)}
+    ov.update(overrides)
+    return load_config(getattr(args, "work_root", None), config_file=getattr(args, "config", None), overrides=ov)
+
+
+def emit(summary: dict[str, Any]) -> None:
+    """Print the one-line JSON summary for schedulers (secrets redacted)."""
+    line = json.dumps(summary, sort_keys=True, default=str, allow_nan=False)
+    sys.stdout.write(redact(line) + "\n")
+    sys.stdout.flush()
+
+
+def say(msg: str) -> None:
+    """A human-readable message on stderr (secrets redacted)."""
+    sys.stderr.write(redact(msg).rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def run_job(args: argparse.Namespace, job_name: str,
+            body: Callable[[Config, JobContext, datetime], dict[str, Any]],
+            *, config_overrides: dict[str, Any] | None = None, record: bool = True) -> int:
+    """Run ``body(cfg, ctx, now)`` as job ``job_name`` and return the exit code.
+
+    ``body`` returns a summary dict; its ``status`` (default ``ok``) goes to the run log,
+    ``exit_code`` (default 0, or 1 when status is ``error``) is popped and returned,
+    ``artefacts`` are recorded. ``ObsError`` -> status ``error`` (``skipped`` for a
+    ``LockTimeout``), message on stderr, its exit code. Any other exception -> status
+    ``error``, exit 1, traceback only when ``OBS_DEBUG=1``.
+    """
+    ctx: JobContext | None = None
+    try:
+        now = resolve_now(args)
+        cfg = config_from_args(args, **(config_overrides or {}))
+        ctx = JobContext.from_env(job_name, cfg.ops_dir, now)
+        summary = body(cfg, ctx, now) or {}
+        status = summary.get("status", "ok")
+        code = summary.pop("exit_code", 1 if status == "error" else 0)
+        ctx.artefacts.extend(summary.pop("_artefacts", []))
+        extra = summary.pop("_runlog_extra", {})
+        if record:
+            ctx.finish(status, error=summary.get("error"), **extra)
+        emit({"job_id": ctx.job_id, "job_name": job_name, "status": status, **summary})
+        return int(code)
+    except ObsError as exc:
+        msg = redact(str(exc))
+        status = "skipped" if isinstance(exc, LockTimeout) else "error"
+        say(f"obs {job_name}: {status}: {msg}")
+        if ctx is not None and record:
+            try:
+                ctx.finish(status, error=msg)
+            except ObsError as log_exc:  # the log itself is locked/unwritable
+                say(f"obs {job_name}: could not write run log: {log_exc}")
+        emit({"job_id": ctx.job_id if ctx else None, "job_name": job_name, "status": status, "error": msg})
+        return exc.exit_code
+    except KeyboardInterrupt:
+        say(f"obs {job_name}: interrupted")
+        return 130
+    except Exception as exc:  # a bug: say so briefly, log it, non-zero exit
+        msg = redact(f"{exc.__class__.__name__}: {exc}")
+        say(f"obs {job_name}: internal error: {msg}")
+        if os.environ.get("OBS_DEBUG") == "1":
+            say(redact(traceback.format_exc()))
+        if ctx is not None and record:
+            try:
+                ctx.finish("error", error=msg)
+            except Exception:  # noqa: BLE001
+                pass
+        emit({"job_id": ctx.job_id if ctx else None, "job_name": job_name, "status": "error", "error": msg})
+        return 1

@@ -1,0 +1,49 @@
+"""Error types shared by every job.
+
+Every error a user can cause (bad input, bad config, failed delivery) is an
+``ObsError``: the CLI turns it into a one-line message on stderr, a JSON summary with
+``status: "error"`` on stdout and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ObsError(Exception):
+    """Base class for expected, user-facing failures (exit code 2 by default)."""
+
+    exit_code = 2
+
+
+class ConfigError(ObsError):
+    """Invalid configuration: unknown key, wrong type, bad value."""
+
+
+class InputError(ObsError):
+    """A required input is missing or does not parse.
+
+    ``path`` is the file (relative to the data root where possible), ``line`` the
+    1-based line number (None for whole-file problems), ``reason`` why it failed.
+    """
+
+    def __init__(self, path: str, reason: str, line: int | None = None):
+        self.path = str(path)
+        self.line = line
+        self.reason = reason
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {reason}")
+
+
+class ValidationError(ObsError):
+    """An artefact failed its JSON Schema or a data rule; nothing was published."""
+
+
+class LockTimeout(ObsError):
+    """A lock could not be taken within its bounded wait."""
+
+    exit_code = 0  # cron overlap is not a failure; callers log `skipped`
+
+
+class DeliveryError(ObsError):
+    """A webhook delivery failed after its last attempt."""
+
+    exit_code = 3

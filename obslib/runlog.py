@@ -1,0 +1,164 @@
+"""The structured run log ``ops/automation_runs.log`` and the job context.
+
+One JSON object per line (canonical JSON), appended under a lock. Every job appends a
+record with ``job_id, job_name, schedule_trigger, started_at, completed_at, status,
+duration_ms, artefacts, error`` (DESIGN.md); jobs may add fields (webhook attempts add
+``attempt, status_code, response_ms, payload_checksum_sha256``). No secrets: callers
+pass already-redacted error text, and ``redact`` is applied to every string anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .storage import canonical_json_bytes, locked_append
+from .timeutil import to_rfc3339
+
+RUNLOG_NAME = "automation_runs.log"
+MAX_FIELD_CHARS = 4096
+
+
+def new_job_id(job_name: str, now: datetime) -> str:
+    """A unique job id: ``<job_name>-<YYYYMMDDTHHMMSSZ>-<8 random hex>``.
+
+    The random suffix makes two runs in the same second distinct.
+    """
+    return f"{job_name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
+
+
+def secret_values(env: dict[str, str] | None = None) -> list[str]:
+    """Values that must never be written: ``*_SECRET``, ``*_TOKEN`` and webhook URLs.
+
+    ``OBS_WEBHOOK_SECRET`` may hold several whitespace-separated secrets; each is listed.
+    """
+    env = dict(os.environ if env is None else env)
+    out: list[str] = []
+    for k, v in env.items():
+        if not v:
+            continue
+        ku = k.upper()
+        if ku.endswith("_SECRET") or ku.endswith("_TOKEN") or ku.endswith("_SECRETS") or (
+            "WEBHOOK" in ku and ku.endswith("_URL")
+        ):
+            out.append(v)
+            out.extend(p for p in v.split() if len(p) >= 4)
+    return sorted(set(out), key=len, reverse=True)
+
+
+def redact(text: str, env: dict[str, str] | None = None) -> str:
+    """Replace every secret value (see ``secret_values``) in ``text`` with ``[REDACTED]``."""
+    for s in secret_values(env):
+        if s and s in text:
+            text = text.replace(s, "[REDACTED]")
+    return text
+
+
+def _sanitise(obj: Any) -> Any:
+    if isinstance(obj, str):
+        s = redact(obj)
+        if len(s) > MAX_FIELD_CHARS:
+            s = s[:MAX_FIELD_CHARS] + f"...[truncated {len(s) - MAX_FIELD_CHARS} chars]"
+        return s
+    if isinstance(obj, dict):
+        return {k: _sanitise(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_sanitise(v) for v in obj]
+    return obj
+
+
+def runlog_path(ops_dir: str | os.PathLike) -> Path:
+    """``<ops_dir>/automation_runs.log``."""
+    return Path(ops_dir) / RUNLOG_NAME
+
+
+def append_record(ops_dir: str | os.PathLike, record: dict[str, Any], lock_timeout_s: float = 30.0) -> dict:
+    """Append one record (sanitised: secrets redacted, long strings truncated and marked).
+
+    Returns the record as written. Raises ``LockTimeout`` if the log lock is not taken
+    within ``lock_timeout_s``.
+    """
+    clean = _sanitise(record)
+    path = runlog_path(ops_dir)
+    hook = _ROTATE_HOOK
+    if hook is not None:
+        hook(path)
+    locked_append(path, canonical_json_bytes(clean), timeout_s=lock_timeout_s)
+    return clean
+
+
+# Optional size-based rotation, installed by the operations module (kept pluggable so the
+# base log has no dependency on it).
+_ROTATE_HOOK = None
+
+
+def set_rotate_hook(fn) -> None:
+    """Install ``fn(path)``, called before each append (used for size-based rotation)."""
+    global _ROTATE_HOOK
+    _ROTATE_HOOK = fn
+
+
+@dataclass
+class JobContext:
+    """One job run: its id, trigger and timing, and the record it appends at the end.
+
+    ``job_id`` comes from ``$JOB_ID`` when the scheduler sets it, else ``new_job_id``;
+    ``schedule_trigger`` from ``$SCHEDULE_TRIGGER`` (``cron``) else ``manual``.
+    """
+
+    job_name: str
+    ops_dir: Path
+    now: datetime
+    job_id: str = ""
+    schedule_trigger: str = "manual"
+    started_at: datetime | None = None
+    artefacts: list[str] = field(default_factory=list)
+    _t0: float = field(default_factory=time.monotonic, repr=False)
+
+    def __post_init__(self) -> None:
+        self.ops_dir = Path(self.ops_dir)
+        if not self.job_id:
+            self.job_id = new_job_id(self.job_name, self.now)
+        if self.started_at is None:
+            self.started_at = self.now
+
+    @classmethod
+    def from_env(cls, job_name: str, ops_dir: str | os.PathLike, now: datetime,
+                 env: dict[str, str] | None = None) -> JobContext:
+        """Build from ``JOB_ID`` / ``SCHEDULE_TRIGGER`` in ``env`` (default ``os.environ``)."""
+        env = os.environ if env is None else env
+        return cls(job_name=job_name, ops_dir=Path(ops_dir), now=now,
+                   job_id=env.get("JOB_ID", "") or "",
+                   schedule_trigger=env.get("SCHEDULE_TRIGGER", "") or "manual")
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000)
+
+    def base_fields(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "job_name": self.job_name, "schedule_trigger": self.schedule_trigger}
+
+    def finish(self, status: str, *, error: str | None = None, completed_at: datetime | None = None,
+               **extra: Any) -> dict:
+        """Append the job's final record (status ok|error|skipped|dry_run|...). Returns it."""
+        duration = self.elapsed_ms()
+        completed = completed_at or self.started_at
+        if completed_at is None and self.started_at is not None:
+            from datetime import timedelta
+
+            completed = self.started_at + timedelta(milliseconds=duration)
+        rec = {
+            **self.base_fields(),
+            "started_at": to_rfc3339(self.started_at),
+            "completed_at": to_rfc3339(completed),
+            "status": status,
+            "duration_ms": duration,
+            "artefacts": sorted(set(self.artefacts)),
+            "error": error,
+        }
+        rec.update(extra)
+        return append_record(self.ops_dir, rec)

@@ -1,0 +1,188 @@
+"""Atomic writes, bounded-wait locks, locked appends, checksums and canonical JSON.
+
+DESIGN.md conventions: a write goes to a temp file in the same folder, is fsynced and
+``os.replace``d, so a crash leaves the old or the new file, never a torn one. Appends to
+shared files happen under a ``filelock`` lock with a bounded wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from .errors import LockTimeout
+
+
+def _check_finite(obj: Any, where: str = "$") -> None:
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise ValueError(f"non-finite number at {where}: canonical JSON forbids NaN/Infinity")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _check_finite(v, f"{where}.{k}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            _check_finite(v, f"{where}[{i}]")
+
+
+def canonical_json_bytes(obj: Any) -> bytes:
+    """Canonical JSON: UTF-8, sorted keys, compact separators, no NaN/Infinity.
+
+    Raises ValueError (naming the JSON path) when a non-finite number is present.
+    These are the exact bytes that are hashed, signed, sent and stored.
+    """
+    _check_finite(obj)
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
+
+
+def pretty_json_bytes(obj: Any) -> bytes:
+    """Human-readable, still deterministic JSON (sorted keys, 2-space indent, trailing newline)."""
+    _check_finite(obj)
+    return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's exact bytes (streamed). Raises OSError if unreadable."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    """fsync a directory so a rename inside it is durable (best effort on odd filesystems)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(str(path), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) -> Path:
+    """Write ``data`` to ``path`` atomically (same-folder temp file, fsync, ``os.replace``).
+
+    Creates parent folders. Returns the path. On any error the temp file is removed and
+    the previous file (if any) is untouched.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(p.parent)
+    return p
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """``atomic_write_bytes`` for UTF-8 text."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, *, canonical: bool = False) -> bytes:
+    """Atomically write ``obj`` as JSON (pretty by default, canonical on request).
+
+    Returns the exact bytes written (hash them for manifests).
+    """
+    data = canonical_json_bytes(obj) if canonical else pretty_json_bytes(obj)
+    atomic_write_bytes(path, data)
+    return data
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: str | os.PathLike, timeout_s: float = 30.0) -> Iterator[float]:
+    """Hold an exclusive inter-process lock on ``lock_path`` with a bounded wait.
+
+    Yields the time waited in milliseconds. Raises ``LockTimeout`` when the lock is not
+    acquired within ``timeout_s`` seconds. The lock is released if the holder dies.
+    """
+    lp = Path(lock_path)
+    lp.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(str(lp), timeout=timeout_s)
+    t0 = time.monotonic()
+    try:
+        lock.acquire()
+    except filelock.Timeout as exc:
+        waited = (time.monotonic() - t0) * 1000
+        raise LockTimeout(f"could not take lock {lp.name} within {timeout_s:g} s (waited {waited:.0f} ms)") from exc
+    try:
+        yield (time.monotonic() - t0) * 1000
+    finally:
+        lock.release()
+
+
+def append_line_durable(path: str | os.PathLike, line: bytes) -> None:
+    """Append one newline-terminated record and fsync. Caller must hold the file's lock.
+
+    If the file ends in a torn line (a crash mid-append), a newline is written first so
+    the new record starts on its own line; the torn fragment is left for readers to
+    report, never merged with the new record.
+    """
+    if not line.endswith(b"\n"):
+        line += b"\n"
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with open(p, "ab+") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell() > 0:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                line = b"\n" + line
+        fh.seek(0, os.SEEK_END)
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def locked_append(path: str | os.PathLike, line: bytes, timeout_s: float = 30.0) -> None:
+    """Append one record to a shared file under ``<path>.lock`` with a bounded wait."""
+    p = Path(path)
+    with file_lock(p.with_name(p.name + ".lock"), timeout_s):
+        append_line_durable(p, line)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file. Raises ``InputError`` naming the file (and line) on a syntax error."""
+    from .errors import InputError
+
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise InputError(str(p), "file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(str(p), f"cannot read: {exc.__class__.__name__}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(str(p), f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from exc

@@ -1,0 +1,100 @@
+"""Time helpers: RFC 3339 UTC formatting/parsing, week bounds, run-id stamps.
+
+All timestamps handled by obslib are timezone-aware UTC ``datetime`` objects and are
+written as RFC 3339 with a ``Z`` suffix (DESIGN.md, "Time").
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+UTC = timezone.utc
+_STAMP_RE = re.compile(r"(\d{8})_(\d{6})")
+
+
+def utcnow() -> datetime:
+    """The current time, UTC. Only edges (CLI, notebooks) should call this."""
+    return datetime.now(UTC)
+
+
+def to_rfc3339(ts: datetime) -> str:
+    """Format an aware datetime as ``YYYY-MM-DDTHH:MM:SSZ`` (microseconds kept if non-zero).
+
+    Raises ValueError for a naive datetime.
+    """
+    if ts.tzinfo is None:
+        raise ValueError("naive datetime: obslib only writes timezone-aware UTC times")
+    ts = ts.astimezone(UTC)
+    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if ts.microsecond else "%Y-%m-%dT%H:%M:%SZ"
+    return ts.strftime(fmt)
+
+
+def parse_ts(value: str, *, naive_tz: str = "UTC") -> datetime:
+    """Parse an ISO 8601 / RFC 3339 timestamp (``Z`` or offset) into aware UTC.
+
+    A string without a zone is interpreted in ``naive_tz``. Accepts ``YYYY-MM-DD`` too
+    (midnight). Raises ValueError on anything else.
+    """
+    s = str(value).strip()
+    if not s:
+        raise ValueError("empty timestamp")
+    if s.endswith("Z") or s.endswith("z"):
+        s = s[:-1] + "+00:00"
+    ts = datetime.fromisoformat(s)
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=ZoneInfo(naive_tz))
+    return ts.astimezone(UTC)
+
+
+def week_start_of(ts: datetime) -> datetime:
+    """Monday 00:00 UTC of the week containing ``ts``."""
+    ts = ts.astimezone(UTC)
+    d = ts.date() - timedelta(days=ts.weekday())
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def parse_week_start(value: str | date | datetime) -> datetime:
+    """Parse a ``week_start`` (``YYYY-MM-DD``); it must be a Monday. Returns 00:00 UTC.
+
+    Raises ValueError when it is not a Monday or not a date.
+    """
+    if isinstance(value, datetime):
+        d = value.astimezone(UTC).date()
+    elif isinstance(value, date):
+        d = value
+    else:
+        try:
+            d = date.fromisoformat(str(value).strip())
+        except ValueError as exc:
+            raise ValueError(f"week_start {value!r} is not a date (YYYY-MM-DD)") from exc
+    if d.weekday() != 0:
+        raise ValueError(f"week_start {d.isoformat()} is a {d.strftime('%A')}, not a Monday")
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def stamp_from_name(name: str, tz: str = "UTC") -> datetime | None:
+    """The last ``YYYYMMDD_HHMMSS`` stamp in a run id / file name, interpreted in ``tz``.
+
+    Returns aware UTC, or None when the name carries no valid stamp.
+    """
+    matches = _STAMP_RE.findall(name)
+    for d, t in reversed(matches):
+        try:
+            naive = datetime.strptime(d + t, "%Y%m%d%H%M%S")
+        except ValueError:
+            continue
+        return naive.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
+    return None
+
+
+def first_stamp_from_name(name: str, tz: str = "UTC") -> datetime | None:
+    """The first ``YYYYMMDD_HHMMSS`` stamp in a name (state-archive files start with one)."""
+    for d, t in _STAMP_RE.findall(name):
+        try:
+            naive = datetime.strptime(d + t, "%Y%m%d%H%M%S")
+        except ValueError:
+            continue
+        return naive.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
+    return None
