@@ -1,0 +1,1 @@
+"""Latency monitoring: sources, sampling, hourly rollups, SLO breach streaks, retention."""
