@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
-	@$(BIN)/python -m ipykernel install --sys-prefix --name obslib --display-name "obslib (.venv)" >/dev/null
+	@$(BIN)/python -m obslib.kernelspec >/dev/null
 	@touch $(STAMP)
 
 weekly: install ## weekly report on the default (demo) data; DATA_ROOT=... WEEK_START=... for others

@@ -1,0 +1,58 @@
+"""``obs weekly run`` (the cron job behind ``make weekly``), plus ``deliver``/``replay``
+from the webhook module."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..errors import ObsError
+from ..timeutil import parse_week_start
+from ..weekly_job import build_report, summary_line
+from ._base import run_job
+
+
+def _week(args) -> object:
+    if not getattr(args, "week_start", None):
+        return None
+    try:
+        return parse_week_start(args.week_start)
+    except ValueError as exc:
+        raise ObsError(f"--week-start: {exc}") from exc
+
+
+def _run(args: argparse.Namespace) -> int:
+    def body(cfg, ctx, now):
+        result = build_report(cfg, ctx, now, _week(args))
+        from ..delivery import deliver_weekly
+
+        delivery = deliver_weekly(result["payload"], week_start=result["week_start"], cfg=cfg, ctx=ctx, now=now,
+                                  env=os.environ, force=args.force, require_delivery=args.require_delivery)
+        out = summary_line(result, delivery)
+        out["_artefacts"] = result["artefacts"]
+        status = (delivery.get("delivery") or {}).get("status")
+        if status == "dry_run":
+            out["status"] = "dry_run"
+        return out
+
+    return run_job(args, "weekly_report", body)
+
+
+def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("weekly", help="weekly report: run, deliver, replay",
+                       description="Weekly observability report (notebook, HTML, signed JSON payload).")
+    wsub = p.add_subparsers(dest="weekly_command", metavar="SUBCOMMAND")
+    wsub.required = True
+    r = wsub.add_parser("run", parents=[parent], help="execute the report notebook for a week and deliver it",
+                        description="Build the week's payload through the report notebook (papermill), export "
+                                    "HTML, publish to out/weekly_report/<week_start>/, then deliver the payload.")
+    r.add_argument("--week-start", help="Monday YYYY-MM-DD (default: the week containing --now)")
+    r.add_argument("--force", action="store_true", help="resend even when this payload was already delivered")
+    r.add_argument("--require-delivery", action="store_true",
+                   help="fail when no webhook URL or secret is configured (cron sets this when the URL is set)")
+    r.set_defaults(func=_run)
+    try:
+        from .webhook_cmd import add_weekly_delivery_commands
+    except ImportError:  # delivery commands not installed
+        return
+    add_weekly_delivery_commands(wsub, parent)

@@ -1,0 +1,111 @@
+"""``runs/index.csv`` and ``runs/<run_id>/daily.csv``.
+
+The index is read by column name. Four header versions exist (28, 31, 38 and 39
+columns); all share the core columns below, and a column absent from an older header is
+None. Unknown extra columns are kept. A header with another column count is accepted
+when the core columns are present, with an ``ignored`` problem noting the unknown version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from ..errors import InputError
+from . import Problem
+from .csvfile import read_csv, to_float
+
+INDEX_REL = "runs/index.csv"
+HEADER_V39 = (
+    "run_id,run_dir,manifest_id,timestamp,symbol,mode,equity,or_n,k_tp,k_sl,k_tr,threshold_lcb,min_or_atr,"
+    "rv_cuts,allow_low_rv,allowed_sessions,warmup,prior_alpha,prior_beta,include_expected_slip,rv_quantile,"
+    "calibrate_days,ev_mode,size_floor,trades,wins,total_pips,sharpe,max_drawdown,win_rate,pnl_per_trade,"
+    "state_path,gate_block,ev_reject,ev_bypass,dump_rows,state_loaded,state_archive_path,ev_profile_path"
+).split(",")
+_NOT_IN_V38 = {"ev_profile_path"}
+_NOT_IN_V31 = _NOT_IN_V38 | {"manifest_id", "k_tr", "rv_cuts", "include_expected_slip", "rv_quantile",
+                             "calibrate_days", "ev_mode", "size_floor"}
+_NOT_IN_V28 = _NOT_IN_V31 | {"gate_block", "ev_reject", "ev_bypass"}
+HEADER_VERSIONS = {
+    39: HEADER_V39,
+    38: [c for c in HEADER_V39 if c not in _NOT_IN_V38],
+    31: [c for c in HEADER_V39 if c not in _NOT_IN_V31],
+    28: [c for c in HEADER_V39 if c not in _NOT_IN_V28],
+}
+CORE_COLUMNS = ("run_id", "run_dir", "timestamp", "symbol", "mode", "trades", "wins", "total_pips")
+NUMERIC = ("trades", "wins", "total_pips", "sharpe", "max_drawdown", "win_rate", "pnl_per_trade", "equity")
+DAILY_COLUMNS = ("date", "breakouts", "gate_pass", "gate_block", "ev_pass", "ev_reject", "fills", "wins", "pnl_pips")
+
+
+def read_run_index(data_root: Path, problems: list[Problem]) -> list[dict]:
+    """Rows of ``runs/index.csv`` as dicts (numeric columns as float or None), sorted by
+    run_id, with ``_line``. Raises ``InputError`` when the file is missing or lacks core
+    columns; bad rows go to ``problems``."""
+    header, rows = read_csv(Path(data_root) / INDEX_REL, rel_path=INDEX_REL, required_columns=CORE_COLUMNS,
+                            problems=problems)
+    if len(header) not in HEADER_VERSIONS:
+        problems.append(Problem("ignored", INDEX_REL, f"unknown header version ({len(header)} columns); read by name", 1))
+    out = []
+    for line, row in rows:
+        ok = True
+        rec: dict = {"_line": line}
+        for k, v in row.items():
+            if k in NUMERIC:
+                good, val = to_float(row, k, rel_path=INDEX_REL, line=line, problems=problems,
+                                     required=k in ("trades", "wins", "total_pips"))
+                ok = ok and good
+                rec[k] = val
+            else:
+                rec[k] = v
+        if not row.get("run_id"):
+            problems.append(Problem("malformed", INDEX_REL, "empty run_id", line))
+            ok = False
+        if ok:
+            for col in HEADER_V39:
+                rec.setdefault(col, None)
+            out.append(rec)
+    out.sort(key=lambda r: (r["run_id"], r["_line"]))
+    return out
+
+
+def read_daily(data_root: Path, run_dir: str, problems: list[Problem]) -> list[dict] | None:
+    """``<run_dir>/daily.csv`` rows as ``{date: date, fills, wins, pnl_pips, ...}`` sorted by
+    date, or None when the file does not exist (an optional input: the caller decides
+    whether that is an alert). Bad rows go to ``problems``; raises ``InputError`` for a
+    file that exists but is unreadable or lacks columns."""
+    rel_path = f"{run_dir.rstrip('/')}/daily.csv"
+    path = Path(data_root) / rel_path
+    if not path.is_file():
+        return None
+    _, rows = read_csv(path, rel_path=rel_path, required_columns=("date", "fills", "wins", "pnl_pips"),
+                       problems=problems)
+    out = []
+    for line, row in rows:
+        try:
+            d = date.fromisoformat(row["date"] or "")
+        except ValueError:
+            problems.append(Problem("malformed", rel_path, f"date {row['date']!r} is not YYYY-MM-DD", line))
+            continue
+        rec = {"date": d}
+        good_row = True
+        for k in DAILY_COLUMNS[1:]:
+            if k not in row:
+                rec[k] = None
+                continue
+            good, val = to_float(row, k, rel_path=rel_path, line=line, problems=problems,
+                                 required=k in ("fills", "wins", "pnl_pips"))
+            good_row = good_row and good
+            rec[k] = val
+        if good_row:
+            out.append(rec)
+    out.sort(key=lambda r: r["date"])
+    return out
+
+
+def require_file(data_root: Path, rel_path: str) -> Path:
+    """The path of a required input; ``InputError`` when it does not exist."""
+    p = Path(data_root) / rel_path
+    if not p.exists():
+        raise InputError(rel_path, "required input not found")
+    return p

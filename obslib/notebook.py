@@ -1,0 +1,102 @@
+"""Executing parameterised notebooks with papermill and exporting HTML with nbconvert.
+
+Parameters are checked before execution against the notebook's tagged ``parameters``
+cell (``papermill.inspect_notebook``): an unknown name or a value whose type differs from
+the declared default's type stops with a clear ``ObsError``. Execution uses the kernel
+named in the notebook (``obslib``, registered inside the venv by ``make install``), with
+a kernel-start timeout and a per-cell timeout, and shows no progress bar without a TTY.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import ObsError
+
+_TYPE_NAMES = {"str": str, "int": int, "float": float, "bool": bool}
+
+
+class NotebookFailed(ObsError):
+    """A cell raised; the partial executed notebook was kept at ``partial_path``."""
+
+    def __init__(self, message: str, partial_path: Path | None):
+        super().__init__(message)
+        self.partial_path = partial_path
+
+
+def declared_parameters(notebook: Path) -> dict[str, dict]:
+    """``{name: {inferred_type_name, default}}`` from the notebook's ``parameters`` cell."""
+    import papermill
+
+    return papermill.inspect_notebook(str(notebook))
+
+
+def check_parameters(notebook: Path, params: dict[str, Any]) -> None:
+    """Raise ``ObsError`` for a parameter the notebook does not declare or of the wrong type
+    (``None`` is allowed for declared ``None``/str defaults; ints are accepted for floats)."""
+    declared = declared_parameters(notebook)
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ObsError(f"{notebook.name}: unknown parameter(s) {unknown}; declared: {sorted(declared)}")
+    for name, value in params.items():
+        tname = (declared[name].get("inferred_type_name") or "").split("|")[0].strip()
+        typ = _TYPE_NAMES.get(tname)
+        if typ is None or value is None:
+            continue
+        ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise ObsError(f"{notebook.name}: parameter {name!r} must be {tname}, got {type(value).__name__} "
+                           f"({value!r})")
+
+
+def execute(notebook: Path, output: Path, params: dict[str, Any], *, kernel_name: str, start_timeout_s: int,
+            cell_timeout_s: int, cwd: Path | None = None) -> Path:
+    """Execute ``notebook`` into ``output`` with ``params``. Returns ``output``.
+
+    Raises ``NotebookFailed`` (partial notebook kept at ``output``) when a cell fails, and
+    ``ObsError`` for bad parameters or a kernel that does not start.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    check_parameters(notebook, params)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(output), parameters=params, kernel_name=kernel_name,
+            start_timeout=start_timeout_s, execution_timeout=cell_timeout_s,
+            progress_bar=sys.stderr.isatty(), log_output=False, cwd=str(cwd) if cwd else None,
+        )
+    except PapermillExecutionError as exc:
+        raise NotebookFailed(f"{notebook.name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}"[:2000],
+                             output if output.exists() else None) from exc
+    except (RuntimeError, TimeoutError) as exc:  # kernel died / did not start
+        raise NotebookFailed(f"{notebook.name}: kernel error: {exc}"[:2000],
+                             output if output.exists() else None) from exc
+    return output
+
+
+def export_html(executed: Path, html_path: Path) -> Path:
+    """Write ``html_path`` from an executed notebook without re-executing it (atomic)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    from .storage import atomic_write_text
+
+    nb = nbformat.read(str(executed), as_version=4)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    atomic_write_text(html_path, body)
+    return html_path
+
+
+def warm_up_html_export() -> None:
+    """Import nbconvert and render a one-cell notebook once (template and pygments setup),
+    so the real export afterwards is fast. Safe to run in a background thread."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    HTMLExporter().from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))

@@ -1,0 +1,328 @@
+"""The weekly report payload (``schemas/observability_weekly_report.schema.json``).
+
+``build_weekly_payload`` reads the research repository at ``data_root`` for one week
+``[week_start, week_end)`` and returns the payload dict. Definitions (DESIGN.md):
+
+- EV is pips per trade (``total_pips / trades``). ``ev.trend_7d`` (pips/trade) comes from
+  the run's ``daily.csv`` rows dated before ``week_end``: let D be the last date with
+  fills; EV over the 7 calendar days ``[D-6, D]`` minus EV over ``[D-13, D-7]``; null when
+  either window has no fills or the file is missing.
+- ``win_rate_lcb`` (fraction) from the state file the run ended with
+  (``state_archive_path``), see ``obslib.stats.win_rate_lcb``.
+- Benchmarks are standing references: the newest report generated before ``week_end`` is
+  used, its ``as_of`` shown; older than ``benchmark_stale_days`` (14) at ``week_end`` ->
+  warning alert; generated after the week -> not used, info alert.
+- Utilisation status rule (percent of equity): ``breach`` when utilisation > budget;
+  ``warning`` when headroom (budget - utilisation) < 20 % of budget
+  (``utilisation_warning_headroom_frac``); else ``ok``.
+- Latency: the week's samples from ``ops/signal_latency.csv``; ``p95_ms`` is the type-7
+  p95 of their per-sample p95 (ms); ``breaches`` are the warning/critical severity
+  changes of the breach streaks replayed over the week's samples only.
+- Data outside the week never fills an empty week: a missing section is empty plus an alert.
+
+Everything is sorted, so the same inputs and ``now`` give a byte-identical payload
+(provenance ``job_id`` aside, which identifies the run).
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .alerts import make_alert, sort_alerts
+from .config import Config
+from .errors import InputError
+from .inputs import Problem, rel
+from .inputs.latency_events import LATENCY_REL, read_latency_samples
+from .inputs.reports import TELEMETRY_REL, read_benchmarks, read_router_telemetry
+from .inputs.runs import read_daily
+from .inputs.state_archive import ARCHIVE_REL, parse_snapshot
+from .latency.streaks import replay
+from .provenance import input_entries, provenance
+from .stats import PERCENTILE_METHOD, ev_per_trade, percentile
+from .storage import canonical_json_bytes, sha256_bytes
+from .timeutil import to_rfc3339
+
+SCHEMA_VERSION = "1.0.0"
+SCHEMA_FILE = "observability_weekly_report.schema.json"
+VOLATILE_PROVENANCE = ("job_id", "generated_at", "source_command")
+
+
+def _r(x: float | None, nd: int = 6) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+def ev_trend_7d(daily: list[dict] | None, before: date) -> float | None:
+    """EV(last 7 days with data) - EV(7 days before), pips/trade; see module doc."""
+    if not daily:
+        return None
+    rows = [r for r in daily if r["date"] < before]
+    with_fills = [r for r in rows if (r.get("fills") or 0) > 0]
+    if not with_fills:
+        return None
+    last = with_fills[-1]["date"]
+
+    def ev(lo: date, hi: date) -> float | None:
+        sel = [r for r in rows if lo <= r["date"] <= hi]
+        fills = sum(r["fills"] or 0 for r in sel)
+        return ev_per_trade(sum(r["pnl_pips"] or 0.0 for r in sel), fills) if fills else None
+
+    a = ev(last - timedelta(days=6), last)
+    b = ev(last - timedelta(days=13), last - timedelta(days=7))
+    return None if a is None or b is None else a - b
+
+
+def _benchmarks(data_root: Path, cfg: Config, week_start: datetime, week_end: datetime,
+                problems: list[Problem], alerts: list[dict], used_inputs: list[str]) -> dict:
+    wk = week_start.date().isoformat()
+    chosen: dict[tuple, dict] = {}
+    for b in read_benchmarks(data_root, problems, cfg.run_stamp_tz):
+        ident = (b["kind"], b["key"], b["days"])
+        label = b["path"]
+        if b["as_of"] is not None and b["as_of"] >= week_end:
+            alerts.append(make_alert(f"benchmark-after-week:{label}:{wk}", "info",
+                                     f"{label} was generated at {to_rfc3339(b['as_of'])}, after the week "
+                                     f"{wk}; not used", anchor="weekly-report-inputs", owner=cfg.owner))
+            continue
+        prev = chosen.get(ident)
+        if prev is None or (b["as_of"] or datetime.min.replace(tzinfo=week_end.tzinfo)) > (
+                prev["as_of"] or datetime.min.replace(tzinfo=week_end.tzinfo)):
+            chosen[ident] = b
+    baseline, rolling = [], []
+    for ident, b in sorted(chosen.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
+        used_inputs.append(b["path"])
+        d = b["data"]
+        as_of = b["as_of"]
+        age_days = None if as_of is None else (week_end - as_of).total_seconds() / 86400
+        if as_of is None:
+            alerts.append(make_alert(f"benchmark-age-unknown:{b['path']}:{wk}", "warning",
+                                     f"{b['path']} has no generated_at or dated state/run path: age unknown",
+                                     anchor="weekly-report-inputs", owner=cfg.owner))
+        elif age_days > cfg.benchmark_stale_days:
+            alerts.append(make_alert(f"benchmark-stale:{b['path']}:{wk}", "warning",
+                                     f"{b['path']} is {age_days:.1f} days old at week_end {to_rfc3339(week_end)} "
+                                     f"(limit {cfg.benchmark_stale_days} days)",
+                                     anchor="weekly-report-inputs", owner=cfg.owner))
+        ev_latest = _r(ev_per_trade(d.get("total_pips"), d.get("trades")))
+        common = {"as_of": None if as_of is None else to_rfc3339(as_of), "as_of_source": b["as_of_source"],
+                  "source": b["path"], "trades": int(d["trades"]),
+                  "stale": None if age_days is None else age_days > cfg.benchmark_stale_days}
+        if b["kind"] == "baseline":
+            run_dir = str(d.get("run_dir") or "")
+            run_id = Path(run_dir).name if run_dir else b["key"]
+            daily = None
+            if run_dir:
+                daily = read_daily(data_root, run_dir, problems)
+                if daily is None:
+                    problems.append(Problem("missing", f"{run_dir}/daily.csv",
+                                            f"daily.csv of baseline run {run_id} not found: ev.trend_7d is null"))
+                else:
+                    used_inputs.append(f"{run_dir}/daily.csv")
+            lcb = None
+            sap = d.get("state_archive_path")
+            if sap:
+                snap_path = Path(data_root) / str(sap)
+                if snap_path.is_file():
+                    snap = parse_snapshot(snap_path, str(sap), problems) if len(Path(str(sap)).parts) >= 4 else None
+                    if snap is None and len(Path(str(sap)).parts) < 4:
+                        problems.append(Problem("malformed", str(sap), "state_archive_path outside the archive layout"))
+                    lcb = None if snap is None else _r(snap["win_rate_lcb"])
+                    used_inputs.append(str(sap))
+                else:
+                    problems.append(Problem("missing", str(sap), f"state file of baseline {run_id} not found: "
+                                                                 "win_rate_lcb is null"))
+            baseline.append({"run_id": run_id, "ev": {"latest": ev_latest,
+                                                      "trend_7d": _r(ev_trend_7d(daily, week_end.date()))},
+                             "win_rate_lcb": lcb, **common})
+        else:
+            days = int(b["days"])
+            rolling.append({"run_id": f"{b['key']}_rolling_{days}d", "window_days": days,
+                            "ev": {"latest": ev_latest, "trend_7d": None},
+                            "turnover": {"avg_trades_per_day": _r(float(d["trades"]) / days)}, **common})
+    if not baseline and not rolling:
+        alerts.append(make_alert(f"no-benchmarks:{wk}", "warning",
+                                 f"no benchmark report usable for week {wk}", anchor="weekly-report-inputs",
+                                 owner=cfg.owner))
+    return {"baseline": baseline, "rolling": rolling}
+
+
+def utilisation_status(utilisation_pct: float | None, budget_pct: float | None, headroom_pct: float | None,
+                       warning_frac: float = 0.2) -> str:
+    """ok|warning|breach: breach when utilisation > budget; warning when headroom <
+    ``warning_frac`` x budget; ok otherwise (unknown numbers -> ok only if nothing says otherwise)."""
+    if utilisation_pct is not None and budget_pct is not None and utilisation_pct > budget_pct:
+        return "breach"
+    if headroom_pct is not None and headroom_pct < 0:
+        return "breach"
+    if headroom_pct is not None and budget_pct is not None and headroom_pct < warning_frac * budget_pct:
+        return "warning"
+    return "ok"
+
+
+def _telemetry(data_root: Path, cfg: Config, wk: str, problems: list[Problem], alerts: list[dict],
+               used_inputs: list[str]) -> tuple[dict, dict]:
+    tel = read_router_telemetry(data_root, problems)
+    if tel is None:
+        return {"categories": []}, {"slippage_bps": {}, "reject_rate": {}}
+    used_inputs.append(TELEMETRY_REL)
+
+    def num(section: str, key: str) -> float | None:
+        v = (tel.get(section) or {}).get(key)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise InputError(TELEMETRY_REL, f"{section}.{key} is not a number: {v!r}")
+        return float(v)
+
+    names = sorted(set(tel.get("category_budget_pct") or {}) | set(tel.get("category_utilisation_pct") or {}))
+    cats = []
+    for n in names:
+        util, budget = num("category_utilisation_pct", n), num("category_budget_pct", n)
+        head = num("category_budget_headroom_pct", n)
+        if head is None and util is not None and budget is not None:
+            head = budget - util
+        status = utilisation_status(util, budget, head, cfg.utilisation_warning_headroom_frac)
+        cats.append({"name": n, "utilisation_pct": _r(util), "budget_pct": _r(budget), "headroom_pct": _r(head),
+                     "cap_pct": _r(num("category_caps_pct", n)), "status": status})
+        if status != "ok":
+            alerts.append(make_alert(f"utilisation-{status}:{n}:{wk}", "critical" if status == "breach" else "warning",
+                                     f"category {n}: utilisation {util}% vs budget {budget}% (headroom {_r(head)}%)"
+                                     f" -> {status}", anchor="dashboard-exports", owner=cfg.owner))
+    if not cats:
+        alerts.append(make_alert(f"utilisation-empty:{wk}", "warning", f"{TELEMETRY_REL} has no categories",
+                                 anchor="weekly-report-inputs", owner=cfg.owner))
+    util = {"categories": cats, "gross_exposure_pct": _r(tel.get("gross_exposure_pct")),
+            "gross_exposure_cap_pct": _r(tel.get("gross_exposure_cap_pct"))}
+    eh = tel.get("execution_health") or {}
+    if not isinstance(eh, dict):
+        raise InputError(TELEMETRY_REL, "execution_health is not an object")
+    slip, rej = {}, {}
+    for strat in sorted(eh):
+        v = eh[strat] or {}
+        for key, target in (("slippage_bps", slip), ("reject_rate", rej)):
+            val = v.get(key)
+            if val is None:
+                problems.append(Problem("missing", TELEMETRY_REL, f"execution_health.{strat}.{key} missing"))
+                continue
+            if isinstance(val, bool) or not isinstance(val, (int, float)):
+                raise InputError(TELEMETRY_REL, f"execution_health.{strat}.{key} is not a number: {val!r}")
+            target[strat] = _r(val)
+    if not eh:
+        alerts.append(make_alert(f"execution-health-empty:{wk}", "warning",
+                                 f"{TELEMETRY_REL} has no execution_health", anchor="weekly-report-inputs",
+                                 owner=cfg.owner))
+    return util, {"slippage_bps": slip, "reject_rate": rej}
+
+
+def _latency(data_root: Path, cfg: Config, week_start: datetime, week_end: datetime, problems: list[Problem],
+             alerts: list[dict], used_inputs: list[str]) -> dict:
+    wk = week_start.date().isoformat()
+    samples = read_latency_samples(data_root, week_start, week_end, problems)
+    if (Path(data_root) / LATENCY_REL).exists():
+        used_inputs.append(LATENCY_REL)
+    slo = cfg.latency.slo_ms
+    values = [s["p95_ms"] for s in samples if s["p95_ms"] is not None and s["status"] != "no_data"]
+    by_src: dict[str, list[float]] = {}
+    for s in samples:
+        if s["p95_ms"] is not None and s["status"] != "no_data":
+            by_src.setdefault(s["source"], []).append(s["p95_ms"])
+    sources = [{"source": k, "samples": len(v), "p50_ms": _r(percentile(v, 50), 3),
+                "p95_ms": _r(percentile(v, 95), 3)} for k, v in sorted(by_src.items())]
+    _, notes = replay(({"source": s["source"], "timestamp": to_rfc3339(s["timestamp"]), "p95_ms": s["p95_ms"],
+                        "status": s["status"]} for s in samples), slo)
+    breaches = sorted(({"timestamp": n.timestamp, "source": n.source, "p95_ms": _r(n.p95_ms, 3),
+                        "status": n.severity} for n in notes if n.severity in ("warning", "critical")),
+                      key=lambda b: (b["timestamp"], b["source"]))
+    if not values:
+        alerts.append(make_alert(f"latency-no-samples:{wk}", "warning", f"no latency samples in week {wk}",
+                                 anchor="signal-latency", owner=cfg.owner))
+    for b in breaches:
+        alerts.append(make_alert(f"latency-{b['status']}:{b['source']}:{b['timestamp']}", b["status"],
+                                 f"{b['source']}: p95 {b['p95_ms']} ms above the {slo:g} ms SLO "
+                                 f"({b['status']} streak at {b['timestamp']})", anchor="signal-latency",
+                                 owner=cfg.owner))
+    return {"p95_ms": _r(percentile(values, 95), 3), "samples": len(values), "slo_ms": slo,
+            "method": PERCENTILE_METHOD, "sources": sources, "breaches": breaches}
+
+
+def build_weekly_payload(data_root: Path, week_start: datetime, *, cfg: Config, now: datetime, job_id: str,
+                         command: str, sha: str | None, data_label: str,
+                         ev_history: bool = False) -> dict[str, Any]:
+    """Build the weekly payload for ``[week_start, week_start + 7 days)``.
+
+    ``data_root``: research repository; ``now``: generation time (aware UTC);
+    ``job_id``/``command``/``sha``: provenance; ``data_label``: how to name the data root
+    in the payload (no absolute paths). Raises ``InputError`` when a required input is
+    missing or an existing input is unreadable (JSON syntax error, etc.).
+    Returns the payload dict (not yet schema-validated; see ``validate_payload``).
+    """
+    week_end = week_start + timedelta(days=7)
+    wk = week_start.date().isoformat()
+    problems: list[Problem] = []
+    alerts: list[dict] = []
+    used: list[str] = []
+    runs = _benchmarks(data_root, cfg, week_start, week_end, problems, alerts, used)
+    util, health = _telemetry(data_root, cfg, wk, problems, alerts, used)
+    latency = _latency(data_root, cfg, week_start, week_end, problems, alerts, used)
+    for p in problems:
+        sev = "warning" if p.kind in ("malformed", "missing") else "info"
+        alerts.append(make_alert(f"input-{p.kind}:{p.path}:{p.line or 0}", sev, f"input {p.kind}: {p}",
+                                 anchor="weekly-report-inputs", owner=cfg.owner))
+    # de-duplicate ids (the same problem reported twice keeps one alert)
+    uniq = {a["id"]: a for a in alerts}
+    payload = {
+        "schema_version": SCHEMA_VERSION,
+        "generated_at": to_rfc3339(now),
+        "week_start": to_rfc3339(week_start),
+        "week_end": to_rfc3339(week_end),
+        "runs": runs,
+        "utilisation": util,
+        "execution_health": health,
+        "latency": latency,
+        "alerts": sort_alerts(list(uniq.values())),
+        "attachments": [
+            {"name": "weekly_report.ipynb", "path": f"weekly_report/{wk}/weekly_report.ipynb",
+             "media_type": "application/x-ipynb+json"},
+            {"name": "weekly_report.html", "path": f"weekly_report/{wk}/weekly_report.html",
+             "media_type": "text/html"},
+        ],
+        "provenance": provenance(generated_at=now, job_id=job_id, command=command, sha=sha,
+                                 inputs=input_entries(data_root, used), data_root=data_label,
+                                 run_stamp_tz=cfg.run_stamp_tz,
+                                 input_problems=sorted(({"kind": p.kind, "path": p.path, "line": p.line,
+                                                         "reason": p.reason} for p in problems),
+                                                       key=lambda d: (d["path"], d["line"] or 0, d["reason"]))),
+    }
+    return payload
+
+
+def content_checksum(payload: dict) -> str:
+    """sha256 of the payload's canonical JSON without the per-run fields (top-level
+    ``generated_at`` and provenance ``job_id``, ``generated_at``, ``source_command``):
+    equal for two runs that report the same numbers. Used as the idempotency key."""
+    p = copy.deepcopy(payload)
+    p.pop("generated_at", None)
+    for k in VOLATILE_PROVENANCE:
+        p.get("provenance", {}).pop(k, None)
+    return sha256_bytes(canonical_json_bytes(p))
+
+
+def ev_history_frame(data_root: Path, problems: list[Problem] | None = None):
+    """All state-archive snapshots as a pandas DataFrame (``generated_at`` UTC, ``key`` =
+    strategy/symbol/mode, ``ev_alpha, ev_beta, win_rate_lcb`` ...), for plots."""
+    import pandas as pd
+
+    from .inputs.state_archive import read_state_archive
+
+    rows = read_state_archive(data_root, problems if problems is not None else [])
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df["key"] = df["strategy"] + "/" + df["symbol"] + "/" + df["mode"]
+        df["win_rate_point"] = df["ev_alpha"] / (df["ev_alpha"] + df["ev_beta"])
+    return df
+
+
+__all__ = ["build_weekly_payload", "content_checksum", "ev_trend_7d", "utilisation_status", "ev_history_frame",
+           "ARCHIVE_REL", "rel"]

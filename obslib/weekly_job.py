@@ -1,0 +1,111 @@
+"""The weekly job (``obs weekly run`` / ``make weekly``): execute the report notebook,
+export HTML, publish the week's artefacts atomically, then deliver the payload.
+
+Layout: ``out/weekly_report/<week_start>/{weekly_report.ipynb, weekly_report.html,
+payload.json}``. The notebook runs in a staging folder; only a fully successful run
+replaces the week's files (each by ``os.replace``). A failing cell keeps the partial
+executed notebook as ``out/weekly_report/<week_start>/failed/<job_id>.ipynb`` and exits
+non-zero; earlier artefacts (this week's and other weeks') are untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .inputs import resolve_data_root
+from .notebook import NotebookFailed, execute, export_html, warm_up_html_export
+from .provenance import commit_sha, source_command
+from .runlog import JobContext
+from .schemas import validate
+from .storage import fsync_dir, read_json
+from .timeutil import to_rfc3339, week_start_of
+from .weekly import SCHEMA_FILE, content_checksum
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "weekly_report.ipynb"
+ARTEFACTS = ("weekly_report.ipynb", "weekly_report.html", "payload.json")
+
+
+def week_dir(cfg: Config, week_start: datetime) -> Path:
+    """``out/weekly_report/<YYYY-MM-DD>/``."""
+    return cfg.out_dir / "weekly_report" / week_start.date().isoformat()
+
+
+def data_label(cfg: Config, data_root: Path) -> str:
+    """How the data root is named inside artefacts (never an absolute path)."""
+    if cfg.uses_demo:
+        return f"demo (seed {cfg.demo_seed})"
+    raw = str(cfg.data_root)
+    return raw if not os.path.isabs(raw) else Path(raw).name
+
+
+def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: datetime | None) -> dict[str, Any]:
+    """Execute the notebook for ``week_start`` (default: the week containing ``now``) and
+    publish its artefacts. Returns ``{week_start, dir, payload, payload_path, artefacts}``.
+    Raises ``NotebookFailed`` (partial notebook kept) or another ``ObsError``."""
+    ws = week_start or week_start_of(now)
+    root = resolve_data_root(cfg, now)
+    wdir = week_dir(cfg, ws)
+    staging = wdir / f".staging-{ctx.job_id}"
+    staging.mkdir(parents=True, exist_ok=True)
+    params = {"week_start": ws.date().isoformat(), "data_root": str(Path(root).resolve()), "as_of": to_rfc3339(now),
+              "out_dir": str(staging.resolve()), "work_root": str(Path(cfg.work_root).resolve()),
+              "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
+              "data_label": data_label(cfg, root)}
+    nb_out = staging / "weekly_report.ipynb"
+    warm = threading.Thread(target=warm_up_html_export, daemon=True)
+    warm.start()  # nbconvert's first render costs ~1 s; pay it while the kernel runs
+    try:
+        try:
+            execute(NOTEBOOK, nb_out, params, kernel_name=cfg.notebook.kernel_name,
+                    start_timeout_s=cfg.notebook.start_timeout_s, cell_timeout_s=cfg.notebook.cell_timeout_s,
+                    cwd=staging)
+        except NotebookFailed as exc:
+            if exc.partial_path is not None and exc.partial_path.exists():
+                failed = wdir / "failed" / f"{ctx.job_id}.ipynb"
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(exc.partial_path, failed)
+                exc.args = (f"{exc.args[0]} (partial notebook: {failed.relative_to(cfg.work_root)})",)
+            raise
+        warm.join()
+        export_html(nb_out, staging / "weekly_report.html")
+        payload = read_json(staging / "payload.json")
+        validate(payload, SCHEMA_FILE, "weekly payload")
+        for name in ARTEFACTS:
+            os.replace(staging / name, wdir / name)
+        fsync_dir(wdir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    rel = [str((wdir / n).relative_to(cfg.work_root)) for n in ARTEFACTS]
+    return {"week_start": ws.date().isoformat(), "dir": str(wdir), "payload": payload,
+            "payload_path": wdir / "payload.json", "artefacts": rel}
+
+
+def cleanup_staging(wdir: Path) -> None:
+    """Remove staging folders left by a killed run (safe: they are never read)."""
+    for p in wdir.glob(".staging-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def summary_line(result: dict, delivery: dict) -> dict:
+    """The job's JSON summary (no payload body)."""
+    p = result["payload"]
+    return {"week_start": result["week_start"], "payload_checksum": content_checksum(p),
+            "artefacts": result["artefacts"],
+            "alerts": {s: sum(1 for a in p["alerts"] if a["severity"] == s) for s in ("critical", "warning", "info")},
+            "runs": {"baseline": len(p["runs"]["baseline"]), "rolling": len(p["runs"]["rolling"])},
+            "latency_p95_ms": p["latency"]["p95_ms"], **delivery}
+
+
+def load_week_payload(cfg: Config, week_start: datetime) -> dict:
+    """The published payload of a week (``InputError`` when there is none)."""
+    return read_json(week_dir(cfg, week_start) / "payload.json")
+
+
+__all__ = ["build_report", "week_dir", "summary_line", "load_week_payload", "cleanup_staging", "json"]
