@@ -21,7 +21,7 @@ from .weekly import SCHEMA_FILE, build_weekly_payload, ev_history_frame
 
 WEEKLY_PARAMS: dict[str, type | tuple] = {
     "week_start": str, "data_root": str, "as_of": str, "out_dir": str, "work_root": str, "job_id": str,
-    "source_command": str, "commit_sha": str, "data_label": str,
+    "source_command": str, "commit_sha": str, "data_label": str, "allow_bad_rows": bool,
 }
 
 
@@ -48,7 +48,7 @@ class WeeklyReport:
 
 def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = "", out_dir: str = "",
                    work_root: str = "", job_id: str = "", source_command: str = "", commit_sha: str = "",
-                   data_label: str = "") -> WeeklyReport:
+                   data_label: str = "", allow_bad_rows: bool = False) -> WeeklyReport:
     """Build, validate and write ``<out_dir>/payload.json``.
 
     Blank parameters mean: ``as_of`` now, ``week_start`` the week containing ``as_of``,
@@ -64,7 +64,8 @@ def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = ""
     payload = build_weekly_payload(root, ws, cfg=cfg, now=now, job_id=job_id or f"notebook-{now:%Y%m%dT%H%M%SZ}",
                                    command=source_command or "notebooks/weekly_report.ipynb",
                                    sha=commit_sha or None, data_label=data_label or ("demo" if cfg.uses_demo else
-                                                                                     Path(root).name))
+                                                                                     Path(root).name),
+                                   allow_bad_rows=allow_bad_rows)
     validate(payload, SCHEMA_FILE, "weekly payload")
     out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="obs-weekly-out-"))
     path = out / "payload.json"

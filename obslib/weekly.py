@@ -37,13 +37,13 @@ from .errors import InputError
 from .inputs import Problem, rel
 from .inputs.latency_events import LATENCY_REL, read_latency_samples
 from .inputs.reports import TELEMETRY_REL, read_benchmarks, read_router_telemetry
-from .inputs.runs import read_daily
+from .inputs.runs import INDEX_REL, read_daily, read_run_index
 from .inputs.state_archive import ARCHIVE_REL, parse_snapshot
 from .latency.streaks import replay
 from .provenance import input_entries, provenance
 from .stats import PERCENTILE_METHOD, ev_per_trade, percentile
 from .storage import canonical_json_bytes, sha256_bytes
-from .timeutil import to_rfc3339
+from .timeutil import parse_ts, to_rfc3339
 
 SCHEMA_VERSION = "1.0.0"
 SCHEMA_FILE = "observability_weekly_report.schema.json"
@@ -161,11 +161,28 @@ def utilisation_status(utilisation_pct: float | None, budget_pct: float | None, 
     return "ok"
 
 
-def _telemetry(data_root: Path, cfg: Config, wk: str, problems: list[Problem], alerts: list[dict],
+def _telemetry(data_root: Path, cfg: Config, wk: str, week_end: datetime, problems: list[Problem], alerts: list[dict],
                used_inputs: list[str]) -> tuple[dict, dict]:
     tel = read_router_telemetry(data_root, problems)
+    empty = ({"categories": []}, {"slippage_bps": {}, "reject_rate": {}})
     if tel is None:
-        return {"categories": []}, {"slippage_bps": {}, "reject_rate": {}}
+        return empty
+    stamp = tel.get("generated_at") or tel.get("as_of")
+    if stamp:
+        try:
+            tel_time = parse_ts(str(stamp))
+        except ValueError as exc:
+            raise InputError(TELEMETRY_REL, f"generated_at {stamp!r} is not a timestamp") from exc
+        if tel_time >= week_end:
+            alerts.append(make_alert(f"telemetry-after-week:{wk}", "warning",
+                                     f"{TELEMETRY_REL} is dated {to_rfc3339(tel_time)}, after week {wk}: "
+                                     "utilisation and execution health not reported", anchor="weekly-report-inputs",
+                                     owner=cfg.owner))
+            return empty
+    else:
+        alerts.append(make_alert(f"telemetry-undated:{wk}", "info",
+                                 f"{TELEMETRY_REL} carries no timestamp: shown as the latest router snapshot",
+                                 anchor="weekly-report-inputs", owner=cfg.owner))
     used_inputs.append(TELEMETRY_REL)
 
     def num(section: str, key: str) -> float | None:
@@ -249,13 +266,16 @@ def _latency(data_root: Path, cfg: Config, week_start: datetime, week_end: datet
 
 def build_weekly_payload(data_root: Path, week_start: datetime, *, cfg: Config, now: datetime, job_id: str,
                          command: str, sha: str | None, data_label: str,
-                         ev_history: bool = False) -> dict[str, Any]:
+                         allow_bad_rows: bool = False) -> dict[str, Any]:
     """Build the weekly payload for ``[week_start, week_start + 7 days)``.
 
     ``data_root``: research repository; ``now``: generation time (aware UTC);
     ``job_id``/``command``/``sha``: provenance; ``data_label``: how to name the data root
-    in the payload (no absolute paths). Raises ``InputError`` when a required input is
-    missing or an existing input is unreadable (JSON syntax error, etc.).
+    in the payload (no absolute paths). Raises ``InputError`` when a required input
+    (``runs/index.csv``) is missing, an existing input is unreadable (JSON syntax error,
+    etc.), or, unless ``allow_bad_rows``, any input row is malformed (the message names
+    the first file and line and counts the rest). With ``allow_bad_rows`` the bad rows are
+    reported as alerts and in ``provenance.input_problems``, never silently dropped.
     Returns the payload dict (not yet schema-validated; see ``validate_payload``).
     """
     week_end = week_start + timedelta(days=7)
@@ -263,9 +283,21 @@ def build_weekly_payload(data_root: Path, week_start: datetime, *, cfg: Config, 
     problems: list[Problem] = []
     alerts: list[dict] = []
     used: list[str] = []
+    index = read_run_index(data_root, problems)  # required: a data root without it is wrong
+    used.append(INDEX_REL)
     runs = _benchmarks(data_root, cfg, week_start, week_end, problems, alerts, used)
-    util, health = _telemetry(data_root, cfg, wk, problems, alerts, used)
+    indexed = {r["run_id"] for r in index}
+    for b in runs["baseline"]:
+        b["in_index"] = b["run_id"] in indexed
+    util, health = _telemetry(data_root, cfg, wk, week_end, problems, alerts, used)
     latency = _latency(data_root, cfg, week_start, week_end, problems, alerts, used)
+    malformed = [p for p in problems if p.kind == "malformed"]
+    if malformed and not allow_bad_rows:
+        first = malformed[0]
+        more = f" (+{len(malformed) - 1} more bad row(s): " + "; ".join(map(str, malformed[1:4])) + ")" if len(
+            malformed) > 1 else ""
+        raise InputError(first.path, f"{first.reason}{more}; fix the input or pass --allow-bad-rows to report "
+                                     "them as alerts", line=first.line)
     for p in problems:
         sev = "warning" if p.kind in ("malformed", "missing") else "info"
         alerts.append(make_alert(f"input-{p.kind}:{p.path}:{p.line or 0}", sev, f"input {p.kind}: {p}",

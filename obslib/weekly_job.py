@@ -26,7 +26,7 @@ from .runlog import JobContext
 from .schemas import validate
 from .storage import fsync_dir, read_json
 from .timeutil import to_rfc3339, week_start_of
-from .weekly import SCHEMA_FILE, content_checksum
+from .weekly import SCHEMA_FILE, build_weekly_payload, content_checksum
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "weekly_report.ipynb"
 ARTEFACTS = ("weekly_report.ipynb", "weekly_report.html", "payload.json")
@@ -45,19 +45,26 @@ def data_label(cfg: Config, data_root: Path) -> str:
     return raw if not os.path.isabs(raw) else Path(raw).name
 
 
-def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: datetime | None) -> dict[str, Any]:
+def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: datetime | None,
+                 allow_bad_rows: bool = False) -> dict[str, Any]:
     """Execute the notebook for ``week_start`` (default: the week containing ``now``) and
     publish its artefacts. Returns ``{week_start, dir, payload, payload_path, artefacts}``.
+
+    The payload is first built in-process as a preflight (0.1-0.2 s), so bad input fails
+    fast with a clean ``InputError`` before a kernel starts and before anything is written.
     Raises ``NotebookFailed`` (partial notebook kept) or another ``ObsError``."""
     ws = week_start or week_start_of(now)
     root = resolve_data_root(cfg, now)
+    label = data_label(cfg, root)
+    build_weekly_payload(root, ws, cfg=cfg, now=now, job_id=ctx.job_id, command="preflight", sha=None,
+                         data_label=label, allow_bad_rows=allow_bad_rows)
     wdir = week_dir(cfg, ws)
     staging = wdir / f".staging-{ctx.job_id}"
     staging.mkdir(parents=True, exist_ok=True)
     params = {"week_start": ws.date().isoformat(), "data_root": str(Path(root).resolve()), "as_of": to_rfc3339(now),
               "out_dir": str(staging.resolve()), "work_root": str(Path(cfg.work_root).resolve()),
               "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
-              "data_label": data_label(cfg, root)}
+              "data_label": label, "allow_bad_rows": allow_bad_rows}
     nb_out = staging / "weekly_report.ipynb"
     warm = threading.Thread(target=warm_up_html_export, daemon=True)
     warm.start()  # nbconvert's first render costs ~1 s; pay it while the kernel runs

@@ -23,7 +23,7 @@ def _week(args) -> object:
 
 def _run(args: argparse.Namespace) -> int:
     def body(cfg, ctx, now):
-        result = build_report(cfg, ctx, now, _week(args))
+        result = build_report(cfg, ctx, now, _week(args), allow_bad_rows=args.allow_bad_rows)
         from ..delivery import deliver_weekly
 
         delivery = deliver_weekly(result["payload"], week_start=result["week_start"], cfg=cfg, ctx=ctx, now=now,
@@ -47,6 +47,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                         description="Build the week's payload through the report notebook (papermill), export "
                                     "HTML, publish to out/weekly_report/<week_start>/, then deliver the payload.")
     r.add_argument("--week-start", help="Monday YYYY-MM-DD (default: the week containing --now)")
+    r.add_argument("--allow-bad-rows", action="store_true",
+                   help="report malformed input rows as alerts instead of failing the job")
     r.add_argument("--force", action="store_true", help="resend even when this payload was already delivered")
     r.add_argument("--require-delivery", action="store_true",
                    help="fail when no webhook URL or secret is configured (cron sets this when the URL is set)")

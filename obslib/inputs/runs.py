@@ -24,7 +24,7 @@ HEADER_V39 = (
     "state_path,gate_block,ev_reject,ev_bypass,dump_rows,state_loaded,state_archive_path,ev_profile_path"
 ).split(",")
 _NOT_IN_V38 = {"ev_profile_path"}
-_NOT_IN_V31 = _NOT_IN_V38 | {"manifest_id", "k_tr", "rv_cuts", "include_expected_slip", "rv_quantile",
+_NOT_IN_V31 = _NOT_IN_V38 | {"k_tr", "rv_cuts", "include_expected_slip", "rv_quantile",
                              "calibrate_days", "ev_mode", "size_floor"}
 _NOT_IN_V28 = _NOT_IN_V31 | {"gate_block", "ev_reject", "ev_bypass"}
 HEADER_VERSIONS = {

@@ -1,0 +1,79 @@
+"""Config precedence, statistics definitions, storage primitives (expected values by hand)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from obslib.config import load_config
+from obslib.errors import ConfigError
+from obslib.stats import ev_per_trade, percentile, win_rate_lcb
+from obslib.storage import atomic_write_bytes, canonical_json_bytes
+
+
+def test_config_precedence_defaults_toml_env_cli(tmp_path):
+    assert load_config(tmp_path, env={}).latency.slo_ms == 120000.0
+    (tmp_path / "obs.toml").write_text('data_root = "data"\n[latency]\nslo_ms = 5000\n[webhook]\nmax_attempts = 4\n')
+    cfg = load_config(tmp_path, env={})
+    assert cfg.latency.slo_ms == 5000.0 and cfg.webhook.max_attempts == 4
+    assert cfg.data_root == tmp_path / "data"  # relative to the toml's folder
+    cfg = load_config(tmp_path, env={"LATENCY_SLO_MS": "7000", "OBS_WEBHOOK_MAX_ATTEMPTS": "2"})
+    assert cfg.latency.slo_ms == 7000.0 and cfg.webhook.max_attempts == 2
+    cfg = load_config(tmp_path, env={"LATENCY_SLO_MS": "7000"}, overrides={"latency": {"slo_ms": 9000}})
+    assert cfg.latency.slo_ms == 9000.0
+
+
+@pytest.mark.parametrize("toml, needle", [
+    ("bogus = 1\n", "unknown setting"),
+    ("[latency]\nslo_ms = 'fast'\n", "latency.slo_ms"),
+    ("[latency\n", "invalid TOML"),
+    ("[[latency.sources]]\nname='a'\nkind='carrier_pigeon'\npath='x'\n", "carrier_pigeon"),
+])
+def test_config_errors_name_the_setting(tmp_path, toml, needle):
+    (tmp_path / "obs.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=needle):
+        load_config(tmp_path, env={})
+
+
+def test_win_rate_lcb_reference_values():
+    # DESIGN.md / realdata README: 5 % quantile 0.41890, 2.5 % quantile 0.39713
+    assert win_rate_lcb(26.73646, 23.26354) == pytest.approx(0.41890, abs=1e-5)
+    assert win_rate_lcb(26.73646, 23.26354, conf=0.975) == pytest.approx(0.39713, abs=1e-5)
+    # priors are added to the counts: Beta(1+1, 1+1) 5 % quantile solves 3x^2-2x^3 = 0.05
+    x = win_rate_lcb(1, 1, 1, 1, 0.95)
+    assert 3 * x**2 - 2 * x**3 == pytest.approx(0.05, abs=1e-9)
+    # Beta(1, 1) is uniform: the 5 % quantile is 0.05
+    assert win_rate_lcb(1, 1) == pytest.approx(0.05, abs=1e-12)
+    with pytest.raises(ValueError):
+        win_rate_lcb(0, 1)
+
+
+def test_percentile_type7_by_hand():
+    vals = [10, 20, 30, 40]  # type 7: h = (n-1)p = 2.85 -> 30 + 0.85*10
+    assert percentile(vals, 95) == pytest.approx(38.5)
+    assert percentile(vals, 50) == pytest.approx(25.0)
+    assert percentile([], 95) is None
+    assert ev_per_trade(222.9371428573188, 300) == pytest.approx(0.743124, abs=1e-6)
+    assert ev_per_trade(10, 0) is None
+
+
+def test_canonical_json_is_sorted_compact_and_rejects_nan():
+    assert canonical_json_bytes({"b": 1, "a": [1.5, "é"]}) == '{"a":[1.5,"é"],"b":1}'.encode()
+    with pytest.raises(ValueError, match=r"\$\.x"):
+        canonical_json_bytes({"x": math.nan})
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    p = tmp_path / "a.json"
+    atomic_write_bytes(p, b"old")
+
+    class Boom(bytes):
+        pass
+
+    with pytest.raises(TypeError):
+        atomic_write_bytes(p, "not bytes")  # type: ignore[arg-type]
+    assert p.read_bytes() == b"old"
+    assert [q.name for q in tmp_path.iterdir()] == ["a.json"]  # no temp file left
+    assert json.loads(b"1") == 1
