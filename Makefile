@@ -5,12 +5,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OBS := $(BIN)/obs
 STAMP := $(VENV)/.installed-stamp
-# Optional knobs: DATA_ROOT=... WEEK_START=YYYY-MM-DD AS_OF=RFC3339 DATASET=name
+# Optional knobs: DATA_ROOT=... WEEK_START=YYYY-MM-DD AS_OF=RFC3339 WORK_ROOT=... DATASET=name
 DATA_ROOT ?=
 WEEK_START ?=
 AS_OF ?=
 DATASET ?= all
-OBS_FLAGS := $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)") $(if $(AS_OF),--now "$(AS_OF)")
+WORK_ROOT ?=
+OBS_FLAGS := $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)") $(if $(AS_OF),--now "$(AS_OF)") $(if $(WORK_ROOT),--work-root "$(WORK_ROOT)")
 
 .DEFAULT_GOAL := help
 .PHONY: help install weekly latency rollup dashboard verify nightly cron test test-fast test-nb lint bench demo clean

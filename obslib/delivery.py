@@ -1,0 +1,372 @@
+"""Weekly report delivery: idempotent signed POST, auditable history, replay, escalation.
+
+Files (paths relative to the work root)::
+
+    ops/weekly_report_history/<week_start>.json                  exact bytes last delivered
+    ops/weekly_report_history/<week_start>.receipt.json          receipt (schemas/delivery_receipt.schema.json)
+    ops/weekly_report_history/<week_start>.<sha16>.json          a superseded version (payload changed)
+    ops/weekly_report_history/<week_start>.<sha16>.receipt.json  ... and its receipt
+    ops/escalations/<job_id>.json                                a failed delivery (schemas/escalation.schema.json)
+    out/weekly_report/<YYYYMMDDTHHMMSSZ>.json                    ``--dry-run-webhook`` output (unsigned)
+
+``webhook-id`` for a weekly payload is ``weekly-<week_start>-<first 16 hex of sha256(body)>``:
+the same bytes always get the same id (retries, ``--force``, replay), changed bytes a new one.
+
+Environment (read by the caller at the edge and passed in as ``env``):
+``OBS_WEEKLY_WEBHOOK_URL`` destination, ``OBS_WEBHOOK_SECRET`` whitespace-separated
+secrets, ``OBS_ESCALATION_WEBHOOK_URL`` optional escalation destination. None of them is
+ever written anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import DeliveryError, InputError, ValidationError
+from .provenance import commit_sha, provenance, source_command
+from .runlog import redact
+from .schemas import validate
+from .storage import (
+    atomic_write_bytes,
+    atomic_write_json,
+    canonical_json_bytes,
+    file_lock,
+    read_json,
+    sha256_bytes,
+    sha256_file,
+)
+from .timeutil import parse_week_start, to_rfc3339
+from .webhook import DeliveryOutcome, clock_from, parse_secrets, send_signed
+
+SCHEMA_VERSION = "1"
+HISTORY_DIRNAME = "weekly_report_history"
+ESCALATIONS_DIRNAME = "escalations"
+RUNBOOK_ANCHOR = "weekly-webhook"
+ENV_URL = "OBS_WEEKLY_WEBHOOK_URL"
+ENV_SECRET = "OBS_WEBHOOK_SECRET"
+ENV_ESCALATION_URL = "OBS_ESCALATION_WEBHOOK_URL"
+ESCALATION_MAX_ATTEMPTS = 3
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _week(week_start: str) -> str:
+    try:
+        return parse_week_start(week_start).date().isoformat()
+    except ValueError as exc:
+        raise InputError("--week-start", str(exc)) from exc
+
+
+def weekly_webhook_id(week_start: str, body: bytes) -> str:
+    """``weekly-<week_start>-<first 16 hex of sha256(body)>``."""
+    return f"weekly-{week_start}-{sha256_bytes(body)[:16]}"
+
+
+def history_dir(cfg: Any) -> Path:
+    """``<work_root>/ops/weekly_report_history``."""
+    return Path(cfg.ops_dir) / HISTORY_DIRNAME
+
+
+def _rel(cfg: Any, path: Path) -> str:
+    try:
+        return Path(os.path.relpath(path, cfg.work_root)).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def runbook_ref(cfg: Any, anchor: str = RUNBOOK_ANCHOR) -> str:
+    """``docs/runbook.md#<anchor>`` (the runbook path comes from ``cfg.runbook``)."""
+    return f"{cfg.runbook}#{anchor}"
+
+
+def _alert(cfg: Any, alert_id: str, severity: str, message: str, anchor: str = RUNBOOK_ANCHOR) -> dict[str, str]:
+    return {"id": alert_id, "severity": severity, "message": message, "owner": cfg.owner,
+            "next_action": runbook_ref(cfg, anchor)}
+
+
+def _provenance(ctx: Any, now: datetime, env: Mapping[str, str], inputs: list[dict]) -> dict:
+    """DESIGN.md provenance (``generated_at, source_command, commit_sha, job_id, inputs``)."""
+    return provenance(generated_at=now, job_id=ctx.job_id, command=redact(source_command(), dict(env)),
+                      sha=commit_sha(env=dict(env)), inputs=inputs)
+
+
+def _canonical(payload: Any) -> bytes:
+    try:
+        return canonical_json_bytes(payload)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"weekly payload cannot be serialised canonically: {exc}") from exc
+
+
+def load_weekly_payload(cfg: Any, week_start: str) -> dict:
+    """Read ``out/weekly_report/<week_start>/payload.json`` written by the weekly job.
+
+    Raises ``InputError`` (file named) when missing or not a JSON object.
+    """
+    ws = _week(week_start)
+    path = Path(cfg.out_dir) / "weekly_report" / ws / "payload.json"
+    if not path.exists():
+        raise InputError(_rel(cfg, path), "no weekly payload for this week: run `obs weekly run` first")
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise InputError(_rel(cfg, path), "weekly payload must be a JSON object")
+    return data
+
+
+def dry_run_weekly(payload: dict, *, cfg: Any, now: datetime) -> tuple[Path, bytes]:
+    """Write the canonical payload, unsigned, to ``out/weekly_report/<YYYYMMDDTHHMMSSZ>.json``.
+
+    Returns ``(path, bytes)``; nothing is signed or sent.
+    """
+    body = _canonical(payload)
+    path = Path(cfg.out_dir) / "weekly_report" / f"{now.strftime('%Y%m%dT%H%M%SZ')}.json"
+    atomic_write_bytes(path, body)
+    return path, body
+
+
+# --------------------------------------------------------------------------- escalation
+
+
+def escalate(*, what: str, outcome: DeliveryOutcome, cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str],
+             purpose: str, anchor: str = RUNBOOK_ANCHOR, extra: dict[str, Any] | None = None,
+             sleep=time.sleep) -> tuple[Path, dict]:
+    """Record a failed delivery in ``ops/escalations/<job_id>.json`` and POST it.
+
+    The record (schemas/escalation.schema.json) says what failed, the attempts, status
+    codes, last status and error, and ``next_action`` (the runbook anchor). When
+    ``OBS_ESCALATION_WEBHOOK_URL`` is set in ``env`` the record's canonical bytes are
+    POSTed there (signed with ``OBS_WEBHOOK_SECRET`` when set, else unsigned; at most
+    3 attempts) and the result is written back into the file under ``post``.
+    Returns ``(path, record)``. Never raises for a failed escalation POST.
+    """
+    path = Path(cfg.ops_dir) / ESCALATIONS_DIRNAME / f"{ctx.job_id}.json"
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "webhook_delivery_failed",
+        "job_id": ctx.job_id,
+        "job_name": ctx.job_name,
+        "generated_at": to_rfc3339(now),
+        "severity": "critical",
+        "owner": cfg.owner,
+        "what": what,
+        "purpose": purpose,
+        "webhook_id": outcome.webhook_id,
+        "payload_checksum_sha256": outcome.payload_checksum_sha256,
+        "attempts": outcome.attempts,
+        "status_codes": list(outcome.status_codes),
+        "last_status_code": outcome.last_status_code,
+        "last_error": outcome.last_error,
+        "next_action": runbook_ref(cfg, anchor),
+        **(extra or {}),
+        "provenance": _provenance(ctx, now, env, []),
+    }
+    url = (env.get(ENV_ESCALATION_URL) or "").strip()
+    record["post"] = {"status": "pending" if url else "not_configured", "attempts": 0, "status_code": None}
+    validate(record, "escalation.schema.json", "escalation record")
+    atomic_write_json(path, record)
+    ctx.artefacts.append(_rel(cfg, path))
+    if url:
+        body = canonical_json_bytes({k: v for k, v in record.items() if k != "post"})
+        secrets = parse_secrets(env.get(ENV_SECRET))
+        esc_cfg = dataclasses.replace(cfg, webhook=dataclasses.replace(
+            cfg.webhook, max_attempts=min(ESCALATION_MAX_ATTEMPTS, cfg.webhook.max_attempts)))
+        res = send_signed(body, webhook_id=f"escalation-{ctx.job_id}", url=url, secrets=secrets, cfg=esc_cfg,
+                          ctx=ctx, clock=clock_from(now), sleep=sleep, purpose="escalation", allow_unsigned=True)
+        record["post"] = {"status": "delivered" if res.ok else "failed", "attempts": res.attempts,
+                          "status_code": res.last_status_code}
+        validate(record, "escalation.schema.json", "escalation record")
+        atomic_write_json(path, record)
+    return path, record
+
+
+def _fail(outcome: DeliveryOutcome, *, what: str, cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str],
+          week_start: str, sleep) -> DeliveryError:
+    path, record = escalate(what=what, outcome=outcome, cfg=cfg, ctx=ctx, now=now, env=env, purpose="weekly",
+                            extra={"week_start": week_start}, sleep=sleep)
+    last = f"HTTP {outcome.last_status_code}" if outcome.last_status_code is not None else outcome.last_error
+    err = DeliveryError(f"{what} failed after {outcome.attempts} attempt(s) (last: {last}); "
+                        f"escalation {_rel(cfg, path)}; see {runbook_ref(cfg)}")
+    err.summary = {"delivery": {"status": "error", **outcome.summary(), "escalation": _rel(cfg, path),
+                                "escalation_post": record["post"]["status"]}}
+    return err
+
+
+# --------------------------------------------------------------------------- history
+
+
+def _paths(cfg: Any, ws: str, tag: str | None = None) -> tuple[Path, Path]:
+    stem = ws if tag is None else f"{ws}.{tag}"
+    d = history_dir(cfg)
+    return d / f"{stem}.json", d / f"{stem}.receipt.json"
+
+
+def _read_receipt(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _delivery_entry(outcome: DeliveryOutcome, ctx: Any, kind: str) -> dict[str, Any]:
+    return {"job_id": ctx.job_id, "kind": kind, "delivered_at": to_rfc3339(outcome.delivered_at),
+            "attempts": outcome.attempts, "status_codes": list(outcome.status_codes)}
+
+
+def _archive_previous(cfg: Any, ws: str) -> str | None:
+    """Move the current version of week ``ws`` aside as ``<ws>.<sha16>.json`` (+ receipt)."""
+    body_p, receipt_p = _paths(cfg, ws)
+    if not body_p.exists():
+        return None
+    tag = sha256_file(body_p)[:16]
+    old_body, old_receipt = _paths(cfg, ws, tag)
+    if receipt_p.exists():
+        os.replace(receipt_p, old_receipt)
+    os.replace(body_p, old_body)
+    return _rel(cfg, old_body)
+
+
+def _write_history(cfg: Any, ctx: Any, ws: str, body: bytes, outcome: DeliveryOutcome, kind: str,
+                   previous: dict | None, env: Mapping[str, str]) -> dict:
+    body_p, receipt_p = _paths(cfg, ws)
+    atomic_write_bytes(body_p, body)
+    deliveries = list((previous or {}).get("deliveries", [])) + [_delivery_entry(outcome, ctx, kind)]
+    receipt = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "weekly_delivery_receipt",
+        "week_start": ws,
+        "webhook_id": outcome.webhook_id,
+        "payload_file": body_p.name,
+        "payload_bytes": len(body),
+        "payload_checksum_sha256": outcome.payload_checksum_sha256,
+        "job_id": ctx.job_id,
+        "delivered_at": to_rfc3339(outcome.delivered_at),
+        "attempts": outcome.attempts,
+        "status_codes": list(outcome.status_codes),
+        "signature_headers": dict(outcome.headers),
+        "deliveries": deliveries,
+        "provenance": _provenance(ctx, outcome.delivered_at, env,
+                                  [{"path": body_p.name, "sha256": outcome.payload_checksum_sha256}]),
+    }
+    validate(receipt, "delivery_receipt.schema.json", "delivery receipt")
+    atomic_write_json(receipt_p, receipt)
+    ctx.artefacts.extend([_rel(cfg, body_p), _rel(cfg, receipt_p)])
+    return receipt
+
+
+def _destination(env: Mapping[str, str]) -> tuple[str, list[str]]:
+    return (env.get(ENV_URL) or "").strip(), parse_secrets(env.get(ENV_SECRET))
+
+
+# --------------------------------------------------------------------------- weekly delivery
+
+
+def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str],
+                   force: bool = False, require_delivery: bool = False, sleep=time.sleep) -> dict:
+    """Deliver the weekly ``payload`` for ``week_start`` (``YYYY-MM-DD``, a Monday).
+
+    The payload is serialised once (canonical JSON); those bytes are signed, sent and
+    stored. ``env`` supplies ``OBS_WEEKLY_WEBHOOK_URL``, ``OBS_WEBHOOK_SECRET`` and
+    ``OBS_ESCALATION_WEBHOOK_URL``; ``now`` (aware UTC) starts the signature clock.
+
+    Returns ``{"delivery": {"status", "webhook_id", "attempts", "status_codes",
+    "payload_checksum_sha256", "delivered_at", "history", "receipt", "previous_version"},
+    "alerts": [{id, severity, message, owner, next_action}]}`` where ``status`` is
+    ``delivered``, ``already_delivered`` (same bytes delivered before and not ``force``)
+    or ``dry_run`` (no URL, or no secret: nothing sent, a warning/critical alert).
+
+    Raises ``DeliveryError`` (message free of URL and secrets; ``.summary`` holds the
+    delivery dict) after the last failed attempt, having written
+    ``ops/escalations/<job_id>.json`` and POSTed it to ``OBS_ESCALATION_WEBHOOK_URL``;
+    also when ``require_delivery`` and the URL or the secret is missing.
+    Raises ``InputError`` for a bad ``week_start``, ``ValidationError`` for a payload
+    that is not canonical-JSON serialisable, ``LockTimeout`` when another delivery of
+    the same week holds the history lock.
+    """
+    ws = _week(week_start)
+    body = _canonical(payload)
+    checksum = sha256_bytes(body)
+    wid = weekly_webhook_id(ws, body)
+    base = {"webhook_id": wid, "payload_checksum_sha256": checksum, "attempts": 0, "week_start": ws}
+    url, secrets = _destination(env)
+    missing = [n for n, v in ((ENV_URL, url), (ENV_SECRET, secrets)) if not v]
+    if missing:
+        if require_delivery:
+            raise DeliveryError(f"--require-delivery: {' and '.join(missing)} not set; weekly payload not delivered; "
+                                f"see {runbook_ref(cfg)}")
+        if not url:
+            alert = _alert(cfg, "weekly-webhook-not-configured", "warning",
+                           f"{ENV_URL} is not set: the weekly payload for {ws} was not delivered (dry run)")
+        else:
+            alert = _alert(cfg, "weekly-webhook-secret-missing", "critical",
+                           f"{ENV_SECRET} is not set: the weekly payload for {ws} was not signed or delivered")
+        return {"delivery": {"status": "dry_run", **base}, "alerts": [alert]}
+
+    hist = history_dir(cfg)
+    body_p, receipt_p = _paths(cfg, ws)
+    with file_lock(hist / f"{ws}.lock", cfg.lock_timeout_s):
+        receipt = _read_receipt(receipt_p) if receipt_p.exists() else None
+        same = (body_p.exists() and receipt is not None and receipt.get("payload_checksum_sha256") == checksum
+                and sha256_file(body_p) == checksum)
+        if same and not force:
+            return {"delivery": {"status": "already_delivered", **base, "attempts": 0,
+                                 "delivered_at": receipt.get("delivered_at"), "history": _rel(cfg, body_p),
+                                 "receipt": _rel(cfg, receipt_p)}, "alerts": []}
+        outcome = send_signed(body, webhook_id=wid, url=url, secrets=secrets, cfg=cfg, ctx=ctx,
+                              clock=clock_from(now), sleep=sleep, purpose="weekly")
+        if not outcome.ok:
+            raise _fail(outcome, what=f"weekly report delivery for week {ws}", cfg=cfg, ctx=ctx, now=now, env=env,
+                        week_start=ws, sleep=sleep)
+        previous = None if same else _archive_previous(cfg, ws)
+        new_receipt = _write_history(cfg, ctx, ws, body, outcome, "forced" if same else "delivery",
+                                     receipt if same else None, env)
+    return {"delivery": {"status": "delivered", **base, **outcome.summary(), "forced": bool(force and same),
+                         "history": _rel(cfg, body_p), "receipt": _rel(cfg, receipt_p),
+                         "previous_version": previous, "delivered_at": new_receipt["delivered_at"]},
+            "alerts": []}
+
+
+def replay_weekly(week_start: str, *, cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str],
+                  sleep=time.sleep) -> dict:
+    """Re-send the stored bytes of week ``week_start`` with a fresh signature, same id.
+
+    Reads ``ops/weekly_report_history/<week_start>.json`` (no metric is regenerated),
+    checks it against its receipt's checksum, POSTs it, and appends a ``replay`` entry
+    to the receipt's ``deliveries``. Returns ``{"delivery": {"status": "replayed", ...},
+    "alerts": []}``. Raises ``InputError`` when nothing was delivered for that week,
+    ``ValidationError`` when the stored bytes no longer match the receipt,
+    ``DeliveryError`` when the URL/secret is missing or after the last failed attempt
+    (escalation written, as for ``deliver_weekly``).
+    """
+    ws = _week(week_start)
+    body_p, receipt_p = _paths(cfg, ws)
+    url, secrets = _destination(env)
+    missing = [n for n, v in ((ENV_URL, url), (ENV_SECRET, secrets)) if not v]
+    if missing:
+        raise DeliveryError(f"replay needs {' and '.join(missing)}; nothing sent; see {runbook_ref(cfg)}")
+    with file_lock(history_dir(cfg) / f"{ws}.lock", cfg.lock_timeout_s):
+        if not body_p.exists():
+            raise InputError(_rel(cfg, body_p), "no delivered weekly payload for this week: nothing to replay")
+        body = body_p.read_bytes()
+        checksum = sha256_bytes(body)
+        receipt = _read_receipt(receipt_p)
+        if receipt is not None and receipt.get("payload_checksum_sha256") != checksum:
+            raise ValidationError(f"{_rel(cfg, body_p)}: bytes do not match the checksum in "
+                                  f"{_rel(cfg, receipt_p)}; not replayed")
+        wid = (receipt or {}).get("webhook_id") or weekly_webhook_id(ws, body)
+        outcome = send_signed(body, webhook_id=wid, url=url, secrets=secrets, cfg=cfg, ctx=ctx,
+                              clock=clock_from(now), sleep=sleep, purpose="weekly_replay")
+        if not outcome.ok:
+            raise _fail(outcome, what=f"weekly report replay for week {ws}", cfg=cfg, ctx=ctx, now=now, env=env,
+                        week_start=ws, sleep=sleep)
+        new_receipt = _write_history(cfg, ctx, ws, body, outcome, "replay", receipt, env)
+    return {"delivery": {"status": "replayed", "week_start": ws, **outcome.summary(),
+                         "history": _rel(cfg, body_p), "receipt": _rel(cfg, receipt_p),
+                         "delivered_at": new_receipt["delivered_at"]}, "alerts": []}
