@@ -44,6 +44,7 @@ from .storage import (
 )
 from .timeutil import parse_week_start, to_rfc3339
 from .webhook import DeliveryOutcome, clock_from, parse_secrets, send_signed
+from .weekly import content_checksum
 
 SCHEMA_VERSION = "1"
 HISTORY_DIRNAME = "weekly_report_history"
@@ -65,9 +66,14 @@ def _week(week_start: str) -> str:
         raise InputError("--week-start", str(exc)) from exc
 
 
-def weekly_webhook_id(week_start: str, body: bytes) -> str:
-    """``weekly-<week_start>-<first 16 hex of sha256(body)>``."""
-    return f"weekly-{week_start}-{sha256_bytes(body)[:16]}"
+def weekly_webhook_id(week_start: str, content_checksum: str) -> str:
+    """``weekly-<week_start>-<first 16 hex of the payload's content checksum>``.
+
+    The content checksum (``obslib.weekly.content_checksum``) is the sha256 of the
+    canonical payload without its per-run fields (generation time, job id, command), so
+    re-running the same week on the same inputs gives the same idempotency key and is
+    not sent again, while any changed number gives a new key."""
+    return f"weekly-{week_start}-{content_checksum[:16]}"
 
 
 def history_dir(cfg: Any) -> Path:
@@ -293,8 +299,10 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
     ws = _week(week_start)
     body = _canonical(payload)
     checksum = sha256_bytes(body)
-    wid = weekly_webhook_id(ws, body)
-    base = {"webhook_id": wid, "payload_checksum_sha256": checksum, "attempts": 0, "week_start": ws}
+    content = content_checksum(payload)
+    wid = weekly_webhook_id(ws, content)
+    base = {"webhook_id": wid, "payload_checksum_sha256": checksum, "content_checksum_sha256": content,
+            "attempts": 0, "week_start": ws}
     url, secrets = _destination(env)
     missing = [n for n, v in ((ENV_URL, url), (ENV_SECRET, secrets)) if not v]
     if missing:
@@ -307,14 +315,15 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
         else:
             alert = _alert(cfg, "weekly-webhook-secret-missing", "critical",
                            f"{ENV_SECRET} is not set: the weekly payload for {ws} was not signed or delivered")
-        return {"delivery": {"status": "dry_run", **base}, "alerts": [alert]}
+        path, _ = dry_run_weekly(payload, cfg=cfg, now=now)
+        return {"delivery": {"status": "dry_run", **base, "dry_run_file": _rel(cfg, path)}, "alerts": [alert]}
 
     hist = history_dir(cfg)
     body_p, receipt_p = _paths(cfg, ws)
     with file_lock(hist / f"{ws}.lock", cfg.lock_timeout_s):
         receipt = _read_receipt(receipt_p) if receipt_p.exists() else None
-        same = (body_p.exists() and receipt is not None and receipt.get("payload_checksum_sha256") == checksum
-                and sha256_file(body_p) == checksum)
+        same = (body_p.exists() and receipt is not None and receipt.get("webhook_id") == wid
+                and sha256_file(body_p) == receipt.get("payload_checksum_sha256"))
         if same and not force:
             return {"delivery": {"status": "already_delivered", **base, "attempts": 0,
                                  "delivered_at": receipt.get("delivered_at"), "history": _rel(cfg, body_p),
@@ -360,7 +369,7 @@ def replay_weekly(week_start: str, *, cfg: Any, ctx: Any, now: datetime, env: Ma
         if receipt is not None and receipt.get("payload_checksum_sha256") != checksum:
             raise ValidationError(f"{_rel(cfg, body_p)}: bytes do not match the checksum in "
                                   f"{_rel(cfg, receipt_p)}; not replayed")
-        wid = (receipt or {}).get("webhook_id") or weekly_webhook_id(ws, body)
+        wid = (receipt or {}).get("webhook_id") or weekly_webhook_id(ws, content_checksum(json.loads(body)))
         outcome = send_signed(body, webhook_id=wid, url=url, secrets=secrets, cfg=cfg, ctx=ctx,
                               clock=clock_from(now), sleep=sleep, purpose="weekly_replay")
         if not outcome.ok:

@@ -217,3 +217,24 @@ def test_bad_week_and_non_finite_payload(tmp_path):
         deliver_weekly(PAYLOAD, week_start="2025-09-23", cfg=cfg, ctx=make_ctx(cfg), now=NOW, env={})
     with pytest.raises(ValidationError, match="non-finite"):
         _deliver(cfg, {}, payload={"x": float("nan")})
+
+
+def test_rerun_with_new_generation_time_and_job_id_is_not_resent(tmp_path):
+    """Two runs of the same week on the same inputs differ only in generated_at/job_id:
+    the second is recognised (same idempotency key) and not sent again."""
+    cfg = make_cfg(tmp_path)
+    first = {**PAYLOAD, "generated_at": "2025-09-28T23:30:00Z",
+             "provenance": {"job_id": "weekly-a", "generated_at": "2025-09-28T23:30:00Z", "inputs": []}}
+    second = {**first, "generated_at": "2025-09-29T00:10:00Z",
+              "provenance": {"job_id": "weekly-b", "generated_at": "2025-09-29T00:10:00Z", "inputs": []}}
+    content = {k: v for k, v in first.items() if k != "generated_at"}
+    content["provenance"] = {"inputs": []}
+    expected_id = f"weekly-{WS}-{hashlib.sha256(_bytes(content)).hexdigest()[:16]}"
+    with Receiver() as rx:
+        a = _deliver(cfg, _env(rx.url()), payload=first)["delivery"]
+        b = _deliver(cfg, _env(rx.url()), payload=second)["delivery"]
+        assert len(rx.received) == 1
+    assert a["status"] == "delivered" and b["status"] == "already_delivered"
+    assert a["webhook_id"] == b["webhook_id"] == expected_id
+    stored = (tmp_path / "ops/weekly_report_history" / f"{WS}.json").read_bytes()
+    assert stored == _bytes(first)  # the bytes actually sent are what is kept
