@@ -28,18 +28,13 @@ import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from .inputs.runs import HEADER_V39
 from .storage import atomic_write_bytes, file_lock, fsync_dir
 from .timeutil import UTC, to_rfc3339, week_start_of
 
 DEMO_VERSION = 1
 MARKER = ".obs_demo.json"
 LATENCY_SOURCES = ("router_demo", "signal_bridge", "feed_ingest")
-HEADER_V39 = (
-    "run_id,run_dir,manifest_id,timestamp,symbol,mode,equity,or_n,k_tp,k_sl,k_tr,threshold_lcb,min_or_atr,"
-    "rv_cuts,allow_low_rv,allowed_sessions,warmup,prior_alpha,prior_beta,include_expected_slip,rv_quantile,"
-    "calibrate_days,ev_mode,size_floor,trades,wins,total_pips,sharpe,max_drawdown,win_rate,pnl_per_trade,"
-    "state_path,gate_block,ev_reject,ev_bypass,dump_rows,state_loaded,state_archive_path,ev_profile_path"
-).split(",")
 STRATEGIES = (("day_orb_5m.DayORB5m", 40), ("tokyo_micro_mean_reversion.TokyoMicroMeanReversion", 24))
 
 

@@ -74,27 +74,27 @@ def parse_week_start(value: str | date | datetime) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
-def stamp_from_name(name: str, tz: str = "UTC") -> datetime | None:
-    """The last ``YYYYMMDD_HHMMSS`` stamp in a run id / file name, interpreted in ``tz``.
-
-    Returns aware UTC, or None when the name carries no valid stamp.
-    """
-    matches = _STAMP_RE.findall(name)
-    for d, t in reversed(matches):
-        try:
-            naive = datetime.strptime(d + t, "%Y%m%d%H%M%S")
-        except ValueError:
-            continue
-        return naive.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
-    return None
-
-
-def first_stamp_from_name(name: str, tz: str = "UTC") -> datetime | None:
-    """The first ``YYYYMMDD_HHMMSS`` stamp in a name (state-archive files start with one)."""
+def _stamps(name: str, tz: str) -> list[datetime]:
+    out = []
     for d, t in _STAMP_RE.findall(name):
         try:
             naive = datetime.strptime(d + t, "%Y%m%d%H%M%S")
         except ValueError:
             continue
-        return naive.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
-    return None
+        out.append(naive.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC))
+    return out
+
+
+def stamp_from_name(name: str, tz: str = "UTC") -> datetime | None:
+    """The last ``YYYYMMDD_HHMMSS`` stamp in a run id / file name, interpreted in ``tz``.
+
+    Returns aware UTC, or None when the name carries no valid stamp.
+    """
+    stamps = _stamps(name, tz)
+    return stamps[-1] if stamps else None
+
+
+def first_stamp_from_name(name: str, tz: str = "UTC") -> datetime | None:
+    """The first ``YYYYMMDD_HHMMSS`` stamp in a name (state-archive files start with one)."""
+    stamps = _stamps(name, tz)
+    return stamps[0] if stamps else None
