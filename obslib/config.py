@@ -101,6 +101,8 @@ class Config:
     runbook: str = "docs/runbook.md"
     history_retention_days: int = 56
     runlog_rotate_bytes: int = 10 * 1024 * 1024
+    # [schedule.<job>] overrides (cron, grace_s, ...): validated by obslib.schedule.load_schedule
+    schedule: dict[str, Any] = field(default_factory=dict)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     notebook: NotebookConfig = field(default_factory=NotebookConfig)

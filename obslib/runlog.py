@@ -22,6 +22,7 @@ from .timeutil import to_rfc3339
 
 RUNLOG_NAME = "automation_runs.log"
 MAX_FIELD_CHARS = 4096
+MAX_LIST_ITEMS = 1000
 
 
 def new_job_id(job_name: str, now: datetime) -> str:
@@ -68,7 +69,10 @@ def _sanitise(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _sanitise(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_sanitise(v) for v in obj]
+        items = [_sanitise(v) for v in obj[:MAX_LIST_ITEMS]]
+        if len(obj) > MAX_LIST_ITEMS:  # cut and marked, never dropped
+            items.append(f"...[truncated {len(obj) - MAX_LIST_ITEMS} items]")
+        return items
     return obj
 
 

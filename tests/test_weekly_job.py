@@ -10,8 +10,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import obs_subprocess_env
+
 from obslib.schemas import errors as schema_errors
 from obslib.weekly import SCHEMA_FILE
 

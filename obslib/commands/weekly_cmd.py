@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..delivery import deliver_weekly
 from ..errors import ObsError
+from ..heartbeat import write_heartbeat
+from ..runlog import redact
 from ..timeutil import parse_week_start
 from ..weekly_job import build_report, summary_line
 from ._base import run_job
@@ -23,14 +26,20 @@ def _week(args) -> object:
 
 def _run(args: argparse.Namespace) -> int:
     def body(cfg, ctx, now):
-        result = build_report(cfg, ctx, now, _week(args), allow_bad_rows=args.allow_bad_rows)
-        from ..delivery import deliver_weekly
-
-        delivery = deliver_weekly(result["payload"], week_start=result["week_start"], cfg=cfg, ctx=ctx, now=now,
-                                  env=os.environ, force=args.force, require_delivery=args.require_delivery)
+        try:
+            result = build_report(cfg, ctx, now, _week(args), allow_bad_rows=args.allow_bad_rows)
+            delivery = deliver_weekly(result["payload"], week_start=result["week_start"], cfg=cfg, ctx=ctx,
+                                      now=now, env=os.environ, force=args.force,
+                                      require_delivery=args.require_delivery)
+        except Exception as exc:
+            write_heartbeat(cfg.ops_dir, "weekly_report", ctx.job_id, now, "error",
+                            error=redact(f"{exc.__class__.__name__}: {exc}")[:500])
+            raise
+        status = (delivery.get("delivery") or {}).get("status")
+        write_heartbeat(cfg.ops_dir, "weekly_report", ctx.job_id, now, "ok",
+                        {"week_start": result["week_start"], "delivery": status})
         out = summary_line(result, delivery)
         out["_artefacts"] = result["artefacts"]
-        status = (delivery.get("delivery") or {}).get("status")
         if status == "dry_run":
             out["status"] = "dry_run"
         return out

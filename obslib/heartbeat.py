@@ -1,0 +1,80 @@
+"""Job heartbeats ``ops/<job>_heartbeat.json``: the shared writer and reader.
+
+A heartbeat says "this job ran at ``generated_at`` and ended with ``status``". It keeps,
+across runs, ``last_success_at`` (time of the last ``ok`` run) and ``last_failure``
+(``{at, job_id, error}`` of the last failed run). ``obs check`` reports a heartbeat older
+than the job's cadence plus grace, or dated in the future.
+
+Shape::
+
+    {"job", "job_id", "generated_at", "status", "last_success_at", "last_failure", ...extra}
+
+Writes are atomic (temp file + ``os.replace``) under ``<file>.lock`` with a bounded wait,
+so two runs never lose each other's ``last_*`` fields and a crash never tears the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .storage import atomic_write_json, file_lock
+from .timeutil import parse_ts, to_rfc3339
+
+OK_STATUSES = ("ok",)
+
+
+def heartbeat_path(ops_dir: str | os.PathLike, job: str) -> Path:
+    """``<ops_dir>/<job>_heartbeat.json``."""
+    return Path(ops_dir) / f"{job}_heartbeat.json"
+
+
+def read_heartbeat(path: str | os.PathLike) -> dict | None:
+    """The heartbeat as a dict, or None when the file is missing, unreadable or not a JSON object."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def heartbeat_time(hb: dict) -> datetime | None:
+    """``generated_at`` of a heartbeat as aware UTC (None when absent or unparseable)."""
+    raw = hb.get("generated_at")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return parse_ts(raw)
+    except ValueError:
+        return None
+
+
+def write_heartbeat(ops_dir: str | os.PathLike, job: str, job_id: str, now: datetime, status: str,
+                    extra: dict[str, Any] | None = None, *, error: str | None = None,
+                    lock_timeout_s: float = 10.0) -> dict:
+    """Write ``ops/<job>_heartbeat.json`` for a run that ended at ``now`` with ``status``.
+
+    ``status`` ``ok`` sets ``last_success_at = now``; any other status keeps the previous
+    ``last_success_at`` and, when it is ``error``/``failed``, sets ``last_failure =
+    {at, job_id, error}`` (``error`` must already be secret-free). ``extra`` keys are added
+    (they cannot override the fields above). Returns the heartbeat written. Raises
+    ``LockTimeout`` when the heartbeat lock is busy for ``lock_timeout_s``.
+    """
+    path = heartbeat_path(ops_dir, job)
+    with file_lock(path.with_name(path.name + ".lock"), lock_timeout_s):
+        prev = read_heartbeat(path) or {}
+        hb: dict[str, Any] = dict(extra or {})
+        hb.update({
+            "job": job,
+            "job_id": job_id,
+            "generated_at": to_rfc3339(now),
+            "status": status,
+            "last_success_at": to_rfc3339(now) if status in OK_STATUSES else prev.get("last_success_at"),
+            "last_failure": ({"at": to_rfc3339(now), "job_id": job_id, "error": error}
+                             if status in ("error", "failed") else prev.get("last_failure")),
+        })
+        atomic_write_json(path, hb)
+    return hb
