@@ -100,3 +100,20 @@ def warm_up_html_export() -> None:
     from nbconvert import HTMLExporter
 
     HTMLExporter().from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
+
+
+def execute_keeping_partial(notebook: Path, output: Path, params: dict[str, Any], *, failed_path: Path,
+                            shown_relative_to: Path, **kwargs: Any) -> Path:
+    """``execute``; when a cell fails, move the partial notebook to ``failed_path`` and
+    re-raise ``NotebookFailed`` with that path (relative to ``shown_relative_to``) in the
+    message. ``kwargs`` go to ``execute``."""
+    import os
+
+    try:
+        return execute(notebook, output, params, **kwargs)
+    except NotebookFailed as exc:
+        if exc.partial_path is not None and exc.partial_path.exists():
+            failed_path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(exc.partial_path, failed_path)
+            exc.args = (f"{exc.args[0]} (partial notebook: {failed_path.relative_to(shown_relative_to)})",)
+        raise

@@ -20,11 +20,11 @@ from typing import Any
 
 from .config import Config
 from .inputs import resolve_data_root
-from .notebook import NotebookFailed, execute, export_html, warm_up_html_export
+from .notebook import execute_keeping_partial, export_html, warm_up_html_export
 from .provenance import commit_sha, source_command
 from .runlog import JobContext
 from .schemas import validate
-from .storage import fsync_dir, read_json
+from .storage import file_lock, fsync_dir, read_json
 from .timeutil import to_rfc3339, week_start_of
 from .weekly import SCHEMA_FILE, build_weekly_payload, content_checksum
 
@@ -59,6 +59,15 @@ def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: dateti
     build_weekly_payload(root, ws, cfg=cfg, now=now, job_id=ctx.job_id, command="preflight", sha=None,
                          data_label=label, allow_bad_rows=allow_bad_rows)
     wdir = week_dir(cfg, ws)
+    wdir.mkdir(parents=True, exist_ok=True)
+    # one run per week at a time; a second waits (bounded) instead of mixing artefacts
+    with file_lock(wdir / ".weekly.lock", cfg.lock_timeout_s):
+        cleanup_staging(wdir)  # left by a killed run; safe under the lock
+        return _build_locked(cfg, ctx, now, ws, root, label, wdir, allow_bad_rows)
+
+
+def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, root: Path, label: str, wdir: Path,
+                  allow_bad_rows: bool) -> dict[str, Any]:
     staging = wdir / f".staging-{ctx.job_id}"
     staging.mkdir(parents=True, exist_ok=True)
     params = {"week_start": ws.date().isoformat(), "data_root": str(Path(root).resolve()), "as_of": to_rfc3339(now),
@@ -69,17 +78,10 @@ def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: dateti
     warm = threading.Thread(target=warm_up_html_export, daemon=True)
     warm.start()  # nbconvert's first render costs ~1 s; pay it while the kernel runs
     try:
-        try:
-            execute(NOTEBOOK, nb_out, params, kernel_name=cfg.notebook.kernel_name,
-                    start_timeout_s=cfg.notebook.start_timeout_s, cell_timeout_s=cfg.notebook.cell_timeout_s,
-                    cwd=staging)
-        except NotebookFailed as exc:
-            if exc.partial_path is not None and exc.partial_path.exists():
-                failed = wdir / "failed" / f"{ctx.job_id}.ipynb"
-                failed.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(exc.partial_path, failed)
-                exc.args = (f"{exc.args[0]} (partial notebook: {failed.relative_to(cfg.work_root)})",)
-            raise
+        execute_keeping_partial(NOTEBOOK, nb_out, params, failed_path=wdir / "failed" / f"{ctx.job_id}.ipynb",
+                                shown_relative_to=Path(cfg.work_root), kernel_name=cfg.notebook.kernel_name,
+                                start_timeout_s=cfg.notebook.start_timeout_s,
+                                cell_timeout_s=cfg.notebook.cell_timeout_s, cwd=staging)
         warm.join()
         export_html(nb_out, staging / "weekly_report.html")
         payload = read_json(staging / "payload.json")

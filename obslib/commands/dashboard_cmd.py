@@ -1,0 +1,120 @@
+"""``obs dashboard export|verify|publish|run``: the dashboard bundle (``make dashboard``)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._base import run_job, say
+
+
+def _request(cfg, ctx, now, names, pip_value):
+    from ..dashboard.bundle import ExportRequest
+    from ..inputs import resolve_data_root
+    from ..provenance import commit_sha, source_command
+    from ..weekly_job import data_label
+
+    root = resolve_data_root(cfg, now)
+    return ExportRequest(names=names, data_root=root, work_root=cfg.work_root, now=now, job_id=ctx.job_id,
+                         command=source_command(), commit_sha=commit_sha(), data_label=data_label(cfg, root),
+                         pip_value=pip_value, retention_days=cfg.history_retention_days,
+                         lock_timeout_s=cfg.lock_timeout_s)
+
+
+def _export_summary(result) -> dict:
+    out = result.summary()
+    out["_artefacts"] = result.artefacts
+    if result.failed:
+        for f in result.failed:
+            say(f"obs dashboard: {f['dataset']} not published (rule {f['rule']}): {f['error']}")
+        out.update(status="error", exit_code=1,
+                   error="; ".join(f"{f['dataset']}: rule {f['rule']}" for f in result.failed))
+    return out
+
+
+def _export(args: argparse.Namespace) -> int:
+    def body(cfg, ctx, now):
+        from ..dashboard.bundle import export_bundle, select
+
+        return _export_summary(export_bundle(_request(cfg, ctx, now, select(args.dataset), args.pip_value)))
+
+    return run_job(args, "dashboard_export", body)
+
+
+def _findings_summary(findings) -> dict:
+    for f in findings[:50]:
+        say(f"obs dashboard verify: {f}")
+    codes: dict[str, int] = {}
+    for f in findings:
+        codes[f.code] = codes.get(f.code, 0) + 1
+    out = {"findings": len(findings), "codes": codes}
+    if findings:
+        out.update(status="error", exit_code=1, error=", ".join(f"{k} x{v}" for k, v in sorted(codes.items())))
+    return out
+
+
+def _verify(args: argparse.Namespace) -> int:
+    def body(cfg, ctx, now):
+        from ..dashboard.verify import verify_all
+
+        return _findings_summary(verify_all(cfg.work_root, now, cfg.history_retention_days))
+
+    return run_job(args, "dashboard_verify", body)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    def body(cfg, ctx, now):
+        from ..dashboard.publish import publish_bundle
+
+        res = publish_bundle(cfg.work_root, args.to, now=now, retention_days=cfg.history_retention_days)
+        out = _findings_summary(res.findings)
+        out.update(res.summary())
+        return out
+
+    return run_job(args, "dashboard_publish", body)
+
+
+def _run(args: argparse.Namespace) -> int:
+    def body(cfg, ctx, now):
+        from ..dashboard.job import run_notebook
+
+        run = run_notebook(cfg, ctx, now, pip_value=args.pip_value)
+        out = _export_summary(run.result)
+        out["_artefacts"] = out.get("_artefacts", []) + run.artefacts
+        out["notebook"] = run.artefacts
+        return out
+
+    return run_job(args, "dashboard_run", body)
+
+
+def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    from ..dashboard import DATASETS
+    from ..dashboard.turnover import DEFAULT_PIP_VALUE
+
+    p = sub.add_parser("dashboard", help="dashboard bundle: export, verify, publish, run (notebook)",
+                       description="Dashboard datasets (JSON + Parquet) with manifest, README.json, heartbeat "
+                                   "and history under out/dashboard/ and ops/.")
+    dsub = p.add_subparsers(dest="dashboard_command", metavar="SUBCOMMAND")
+    dsub.required = True
+    e = dsub.add_parser("export", parents=[parent], help="build, check and publish datasets (no notebook)",
+                        description="Build the datasets, validate each against its schema and rules, publish the "
+                                    "valid ones, update manifest/README/heartbeat/history. Exit 1 when a dataset "
+                                    "failed (its previous version stays).")
+    e.add_argument("--dataset", default="all", choices=["all", *DATASETS], help="dataset to export (default all)")
+    e.add_argument("--pip-value", type=float, default=DEFAULT_PIP_VALUE,
+                   help="account currency per pip for turnover drawdown_pct (default %(default)s)")
+    e.set_defaults(func=_export)
+    v = dsub.add_parser("verify", parents=[parent], help="verify the bundle and its history (exit 1 on a finding)",
+                        description="Checksums, bytes, schemas, manifest completeness, sequence order, history "
+                                    "copies and retention. Each finding has a code.")
+    v.set_defaults(func=_verify)
+    pb = dsub.add_parser("publish", parents=[parent], help="copy a verified bundle to a folder or fsspec URL",
+                         description="Verify the local bundle, copy it to <to>/<job_id>/, verify the copy, "
+                                     "prune copies older than the retention there.")
+    pb.add_argument("--to", required=True, help="target folder or fsspec URL (e.g. file:///mnt/share/dashboard)")
+    pb.set_defaults(func=_publish)
+    r = dsub.add_parser("run", parents=[parent], help="execute the dashboard notebook (export all datasets)",
+                        description="Execute notebooks/dashboard_bundle.ipynb with papermill (it runs the export "
+                                    "through obslib); the executed notebook and HTML land in out/dashboard/.")
+    r.add_argument("--pip-value", type=float, default=DEFAULT_PIP_VALUE,
+                   help="account currency per pip for turnover drawdown_pct (default %(default)s)")
+    r.set_defaults(func=_run)

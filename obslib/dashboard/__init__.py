@@ -1,0 +1,14 @@
+"""The dashboard bundle: four datasets (JSON + Parquet), a checksummed and versioned
+manifest, README.json, a heartbeat, history with retention, verification and publishing.
+
+Modules: ``datasets`` / ``turnover`` (one builder per dataset), ``columns`` (the column
+contract shared by the JSON and Parquet writers), ``parquet``, ``rules`` (schema and
+row-rule checks), ``bundle`` (export: manifest, sequence, README, heartbeat, history),
+``verify``, ``publish``, ``job`` (the notebook run).
+"""
+
+DATASETS = ("ev_history", "slippage_telemetry", "turnover_summary", "latency_rollups")
+FORMATS = ("json", "parquet")
+SCHEMA_VERSION = "1.0.0"
+
+__all__ = ["DATASETS", "FORMATS", "SCHEMA_VERSION"]

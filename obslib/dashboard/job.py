@@ -1,0 +1,67 @@
+"""``obs dashboard run`` (``make dashboard``): execute ``notebooks/dashboard_bundle.ipynb``
+with papermill; the notebook runs the export through obslib (``dashboard_report.run_export``
+-> ``bundle.export_bundle``) under this job's id. The executed notebook and its HTML are
+built in a staging folder and moved to ``out/dashboard/dashboard_bundle.{ipynb,html}``
+only when the notebook ran to the end. A failing cell keeps the partial notebook as
+``out/dashboard/failed/<job_id>.ipynb`` and raises; the published datasets are whatever
+the export (if it ran) published, exactly as with ``obs dashboard export``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from ..config import Config
+from ..inputs import resolve_data_root
+from ..notebook import execute_keeping_partial, export_html, warm_up_html_export
+from ..provenance import commit_sha, source_command
+from ..runlog import JobContext
+from ..storage import fsync_dir
+from ..timeutil import to_rfc3339
+from .bundle import ExportResult, bundle_dir
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard_bundle.ipynb"
+OUTPUTS = ("dashboard_bundle.ipynb", "dashboard_bundle.html")
+
+
+@dataclass
+class NotebookRun:
+    result: ExportResult
+    artefacts: list[str]
+
+
+def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: float) -> NotebookRun:
+    """Execute the notebook (see module doc). Raises ``NotebookFailed`` or ``ObsError``."""
+    from ..dashboard_report import RESULT_FILE, load_result
+    from ..weekly_job import data_label
+
+    root = resolve_data_root(cfg, now)
+    out = bundle_dir(cfg.work_root)
+    staging = out / f".nb-staging-{ctx.job_id}"
+    staging.mkdir(parents=True, exist_ok=True)
+    params = {"data_root": str(Path(root).resolve()), "as_of": to_rfc3339(now),
+              "work_root": str(Path(cfg.work_root).resolve()), "out_dir": str(staging.resolve()),
+              "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
+              "data_label": data_label(cfg, root), "pip_value": float(pip_value)}
+    nb_out = staging / OUTPUTS[0]
+    warm = threading.Thread(target=warm_up_html_export, daemon=True)
+    warm.start()
+    try:
+        execute_keeping_partial(NOTEBOOK, nb_out, params, failed_path=out / "failed" / f"{ctx.job_id}.ipynb",
+                                shown_relative_to=Path(cfg.work_root), kernel_name=cfg.notebook.kernel_name,
+                                start_timeout_s=cfg.notebook.start_timeout_s,
+                                cell_timeout_s=cfg.notebook.cell_timeout_s, cwd=staging)
+        warm.join()
+        export_html(nb_out, staging / OUTPUTS[1])
+        result = load_result(staging / RESULT_FILE)
+        for name in OUTPUTS:
+            os.replace(staging / name, out / name)
+        fsync_dir(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return NotebookRun(result, [f"out/dashboard/{n}" for n in OUTPUTS])
