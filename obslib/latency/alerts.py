@@ -1,0 +1,147 @@
+"""Latency SLO alerts: payloads from streak notifications, the outbox and delivery.
+
+Payload (``schemas/latency_alert.schema.json``)::
+
+    {schema_version, payload_id, generated_at, job_id, source_command, commit_sha,
+     alerts: [{id, severity (warning|critical|resolved), message, owner, next_action,
+               source, streak, last_breach_at, p95_ms, slo_ms, timestamp, streak_started_at}]}
+
+A run's payload is committed with its raw rows (in the journal) as a file in
+``ops/latency_alert_outbox/<YYYYMMDDTHHMMSSZ>-<payload_id>.json``. ``deliver_outbox`` then
+sends each pending payload, oldest first, signed (``obslib.webhook.send_signed``,
+``webhook-id`` = ``payload_id``, so a receiver can drop a repeat) when a URL is given,
+or moves it to ``out/latency_alerts/`` when not; a delivered or written payload leaves
+the outbox, a failed one stays for the next run.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..errors import LockTimeout
+from ..schemas import validate
+from ..storage import atomic_write_bytes, canonical_json_bytes, file_lock, read_json, sha256_bytes
+from ..timeutil import to_rfc3339
+from .paths import LatencyPaths
+from .streaks import Notification
+
+SCHEMA_VERSION = "1"
+SCHEMA_NAME = "latency_alert.schema.json"
+RUNBOOK_ANCHOR = "signal-latency"
+ENV_URL = "OBS_ALERT_WEBHOOK_URL"
+ENV_URL_FALLBACK = "OBS_WEEKLY_WEBHOOK_URL"
+ENV_SECRET = "OBS_WEBHOOK_SECRET"
+
+
+@dataclass(frozen=True)
+class AlertTarget:
+    """Where alerts go: ``url`` None means write files to ``out/latency_alerts/``.
+    Built at the CLI edge from the environment (``target_from_env``); never logged."""
+
+    url: str | None = None
+    secrets: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:  # never show the URL or the secrets
+        return f"AlertTarget(url={'set' if self.url else None}, secrets={len(self.secrets)})"
+
+
+def target_from_env(env: dict[str, str]) -> AlertTarget:
+    """``OBS_ALERT_WEBHOOK_URL`` (else ``OBS_WEEKLY_WEBHOOK_URL``) and the whitespace-separated
+    secrets in ``OBS_WEBHOOK_SECRET``."""
+    url = (env.get(ENV_URL) or "").strip() or (env.get(ENV_URL_FALLBACK) or "").strip() or None
+    return AlertTarget(url, tuple(dict.fromkeys((env.get(ENV_SECRET) or "").split())))
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.0f} ms"
+
+
+def alert_from_notification(n: Notification, *, owner: str, next_action: str, slo_ms: float) -> dict:
+    """One alert dict. ``id`` is deterministic: ``lat-`` + 16 hex of sha256 over
+    (source, severity, streak start, timestamp)."""
+    aid = "lat-" + sha256_bytes(f"{n.source}|{n.severity}|{n.streak_started_at}|{n.timestamp}".encode())[:16]
+    if n.severity == "resolved":
+        msg = (f"{n.source}: latency back within SLO (p95 {_fmt(n.p95_ms)} <= {slo_ms:.0f} ms) "
+               f"after a streak of {n.streak} breaching/error sample(s)")
+    else:
+        msg = (f"{n.source}: {n.severity}: {n.streak} consecutive breaching/error sample(s), "
+               f"latest p95 {_fmt(n.p95_ms)} vs SLO {slo_ms:.0f} ms")
+    return {"id": aid, "severity": n.severity, "message": msg, "owner": owner, "next_action": next_action,
+            "source": n.source, "streak": n.streak, "last_breach_at": n.last_breach_at, "p95_ms": n.p95_ms,
+            "slo_ms": slo_ms, "timestamp": n.timestamp, "streak_started_at": n.streak_started_at}
+
+
+def build_payload(notes: list[Notification], *, now: datetime, job_id: str, owner: str, runbook: str,
+                  slo_ms: float, source_command: str, commit_sha: str | None) -> dict:
+    """The validated alert payload for a run's notifications (raises ``ValidationError``)."""
+    next_action = f"{runbook}#{RUNBOOK_ANCHOR}"
+    alerts = [alert_from_notification(n, owner=owner, next_action=next_action, slo_ms=slo_ms) for n in notes]
+    payload = {"schema_version": SCHEMA_VERSION,
+               "payload_id": "latency-" + sha256_bytes(canonical_json_bytes([a["id"] for a in alerts]))[:16],
+               "generated_at": to_rfc3339(now), "job_id": job_id, "source_command": source_command,
+               "commit_sha": commit_sha, "alerts": alerts}
+    validate(payload, SCHEMA_NAME, "latency alert payload")
+    return payload
+
+
+def outbox_name(payload: dict) -> str:
+    """``<YYYYMMDDTHHMMSSZ>-<payload_id>.json`` (sorts oldest first)."""
+    stamp = payload["generated_at"].replace("-", "").replace(":", "").split(".")[0].rstrip("Z") + "Z"
+    return f"{stamp}-{payload['payload_id']}.json"
+
+
+@dataclass
+class DeliveryReport:
+    """What ``deliver_outbox`` did: files written to ``out/``, payloads sent, failures
+    (secret-free reasons), payloads still pending, and whether another run held the lock."""
+
+    written: list[str] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    pending: int = 0
+    busy: bool = False
+    outcomes: list[dict] = field(default_factory=list)
+
+
+def deliver_outbox(paths: LatencyPaths, *, target: AlertTarget, cfg: Any, ctx: Any, now: datetime,
+                   clock: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep,
+                   lock_timeout_s: float = 1.0) -> DeliveryReport:
+    """Send or write every pending payload (see the module docstring). Holds
+    ``ops/latency_alert_outbox.lock``; if another run holds it, returns ``busy=True``."""
+    rep = DeliveryReport()
+    try:
+        with file_lock(paths.alerts_lock, lock_timeout_s):
+            files = sorted(paths.outbox_dir.glob("*.json")) if paths.outbox_dir.exists() else []
+            for f in files:
+                body = f.read_bytes()
+                if target.url is None:
+                    dst = paths.alerts_out_dir / f.name
+                    atomic_write_bytes(dst, body)
+                    rep.written.append(paths.rel(dst))
+                    os.unlink(f)
+                    continue
+                if not target.secrets:
+                    rep.failed.append(f"{f.name}: OBS_WEBHOOK_SECRET is not set; refusing to send unsigned")
+                    continue
+                from ..webhook import clock_from, send_signed
+
+                payload_id = read_json(f)["payload_id"]
+                out = send_signed(body, webhook_id=payload_id, url=target.url, secrets=list(target.secrets),
+                                  cfg=cfg, ctx=ctx, clock=clock or clock_from(now), sleep=sleep,
+                                  purpose="latency_alert")
+                rep.outcomes.append(out.summary())
+                if out.ok:
+                    rep.sent.append(payload_id)
+                    os.unlink(f)
+                else:
+                    rep.failed.append(f"{payload_id}: {out.last_error}")
+                    break  # keep the order: later payloads wait for this one
+            rep.pending = len(list(paths.outbox_dir.glob("*.json"))) if paths.outbox_dir.exists() else 0
+    except LockTimeout:
+        rep.busy = True
+    return rep

@@ -1,0 +1,214 @@
+"""Rotation of the live raw file into gzipped archives, the archive manifest, retention.
+
+Rotation (caller holds the lock): when ``ops/signal_latency.csv`` is larger than
+``rotate_bytes`` it is compressed to
+``ops/signal_latency_archive/<YYYY>/<MM>/signal_latency-<first>-<last>.csv.gz`` (year and
+month of the newest row; stamps ``YYYYMMDDTHHMMSSZ``), an entry ``{path, sha256, rows,
+first_ts, last_ts, ...}`` (``path`` relative to the archive folder) is upserted in ``ops/signal_latency_archive/manifest.json`` and a
+fresh live file (header only) replaces the old one. A journal written first makes the
+whole sequence restartable: ``finish_rotation`` redoes whatever a ``kill -9`` left undone
+(the gzip output is deterministic, the manifest upsert idempotent, and the live file is
+only replaced once the archive and its entry exist).
+
+Retention: live rows older than the cutoff (``now - days``, floored to the hour, so whole
+hours go) are dropped by an atomic rewrite; archives whose newest row is older are
+deleted with their manifest entry.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from ..storage import atomic_write_bytes, atomic_write_json, fsync_dir, sha256_bytes, sha256_file
+from ..timeutil import UTC, parse_ts, to_rfc3339
+from ._faults import checkpoint
+from .paths import LatencyPaths
+from .store import HEADER, file_size, first_row_time, read_json_or
+
+MANIFEST_SCHEMA_VERSION = "1"
+
+
+def floor_hour(ts: datetime) -> datetime:
+    ts = ts.astimezone(UTC)
+    return ts.replace(minute=0, second=0, microsecond=0)
+
+
+def _stamp(ts: datetime) -> str:
+    return ts.strftime("%Y%m%dT%H%M%SZ")
+
+
+def read_manifest(paths: LatencyPaths) -> dict:
+    """The manifest (``{schema_version, entries:[...]}``); empty when missing."""
+    m = read_json_or(paths.manifest, None)
+    return m if m else {"schema_version": MANIFEST_SCHEMA_VERSION, "entries": []}
+
+
+def _write_manifest(paths: LatencyPaths, manifest: dict) -> None:
+    from ..schemas import validate
+
+    manifest["entries"] = sorted(manifest["entries"], key=lambda e: e["path"])
+    validate(manifest, "latency_archive_manifest.schema.json", "latency archive manifest")
+    atomic_write_json(paths.manifest, manifest)
+
+
+def scan_live(path: Path) -> tuple[int, datetime | None, datetime | None]:
+    """(data rows, oldest time, newest time) of a raw file (complete lines only)."""
+    rows, first, last = 0, None, None
+    with open(path, "rb") as fh:
+        fh.readline()
+        for line in fh:
+            if not line.endswith(b"\n"):
+                break
+            rows += 1
+            ts = line[: line.index(b",")].decode("ascii")
+            if first is None or ts < first:
+                first = ts
+            if last is None or ts > last:
+                last = ts
+    return rows, (parse_ts(first) if first else None), (parse_ts(last) if last else None)
+
+
+@dataclass
+class Rotation:
+    """A finished rotation: the archive path (relative to the work root) and its rows."""
+
+    archive: str
+    rows: int
+    sha256: str
+
+
+def _gzip_deterministic(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    with open(src, "rb") as fin, open(tmp, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=1) as gz:
+            shutil.copyfileobj(fin, gz, 1 << 20)
+        raw.flush()
+        os.fsync(raw.fileno())
+    checkpoint("archive_tmp_written")
+    os.replace(tmp, dst)
+    fsync_dir(dst.parent)
+
+
+def maybe_rotate(paths: LatencyPaths, *, rotate_bytes: int, now: datetime, job_id: str) -> Rotation | None:
+    """Rotate the live file when it is larger than ``rotate_bytes`` (bytes). Returns the
+    rotation or None. Raises OSError on I/O failure (the journal makes it resumable)."""
+    size = file_size(paths.live)
+    if size <= rotate_bytes:
+        return None
+    rows, first, last = scan_live(paths.live)
+    if rows == 0 or first is None or last is None:
+        return None
+    rel = Path(f"{last:%Y}") / f"{last:%m}" / f"signal_latency-{_stamp(first)}-{_stamp(last)}.csv.gz"
+    taken = {e["path"] for e in read_manifest(paths)["entries"]}
+    n = 1
+    while rel.as_posix() in taken:
+        n += 1
+        rel = rel.with_name(f"signal_latency-{_stamp(first)}-{_stamp(last)}-{n}.csv.gz")
+    st = os.stat(paths.live)
+    journal = {"path": rel.as_posix(), "source_inode": st.st_ino, "source_bytes": st.st_size,
+               "source_sha256": sha256_file(paths.live), "rows": rows, "first_ts": to_rfc3339(first),
+               "last_ts": to_rfc3339(last), "created_at": to_rfc3339(now), "job_id": job_id}
+    atomic_write_json(paths.rotation_journal, journal)
+    checkpoint("rotation_journal_written")
+    return finish_rotation(paths)
+
+
+def finish_rotation(paths: LatencyPaths) -> Rotation | None:
+    """Complete a journaled rotation (idempotent); None when no rotation is pending."""
+    j = read_json_or(paths.rotation_journal, None)
+    if j is None:
+        return None
+    archive = paths.archive_dir / j["path"]
+    try:
+        live_ino = os.stat(paths.live).st_ino
+    except FileNotFoundError:
+        live_ino = None
+    live_is_source = live_ino == j["source_inode"]
+    if live_is_source:
+        _gzip_deterministic(paths.live, archive)
+        checkpoint("archive_written")
+    elif not archive.exists():  # the live file was replaced, so the archive was complete
+        raise OSError(f"rotation journal names {j['path']} but it is missing")
+    entry = {**{k: j[k] for k in ("path", "rows", "first_ts", "last_ts", "created_at", "job_id",
+                                  "source_inode", "source_bytes", "source_sha256")},
+             "sha256": sha256_file(archive), "compressed_bytes": archive.stat().st_size}
+    manifest = read_manifest(paths)
+    manifest["entries"] = [e for e in manifest["entries"] if e["path"] != entry["path"]] + [entry]
+    _write_manifest(paths, manifest)
+    checkpoint("manifest_written")
+    if live_is_source:
+        atomic_write_bytes(paths.live, HEADER.encode("ascii"))
+        checkpoint("live_replaced")
+    os.unlink(paths.rotation_journal)
+    fsync_dir(paths.ops_dir)
+    return Rotation(paths.rel(archive), entry["rows"], entry["sha256"])
+
+
+def read_archive_bytes(paths: LatencyPaths, entry: dict) -> bytes:
+    """The uncompressed bytes of an archive (exactly the live file it came from)."""
+    with gzip.open(paths.archive_dir / entry["path"], "rb") as fh:
+        return fh.read()
+
+
+@dataclass
+class RetentionResult:
+    rows_dropped: int = 0
+    archives_pruned: int = 0
+    live_rewritten: bool = False
+
+
+def raw_cutoff(now: datetime, days: int) -> datetime:
+    """Raw retention cutoff: ``now - days`` floored to the hour (aware UTC)."""
+    return floor_hour(now - timedelta(days=days))
+
+
+def apply_raw_retention(paths: LatencyPaths, *, now: datetime, days: int) -> RetentionResult:
+    """Drop live rows and archives older than ``raw_cutoff(now, days)`` (caller holds the lock)."""
+    res = RetentionResult()
+    cutoff = raw_cutoff(now, days)
+    first = first_row_time(paths.live)
+    if first is not None and first < cutoff:
+        keep = io.BytesIO()
+        keep.write(HEADER.encode("ascii"))
+        with open(paths.live, "rb") as fh:
+            fh.readline()
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    old = parse_ts(line[: line.index(b",")].decode("ascii")) < cutoff
+                except (ValueError, UnicodeDecodeError):
+                    old = False  # never drop what cannot be dated
+                if old:
+                    res.rows_dropped += 1
+                else:
+                    keep.write(line)
+        atomic_write_bytes(paths.live, keep.getvalue())
+        res.live_rewritten = True
+        checkpoint("retention_rewritten")
+    manifest = read_manifest(paths)
+    expired = [e for e in manifest["entries"] if parse_ts(e["last_ts"]) < cutoff]
+    if expired:
+        for e in expired:
+            try:
+                os.unlink(paths.archive_dir / e["path"])
+            except FileNotFoundError:
+                pass
+        manifest["entries"] = [e for e in manifest["entries"] if e not in expired]
+        _write_manifest(paths, manifest)
+        res.archives_pruned = len(expired)
+    return res
+
+
+def verify_archive(paths: LatencyPaths, entry: dict) -> bool:
+    """True when the archive file's sha256 matches its manifest entry."""
+    p = paths.archive_dir / entry["path"]
+    return p.exists() and sha256_file(p) == entry["sha256"] and sha256_bytes(read_archive_bytes(paths, entry)) \
+        == entry["source_sha256"]
