@@ -35,12 +35,14 @@ SOURCE_KINDS = ("event_log", "feed_freshness", "http_probe")
 
 @dataclass
 class LatencySource:
-    """A latency source. ``path`` may contain ``{data_root}``; ``url`` is for http_probe."""
+    """A latency source. ``path`` may contain ``{data_root}``; ``url`` is for http_probe;
+    ``match_source`` (event_log only) counts only rows whose ``source`` column equals it."""
 
     name: str
     kind: str
     path: str | None = None
     url: str | None = None
+    match_source: str | None = None
     timeout_s: float = 5.0
     bar_minutes: float = 5.0
     window_minutes: float = 15.0
@@ -124,13 +126,22 @@ class Config:
         return self.data_root is None
 
     def latency_sources(self, data_root: Path) -> list[LatencySource]:
-        """Configured sources, or the defaults for a research repo at ``data_root``:
-        the repo's event log ``ops/signal_latency.csv`` and the bar feed ``data/sample_orb.csv``.
+        """Configured sources, or the defaults: for a research repo, its event log
+        ``ops/signal_latency.csv`` as one source (``signal_events``); for the demo
+        repository, one source per emitter in that log (router_demo, signal_bridge,
+        feed_ingest). A ``feed_freshness`` source on ``data/sample_orb.csv`` is not a
+        default: a 5-minute bar feed is always older than the 120 s SLO, and the real
+        file is historical; declare one in obs.toml with its own expectations.
         ``{data_root}`` in a path is substituted."""
-        srcs = self.latency.sources or [
-            LatencySource(name="signal_events", kind="event_log", path="{data_root}/ops/signal_latency.csv"),
-            LatencySource(name="bar_feed", kind="feed_freshness", path="{data_root}/data/sample_orb.csv"),
-        ]
+        log = "{data_root}/ops/signal_latency.csv"
+        if self.latency.sources:
+            srcs = self.latency.sources
+        elif self.uses_demo:
+            from .demo import LATENCY_SOURCES
+
+            srcs = [LatencySource(name=n, kind="event_log", path=log, match_source=n) for n in LATENCY_SOURCES]
+        else:
+            srcs = [LatencySource(name="signal_events", kind="event_log", path=log)]
         out = []
         for s in srcs:
             path = s.path.replace("{data_root}", str(data_root)) if s.path else None

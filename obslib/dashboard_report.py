@@ -12,9 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from .config import load_config
-from .dashboard import DATASETS
+from .dashboard import DATASETS, DEFAULT_PIP_VALUE
 from .dashboard.bundle import ExportRequest, ExportResult, bundle_dir, export_bundle
-from .dashboard.turnover import DEFAULT_PIP_VALUE
 from .inputs import resolve_data_root
 from .runlog import new_job_id
 from .storage import atomic_write_json

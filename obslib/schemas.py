@@ -10,17 +10,18 @@ import functools
 import json
 from pathlib import Path
 
-from jsonschema import Draft202012Validator
-
 from .errors import ValidationError
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
 
 
 @functools.lru_cache(maxsize=None)
-def validator(name: str) -> Draft202012Validator:
-    """The validator for ``schemas/<name>`` (e.g. ``dashboard/ev_history.schema.json``),
-    with the format checker on so ``date-time`` etc. are really checked."""
+def validator(name: str):
+    """The ``jsonschema.Draft202012Validator`` for ``schemas/<name>`` (e.g.
+    ``dashboard/ev_history.schema.json``), with the format checker on so ``date-time`` etc.
+    are really checked. (jsonschema is imported here, not at module load: it is slow.)"""
+    from jsonschema import Draft202012Validator
+
     path = SCHEMA_DIR / name
     schema = json.loads(path.read_text(encoding="utf-8"))
     Draft202012Validator.check_schema(schema)

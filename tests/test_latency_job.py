@@ -58,12 +58,15 @@ def _data_root(tmp_path: Path, events: str, bars_newest: str = "2025-10-13 08:55
     return data
 
 
-def test_cli_sample_contract_with_default_sources(tmp_path):
+def test_cli_sample_contract_with_declared_sources(tmp_path):
     events = EVENT_HEADER + "".join(event_line(T0 - minutes(10) + minutes(i), v) for i, v in
                                     enumerate([100, 200, 300, 400]))
     data = _data_root(tmp_path, events)
     work = tmp_path / "work"
     work.mkdir()
+    (work / "obs.toml").write_text(
+        '[[latency.sources]]\nname = "signal_events"\nkind = "event_log"\npath = "{data_root}/ops/signal_latency.csv"\n'
+        '[[latency.sources]]\nname = "bar_feed"\nkind = "feed_freshness"\npath = "{data_root}/data/sample_orb.csv"\n')
     p = _cli(work, "sample", "--data-root", str(data), "--now", iso(T0 + minutes(2)))
     assert p.returncode == 0, p.stderr
     lines = p.stdout.strip().splitlines()
@@ -231,7 +234,7 @@ def test_heartbeat_keeps_last_success_across_failure(tmp_path):
     hb = json.loads((work / "ops/latency_heartbeat.json").read_text())
     assert hb["status"] == "error" and hb["last_success_at"] == iso(T0)
     assert hb["generated_at"] == iso(T0 + minutes(15))
-    assert len(raw_rows(work)) == 2  # nothing already stored was lost
+    assert len(raw_rows(work)) == 1  # nothing already stored was lost
 
 
 def test_rotation_archive_and_manifest(tmp_path):
@@ -277,10 +280,11 @@ def test_feed_freshness_on_real_bars():
 
 
 def test_default_demo_data_root(tmp_path):
-    """No --data-root: the demo repository is generated and both default sources sampled."""
+    """No --data-root: the demo repository is generated and its three emitters sampled,
+    each from its own rows of the demo event log (one demo sample per source per 15 min)."""
     p = _cli(tmp_path, "sample", "--now", iso(T0))
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
-    ev = out["sources"]["signal_events"]
-    assert ev["samples"] > 0 and ev["status"] in ("ok", "breach")
-    assert out["sources"]["bar_feed"]["status"] in ("ok", "breach")
+    assert sorted(out["sources"]) == ["feed_ingest", "router_demo", "signal_bridge"]
+    for src in out["sources"].values():
+        assert src["samples"] == 1 and src["status"] in ("ok", "breach")

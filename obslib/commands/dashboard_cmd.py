@@ -83,12 +83,14 @@ def _run(args: argparse.Namespace) -> int:
         out["notebook"] = run.artefacts
         return out
 
-    return run_job(args, "dashboard_run", body)
+    return run_job(args, "dashboard_export", body)  # the same job as `export`, plus the notebook
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    from ..dashboard import DATASETS
-    from ..dashboard.turnover import DEFAULT_PIP_VALUE
+    from ..dashboard import (
+        DATASETS,  # constants only: keeps `obs` start-up light
+        DEFAULT_PIP_VALUE,
+    )
 
     p = sub.add_parser("dashboard", help="dashboard bundle: export, verify, publish, run (notebook)",
                        description="Dashboard datasets (JSON + Parquet) with manifest, README.json, heartbeat "

@@ -6,12 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..delivery import deliver_weekly
 from ..errors import ObsError
-from ..heartbeat import write_heartbeat
 from ..runlog import redact
 from ..timeutil import parse_week_start
-from ..weekly_job import build_report, summary_line
 from ._base import run_job
 
 
@@ -25,6 +22,10 @@ def _week(args) -> object:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from ..delivery import deliver_weekly
+    from ..heartbeat import write_heartbeat
+    from ..weekly_job import build_report, summary_line
+
     def body(cfg, ctx, now):
         try:
             result = build_report(cfg, ctx, now, _week(args), allow_bad_rows=args.allow_bad_rows)

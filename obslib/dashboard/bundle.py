@@ -38,7 +38,7 @@ from ..provenance import input_entries
 from ..schemas import validate
 from ..storage import atomic_write_bytes, atomic_write_json, file_lock, sha256_bytes, sha256_file
 from ..timeutil import to_rfc3339
-from . import DATASETS, SCHEMA_VERSION
+from . import DATASETS, DEFAULT_PIP_VALUE, SCHEMA_VERSION
 from .columns import SPECS, refresh_command
 from .datasets import DatasetResult, build_ev_history, build_latency_rollups, build_slippage_telemetry
 from .history import (
@@ -51,7 +51,7 @@ from .history import (
 )
 from .parquet import parquet_bytes
 from .rules import encode_and_check, schema_file
-from .turnover import DEFAULT_PIP_VALUE, build_turnover_summary
+from .turnover import build_turnover_summary
 
 HEARTBEAT = "dashboard_export_heartbeat.json"
 LOCK = "dashboard_export.lock"

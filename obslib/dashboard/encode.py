@@ -4,8 +4,8 @@ check, fast enough for hundreds of thousands of rows.
 Each column is factorised once: ``codes`` (per row, -1 for null) and ``values`` (the
 distinct values as plain JSON-ready Python objects: RFC 3339 ``Z`` strings for
 timestamps, ``int``, ``float``, ``bool``, ``str``, ``list[str]``). A distinct value is
-JSON-encoded once; a row is one ``%`` substitution into a template with the keys in
-sorted order. The result is exactly the canonical JSON (sorted keys, compact separators,
+JSON-encoded once (with its key); a chunk of rows is one ``str.join`` of those texts in
+sorted key order. The result is exactly the canonical JSON (sorted keys, compact separators,
 UTF-8, Python's float repr) that ``storage.canonical_json_bytes`` gives for the same rows.
 """
 
@@ -85,14 +85,34 @@ def _text(v) -> str:
     return json.dumps(v, ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True)
 
 
-def rows_json(cols: list[Column], n_rows: int) -> str:
-    """The JSON array of the rows (canonical). Raises ValueError for a non-finite number."""
+def rows_json_chunks(cols: list[Column], n_rows: int, chunk_rows: int = 65536) -> list[bytes]:
+    """The JSON array of the rows (canonical), as UTF-8 byte chunks whose concatenation is
+    the array. Raises ValueError for a non-finite number.
+
+    Each distinct value of a column is JSON-encoded once, together with its key (and, for
+    the last key, the row's closing brace and comma); a chunk of rows is then one
+    ``str.join`` over the per-row texts picked by the columns' codes (numpy indexing),
+    so no per-row Python code runs."""
     if n_rows == 0:
-        return "[]"
+        return [b"[]"]
     ordered = sorted(cols, key=lambda c: c.name)
-    tmpl = "{" + ",".join(_text(c.name) + ":%s" for c in ordered) + "}"
     per_col = []
-    for c in ordered:
-        texts = np.array([_text(v) for v in c.values] + ["null"], dtype=object)
-        per_col.append(texts[np.where(c.codes < 0, len(c.values), c.codes)])
-    return "[" + ",".join(tmpl % t for t in zip(*per_col, strict=True)) + "]"
+    for i, c in enumerate(ordered):
+        key = ("{" if i == 0 else ",") + _text(c.name) + ":"
+        end = "}," if i == len(ordered) - 1 else ""
+        per_col.append((np.array([key + _text(v) + end for v in c.values] + [key + "null" + end], dtype=object),
+                        np.where(c.codes < 0, len(c.values), c.codes)))
+    out = [b"["]
+    for lo in range(0, n_rows, chunk_rows):
+        hi = min(lo + chunk_rows, n_rows)
+        grid = np.empty((hi - lo, len(per_col)), dtype=object)
+        for j, (texts, codes) in enumerate(per_col):
+            grid[:, j] = texts[codes[lo:hi]]
+        text = "".join(grid.ravel().tolist())
+        out.append((text[:-1] + "]" if hi == n_rows else text).encode("utf-8"))  # no comma after the last row
+    return out
+
+
+def rows_json(cols: list[Column], n_rows: int) -> str:
+    """``rows_json_chunks`` as one string."""
+    return b"".join(rows_json_chunks(cols, n_rows)).decode("utf-8")

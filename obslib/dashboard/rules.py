@@ -32,7 +32,7 @@ from ..schemas import SCHEMA_DIR
 from ..timeutil import to_rfc3339
 from . import SCHEMA_VERSION
 from .columns import SPECS
-from .encode import Column, columns, rows_json
+from .encode import Column, columns, rows_json_chunks
 
 FULL_CHECK_ROWS = 20000
 MAX_VIOLATIONS = 20
@@ -182,23 +182,25 @@ def encode_and_check(name: str, frame: pd.DataFrame, generated_at: datetime,
     violations = schema_violations(name, env)
     cols = columns(name, frame)
     violations += column_violations(name, cols)
-    text = None
+    data = None
     if not violations:
         try:
-            rows_text = rows_json(cols, len(frame))
+            rows_chunks = rows_json_chunks(cols, len(frame))
         except ValueError as exc:
             violations.append(Violation("schema", f"$.rows: {exc}"))
         else:
             head = json.dumps({**env, "rows": _ROWS_SENTINEL}, sort_keys=True, separators=(",", ":"),
                               ensure_ascii=False, allow_nan=False)
-            text = head.replace(json.dumps(_ROWS_SENTINEL), rows_text, 1)
+            before, _, after = head.partition(json.dumps(_ROWS_SENTINEL))
+            data = b"".join([before.encode("utf-8"), *rows_chunks, after.encode("utf-8")])
+            del rows_chunks
             if len(frame) <= FULL_CHECK_ROWS:
-                violations += schema_violations(name, json.loads(text))
+                violations += schema_violations(name, json.loads(data))
     if not violations and not frame.attrs.get("untyped"):
         violations += row_rule_violations(name, frame)
-    if violations or text is None:
+    if violations or data is None:
         return None, violations
-    return text.encode("utf-8"), []
+    return data, []
 
 
 def _dupes(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:

@@ -39,9 +39,9 @@ import pandas as pd
 from ..inputs import Problem
 from ..inputs.daily_frame import daily_rel, iter_daily_frames
 from ..inputs.runs import INDEX_REL, read_run_index
+from . import DEFAULT_PIP_VALUE
 from .datasets import DatasetResult, typed_frame
 
-DEFAULT_PIP_VALUE = 10.0
 _EPOCH = np.datetime64("1970-01-01", "D")
 _KEY = 1 << 21  # day numbers (days since 1970) stay far below this
 

@@ -73,6 +73,7 @@ class Event:
     ts: datetime
     latency_ms: float | None
     error: bool
+    source: str | None = None  # the row's ``source`` column, when the log has one
 
 
 @dataclass
@@ -108,7 +109,7 @@ def parse_event(row: dict[str, str], *, rel_path: str, line: int, problems: list
     if status == "error" and (lat_raw == "" or (lat_raw is None and not (row.get("ts_ack") or "").strip())):
         key = "timestamp_utc" if "timestamp_utc" in row else "ts_emit"
         try:
-            return Event(parse_ts(row.get(key) or ""), None, True)
+            return Event(parse_ts(row.get(key) or ""), None, True, row.get("source") or None)
         except ValueError as exc:
             problems.append(Problem("malformed", rel_path, str(exc), line))
             return None
@@ -118,7 +119,7 @@ def parse_event(row: dict[str, str], *, rel_path: str, line: int, problems: list
     if s["latency_ms"] is None:
         problems.append(Problem("malformed", rel_path, "no latency_ms", line))
         return None
-    return Event(s["timestamp"], float(s["latency_ms"]), s["status"] == "error")
+    return Event(s["timestamp"], float(s["latency_ms"]), s["status"] == "error", row.get("source") or None)
 
 
 def _sha_range(fh, start: int, length: int) -> str:

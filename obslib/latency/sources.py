@@ -69,11 +69,14 @@ def classify(p95_ms: float | None, *, error: bool, slo_ms: float) -> str:
 def sample_event_log(src: LatencySource, cursor: Cursor | None, now: datetime, slo_ms: float,
                      rel_path: str | None = None) -> SourceSample:
     """New events since ``cursor`` with time > ``now - src.window_minutes`` make the window
-    (older new events are consumed and counted as ``stale_events``). The returned
+    (older new events are consumed and counted as ``stale_events``). With
+    ``src.match_source`` set, only events whose ``source`` column equals it count (several
+    configured sources can share one log, each with its own cursor). The returned
     ``cursor`` must be persisted together with the sample row."""
     res = read_new_events(src.path, cursor, rel_path=rel_path)
     since = now - timedelta(minutes=src.window_minutes)
-    window = [e for e in res.events if e.ts > since]
+    mine = [e for e in res.events if src.match_source is None or e.source == src.match_source]
+    window = [e for e in mine if e.ts > since]
     lat = [e.latency_ms for e in window if not e.error and e.latency_ms is not None]
     errors = sum(1 for e in window if e.error)
     p50, p95 = window_stats(lat)
@@ -86,7 +89,7 @@ def sample_event_log(src: LatencySource, cursor: Cursor | None, now: datetime, s
         notes.append(f"{len(res.problems)} bad line(s)")
     return SourceSample(src.name, src.kind, classify(p95, error=errors > 0, slo_ms=slo_ms), p50, p95,
                         len(lat) + errors, "; ".join(notes), res.problems, res.cursor,
-                        len(res.events) - len(window))
+                        len(mine) - len(window))
 
 
 def _newest_bar_time(path: Path) -> datetime:

@@ -1,0 +1,35 @@
+"""Event-log sources that share one log and count only their own `source` rows, and the
+default sources for the demo and for a real research repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from obslib.config import LatencySource, load_config
+from obslib.latency.sources import sample_event_log
+from obslib.timeutil import parse_ts
+
+
+def test_match_source_counts_only_its_rows(tmp_path):
+    log = tmp_path / "events.csv"
+    log.write_text("timestamp_utc,latency_ms,status,detail,source\n"
+                   "2026-01-01T00:01:00Z,100,success,,a\n"
+                   "2026-01-01T00:02:00Z,900,success,,b\n"
+                   "2026-01-01T00:03:00Z,300,success,,a\n"
+                   "2026-01-01T00:04:00Z,5,error,down,b\n")
+    now = parse_ts("2026-01-01T00:10:00Z")
+    a = sample_event_log(LatencySource("a", "event_log", str(log), match_source="a"), None, now, 120000)
+    b = sample_event_log(LatencySource("b", "event_log", str(log), match_source="b"), None, now, 120000)
+    both = sample_event_log(LatencySource("all", "event_log", str(log)), None, now, 120000)
+    assert (a.status, a.samples, a.latency_ms, a.p95_ms) == ("ok", 2, 200.0, 290.0)  # 100 + 0.95*(300-100)
+    assert (b.status, b.samples) == ("error", 2)
+    assert both.samples == 4 and both.status == "error"
+
+
+def test_default_sources(tmp_path):
+    demo = load_config(tmp_path, env={})
+    assert [(s.name, s.match_source) for s in demo.latency_sources(Path("/d"))] == [
+        ("router_demo", "router_demo"), ("signal_bridge", "signal_bridge"), ("feed_ingest", "feed_ingest")]
+    real = load_config(tmp_path, env={"OBS_DATA_ROOT": str(tmp_path)})
+    (src,) = real.latency_sources(tmp_path)
+    assert src.kind == "event_log" and src.path == f"{tmp_path}/ops/signal_latency.csv"
