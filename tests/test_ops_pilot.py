@@ -13,7 +13,7 @@ first fault day on (when ``obs dashboard`` is installed), and latency sample/rol
 around the skipped 03:15 run and around the future heartbeat. The other runs are
 simulated by appending exactly what the real job appends, through the same library
 functions: ``JobContext.finish`` (the run-log record run_job writes) and the jobs' own
-heartbeat writers (``obslib.latency.job.write_heartbeat``, ``obslib.heartbeat``). ``obs check``
+heartbeat writer (``obslib.heartbeat.write_heartbeat``). ``obs check``
 only reads the run log and the heartbeats, so it cannot tell the two apart; the real
 runs prove the real jobs write what the simulation writes.
 
@@ -43,8 +43,6 @@ import pytest
 from obslib.cli import main
 from obslib.heartbeat import write_heartbeat
 from obslib.latency.job import ROLLUP_JOB, SAMPLE_JOB
-from obslib.latency.job import write_heartbeat as latency_heartbeat
-from obslib.latency.paths import LatencyPaths
 from obslib.ops.runlog_ops import read_lines
 from obslib.runlog import JobContext
 from obslib.schedule import load_schedule
@@ -149,8 +147,7 @@ class Pilot:
             assert self.cli("latency", t, ["latency", "sample", "--data-root", str(self.data_root)]) == 0
             return
         jid = self.simulate(SAMPLE_JOB, t)
-        latency_heartbeat(LatencyPaths(self.ops, self.root / "out").heartbeat, job=SAMPLE_JOB, job_id=jid, now=t,
-                          status="ok")
+        write_heartbeat(self.ops, SAMPLE_JOB, jid, t, "ok")
 
     def latency_rollup(self, t):
         if t in REAL_ROLLUP:
@@ -158,8 +155,7 @@ class Pilot:
             return
         jid = self.simulate(ROLLUP_JOB, t)
         hb_time = t + timedelta(days=3) if t == FUTURE_HB else t  # fault: a skewed clock
-        latency_heartbeat(LatencyPaths(self.ops, self.root / "out").rollup_heartbeat, job=ROLLUP_JOB, job_id=jid,
-                          now=hb_time, status="ok")
+        write_heartbeat(self.ops, ROLLUP_JOB, jid, hb_time, "ok")
 
     def dashboard_export(self, t):
         fail = t in DASH_FAIL

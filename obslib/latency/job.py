@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..errors import LockTimeout, ObsError
-from ..storage import atomic_write_json, file_lock
+from ..errors import LockTimeout
+from ..heartbeat import write_heartbeat
+from ..storage import file_lock
 from ..timeutil import to_rfc3339
 from ._faults import checkpoint
 from .alerts import AlertTarget, build_payload, deliver_outbox, outbox_name
@@ -40,20 +41,6 @@ def recover(paths: LatencyPaths) -> dict[str, Any]:
     job = apply_journal(paths)
     rot = finish_rotation(paths)
     return {"journal": job, "rotation": rot.archive if rot else None}
-
-
-def write_heartbeat(path: Path, *, job: str, job_id: str, now: datetime, status: str, **extra: Any) -> dict:
-    """Atomically write ``{job, job_id, generated_at, status, last_success_at, ...}``;
-    ``last_success_at`` is carried over from the previous heartbeat unless this run is ok."""
-    prev = {}
-    try:
-        prev = read_json_or(path, {}) or {}
-    except ObsError:
-        prev = {}
-    hb = {"job": job, "job_id": job_id, "generated_at": to_rfc3339(now), "status": status,
-          "last_success_at": to_rfc3339(now) if status == "ok" else prev.get("last_success_at"), **extra}
-    atomic_write_json(path, hb)
-    return hb
 
 
 def _skipped(exc: LockTimeout, waited_ms: float, extra: dict) -> dict:
@@ -134,9 +121,9 @@ def _sample_locked(cfg: Config, paths: LatencyPaths, ctx: Any, now: datetime, da
         "_messages": [f"bad input line: {p}" for p in problems[:50]]
                      + [f"source {s.source}: {s.status}: {s.detail}" for s in samples if s.status == "error"],
     }
-    write_heartbeat(paths.heartbeat, job=SAMPLE_JOB, job_id=ctx.job_id, now=now, status="ok",
-                    source_command=source_command, commit_sha=commit_sha,
-                    sources={s.source: s.status for s in samples})
+    write_heartbeat(paths.ops_dir, SAMPLE_JOB, ctx.job_id, now, "ok",
+                    {"source_command": source_command, "commit_sha": commit_sha,
+                     "sources": {s.source: s.status for s in samples}})
     return summary
 
 
@@ -167,8 +154,7 @@ def run_sample(cfg: Config, ctx: Any, now: datetime, *, data_root: Path, target:
             try:
                 summary = _sample_locked(cfg, paths, ctx, now, data_root, http_get, source_command, commit_sha)
             except Exception as exc:
-                write_heartbeat(paths.heartbeat, job=SAMPLE_JOB, job_id=ctx.job_id, now=now, status="error",
-                                error=f"{exc.__class__.__name__}")
+                write_heartbeat(paths.ops_dir, SAMPLE_JOB, ctx.job_id, now, "error", error=exc.__class__.__name__)
                 raise
     except LockTimeout as exc:
         return _skipped(exc, (monotonic() - t0) * 1000, {"samples_written": 0, "rollups_written": 0,
@@ -207,10 +193,9 @@ def run_rollup(cfg: Config, ctx: Any, now: datetime, *, full: bool = False,
                                      raw_retention_days=cfg.latency.raw_retention_days,
                                      rollup_retention_days=cfg.latency.rollup_retention_days, full=full)
             except Exception as exc:
-                write_heartbeat(paths.rollup_heartbeat, job=ROLLUP_JOB, job_id=ctx.job_id, now=now,
-                                status="error", error=exc.__class__.__name__)
+                write_heartbeat(paths.ops_dir, ROLLUP_JOB, ctx.job_id, now, "error", error=exc.__class__.__name__)
                 raise
-            write_heartbeat(paths.rollup_heartbeat, job=ROLLUP_JOB, job_id=ctx.job_id, now=now, status="ok")
+            write_heartbeat(paths.ops_dir, ROLLUP_JOB, ctx.job_id, now, "ok")
     except LockTimeout as exc:
         return _skipped(exc, (monotonic() - t0) * 1000, {"rollups_written": 0})
     return {"status": "ok", "skipped": False, "lock_wait_ms": round(waited_ms, 1), "rollups_written": res.rows_written,
