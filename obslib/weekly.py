@@ -206,7 +206,7 @@ def _telemetry(data_root: Path, cfg: Config, wk: str, week_end: datetime, proble
         if status != "ok":
             alerts.append(make_alert(f"utilisation-{status}:{n}:{wk}", "critical" if status == "breach" else "warning",
                                      f"category {n}: utilisation {util}% vs budget {budget}% (headroom {_r(head)}%)"
-                                     f" -> {status}", anchor="dashboard-exports", owner=cfg.owner))
+                                     f" -> {status}", anchor="utilisation-budget", owner=cfg.owner))
     if not cats:
         alerts.append(make_alert(f"utilisation-empty:{wk}", "warning", f"{TELEMETRY_REL} has no categories",
                                  anchor="weekly-report-inputs", owner=cfg.owner))
