@@ -91,7 +91,7 @@ def _benchmarks(data_root: Path, cfg: Config, week_start: datetime, week_end: da
                 prev["as_of"] or datetime.min.replace(tzinfo=week_end.tzinfo)):
             chosen[ident] = b
     baseline, rolling = [], []
-    for ident, b in sorted(chosen.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
+    for _ident, b in sorted(chosen.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
         used_inputs.append(b["path"])
         d = b["data"]
         as_of = b["as_of"]

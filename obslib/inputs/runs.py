@@ -8,7 +8,6 @@ when the core columns are present, with an ``ignored`` problem noting the unknow
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
