@@ -27,6 +27,7 @@ Input paths in provenance are relative to the data root, except
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,13 +37,14 @@ import pyarrow as pa
 from ..errors import ObsError, ValidationError
 from ..provenance import input_entries
 from ..schemas import validate
-from ..storage import atomic_write_bytes, atomic_write_json, file_lock, sha256_bytes, sha256_file
+from ..storage import atomic_write_json, file_lock, fsync_dir, sha256_bytes, sha256_file
 from ..timeutil import to_rfc3339
 from . import DATASETS, DEFAULT_PIP_VALUE, SCHEMA_VERSION
 from .columns import SPECS, refresh_command
 from .datasets import DatasetResult, build_ev_history, build_latency_rollups, build_slippage_telemetry
 from .history import (
     history_entries,
+    history_root,
     load_json_or_none,
     next_sequence,
     prune_history,
@@ -51,6 +53,7 @@ from .history import (
 )
 from .parquet import parquet_bytes
 from .rules import encode_and_check, schema_file
+from .staging import Stager
 from .turnover import build_turnover_summary
 
 HEARTBEAT = "dashboard_export_heartbeat.json"
@@ -124,24 +127,49 @@ def _inputs(res: DatasetResult, req: ExportRequest) -> list[dict]:
     return sorted(data + work, key=lambda d: d["path"])
 
 
-def _prepare(name: str, req: ExportRequest) -> tuple[dict[str, bytes] | None, dict, DatasetResult | None]:
-    """Build and encode one dataset: ``(files or None, status, result)``."""
+def _prepare(name: str, req: ExportRequest, stager: Stager | None = None
+             ) -> tuple[dict[str, tuple[bytes, str]] | None, dict, list[dict] | None]:
+    """Build and encode one dataset: ``(files {name: (bytes, sha256)} or None, status,
+    provenance inputs or None)`` (hashes taken here, off the lock and alongside the other
+    datasets). With a ``stager``, the JSON is written while it is encoded and the Parquet
+    file once made (both discarded when the dataset fails)."""
     try:
         res = build(name, req)
     except ObsError as exc:
         return None, {"status": "failed", "rows": None, "rule": "input", "error": f"{name}: {exc}"}, None
-    data, violations = encode_and_check(name, res.frame, req.now, res.warnings)
+    sink = stager.stream(f"{name}.json") if stager is not None else None
+    data, violations = encode_and_check(name, res.frame, req.now, res.warnings, sink=sink)
     if data is None:
+        if stager is not None:
+            stager.discard(f"{name}.json")
         msg = f"{name}: " + "; ".join(str(v) for v in violations)
         return None, {"status": "failed", "rows": len(res.frame), "rule": violations[0].rule, "error": msg,
-                      "warnings": len(res.warnings)}, res
+                      "warnings": len(res.warnings)}, None
+    if stager is not None:
+        stager.end(f"{name}.json")
     try:
         pq_bytes = parquet_bytes(name, res.frame)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+        if stager is not None:
+            stager.discard(f"{name}.json")
         return None, {"status": "failed", "rows": len(res.frame), "rule": "parquet_schema",
-                      "error": f"{name}: value does not fit the Parquet schema: {exc}"}, res
-    return ({f"{name}.json": data, f"{name}.parquet": pq_bytes},
-            {"status": "ok", "rows": len(res.frame), "rule": None, "error": None, "warnings": len(res.warnings)}, res)
+                      "error": f"{name}: value does not fit the Parquet schema: {exc}"}, None
+    if stager is not None:
+        stager.stage(f"{name}.parquet", pq_bytes)
+    return ({f"{name}.json": (data, sha256_bytes(data)), f"{name}.parquet": (pq_bytes, sha256_bytes(pq_bytes))},
+            {"status": "ok", "rows": len(res.frame), "rule": None, "error": None, "warnings": len(res.warnings)},
+            _inputs(res, req))
+
+
+def _prepare_all(req: ExportRequest, stager: Stager | None = None) -> dict[str, tuple]:
+    """``_prepare`` of every selected dataset, two at a time (threads: the heavy parts, CSV
+    parsing, numpy and Parquet encoding, release the GIL). Results in ``req.names`` order;
+    an unexpected exception of a builder is re-raised as it would be when run in turn."""
+    if len(req.names) < 2:
+        return {n: _prepare(n, req, stager) for n in req.names}
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dashboard-export") as pool:
+        futures = {n: pool.submit(_prepare, n, req, stager) for n in req.names}
+        return {n: f.result() for n, f in futures.items()}
 
 
 def _previous_entries(out: Path, ops: Path) -> list[dict]:
@@ -162,42 +190,55 @@ def _previous_entries(out: Path, ops: Path) -> list[dict]:
 
 def export_bundle(req: ExportRequest) -> ExportResult:
     """Export ``req.names`` (see module doc). Raises ``LockTimeout`` when another export
-    holds the lock, ``ValidationError`` if the manifest itself would be invalid (a bug)."""
+    holds the lock, ``ValidationError`` if the manifest itself would be invalid (a bug).
+    Datasets are built and their files written (fsynced temp files, ``staging``) before
+    the lock is taken; under the lock they are renamed into place."""
     out, ops = bundle_dir(req.work_root), Path(req.work_root) / "ops"
-    prepared = {n: _prepare(n, req) for n in req.names}
-    with file_lock(ops / LOCK, req.lock_timeout_s):
-        seq = next_sequence(ops, out / "manifest.json")
-        result = ExportResult(sequence=seq)
-        entries = [e for e in _previous_entries(out, ops) if e["name"] not in
-                   {n for n, (files, _, _) in prepared.items() if files is not None}]
-        for name, (files, status, res) in prepared.items():
-            result.datasets[name] = status
-            if files is None:
-                result.failed.append({"dataset": name, "rule": status["rule"], "error": status["error"]})
-                continue
-            prov = {"source_command": req.command, "commit_sha": req.commit_sha, "job_id": req.job_id,
-                    "data_root": req.data_label, "inputs": _inputs(res, req)}
-            for fname, data in files.items():
-                atomic_write_bytes(out / fname, data)
-                entries.append({"name": name, "format": fname.rsplit(".", 1)[1], "path": fname, "bytes": len(data),
-                                "checksum_sha256": sha256_bytes(data), "rows": status["rows"],
-                                "generated_at": to_rfc3339(req.now), "warnings": status["warnings"],
-                                "provenance": prov})
-            result.published.append(name)
-        order = {n: i for i, n in enumerate(DATASETS)}
-        entries.sort(key=lambda e: (order.get(e["name"], 99), e["format"]))
-        manifest = {"schema_version": SCHEMA_VERSION, "sequence": seq, "generated_at": to_rfc3339(req.now),
-                    "job_id": req.job_id, "datasets": entries}
-        validate(manifest, schema_file("manifest"), "dashboard manifest")
-        store_sequence(ops, seq)
-        atomic_write_json(out / "manifest.json", manifest)
-        readme = readme_doc(manifest)
-        validate(readme, schema_file("readme"), "dashboard README.json")
-        atomic_write_json(out / "README.json", readme)
-        files = sorted({e["path"] for e in entries}) + ["README.json", "manifest.json"]
-        record_history(ops, req.job_id, out, files)
-        result.pruned, _ = prune_history(ops, req.now, req.retention_days)
-        write_heartbeat(ops, req, result)
+    with Stager(out, history_root(ops), req.job_id) as stager:
+        prepared = _prepare_all(req, stager)
+        with file_lock(ops / LOCK, req.lock_timeout_s):
+            return _publish_locked(req, out, ops, prepared, stager)
+
+
+def _publish_locked(req: ExportRequest, out: Path, ops: Path, prepared: dict[str, tuple],
+                    stager: Stager) -> ExportResult:
+    """Sequence, dataset files, manifest, README, history, heartbeat (lock held)."""
+    seq = next_sequence(ops, out / "manifest.json")
+    result = ExportResult(sequence=seq)
+    entries = [e for e in _previous_entries(out, ops) if e["name"] not in
+               {n for n, (files, _, _) in prepared.items() if files is not None}]
+    publish = []
+    for name, (files, status, inputs) in prepared.items():
+        result.datasets[name] = status
+        if files is None:
+            result.failed.append({"dataset": name, "rule": status["rule"], "error": status["error"]})
+            continue
+        prov = {"source_command": req.command, "commit_sha": req.commit_sha, "job_id": req.job_id,
+                "data_root": req.data_label, "inputs": inputs}
+        for fname, (data, checksum) in files.items():
+            publish.append(fname)
+            entries.append({"name": name, "format": fname.rsplit(".", 1)[1], "path": fname, "bytes": len(data),
+                            "checksum_sha256": checksum, "rows": status["rows"],
+                            "generated_at": to_rfc3339(req.now), "warnings": status["warnings"],
+                            "provenance": prov})
+        result.published.append(name)
+    order = {n: i for i, n in enumerate(DATASETS)}
+    entries.sort(key=lambda e: (order.get(e["name"], 99), e["format"]))
+    manifest = {"schema_version": SCHEMA_VERSION, "sequence": seq, "generated_at": to_rfc3339(req.now),
+                "job_id": req.job_id, "datasets": entries}
+    validate(manifest, schema_file("manifest"), "dashboard manifest")  # while the files are still being written
+    readme = readme_doc(manifest)
+    validate(readme, schema_file("readme"), "dashboard README.json")
+    for fname in publish:
+        stager.publish(fname)  # fsynced temp file -> os.replace (atomic)
+    fsync_dir(out)
+    store_sequence(ops, seq)
+    atomic_write_json(out / "manifest.json", manifest)
+    atomic_write_json(out / "README.json", readme)
+    files = sorted({e["path"] for e in entries}) + ["README.json", "manifest.json"]
+    record_history(ops, req.job_id, out, files, staged=stager.history_files())
+    result.pruned, _ = prune_history(ops, req.now, req.retention_days)
+    write_heartbeat(ops, req, result)
     result.artefacts = [f"out/dashboard/{f}" for f in files] + [f"ops/{HEARTBEAT}"]
     return result
 

@@ -74,24 +74,43 @@ class DatasetResult:
             self.warnings.append(f"input {p.kind}: {p}")
 
 
+def _whole(arr: np.ndarray) -> bool:
+    """True when every non-NaN value is a whole number within int64 (exact cast)."""
+    with np.errstate(invalid="ignore"):
+        ok = np.isnan(arr) | ((np.floor(arr) == arr) & (np.abs(arr) < 2.0 ** 62))
+    return bool(ok.all())
+
+
 def typed_frame(name: str, rows: list[dict] | pd.DataFrame) -> pd.DataFrame:
     """``rows`` as a frame with the dataset's columns and dtypes (timestamps UTC, ints as
-    nullable Int64, floats float64, bools nullable boolean), in spec order."""
+    nullable Int64, floats float64, bools nullable boolean), in spec order. Columns that
+    already have their dtype (as the vectorised builders make them) are taken as they are."""
     df = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    plain_index = isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1
     out = {}
     for col, kind in SPECS[name].columns:
         s = df[col] if col in df else pd.Series([None] * len(df), dtype=object)
         if kind == "timestamp":
-            s = pd.to_datetime(s, utc=True)
+            if not (isinstance(s.dtype, pd.DatetimeTZDtype) and str(s.dtype.tz) == "UTC"):
+                s = pd.to_datetime(s, utc=True)
         elif kind == "float":
-            s = pd.to_numeric(s, errors="raise").astype("float64")
+            if s.dtype != np.float64:
+                s = pd.to_numeric(s, errors="raise").astype("float64")
         elif kind == "int":
-            s = pd.to_numeric(s, errors="raise").astype("Int64")
+            if s.dtype.kind == "i":  # numpy ints: no nulls, no float rounding question
+                s = pd.Series(pd.arrays.IntegerArray(s.to_numpy(np.int64), np.zeros(len(s), dtype=bool)),
+                              index=s.index)
+            elif s.dtype == np.float64 and _whole(s.to_numpy()):  # float counts: NaN -> null
+                arr = s.to_numpy()
+                nan = np.isnan(arr)
+                s = pd.Series(pd.arrays.IntegerArray(np.where(nan, 0.0, arr).astype(np.int64), nan), index=s.index)
+            elif not isinstance(s.dtype, pd.Int64Dtype):
+                s = pd.to_numeric(s, errors="raise").astype("Int64")
         elif kind == "bool":
             s = s.astype("boolean")
         elif kind == "string":
             s = s.astype(object).where(s.notna(), None)
-        out[col] = s.reset_index(drop=True)
+        out[col] = s if plain_index and col in df else s.reset_index(drop=True)
     return pd.DataFrame(out, columns=SPECS[name].column_names)
 
 

@@ -12,6 +12,7 @@ UTF-8, Python's float repr) that ``storage.canonical_json_bytes`` gives for the 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,31 +86,49 @@ def _text(v) -> str:
     return json.dumps(v, ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True)
 
 
-def rows_json_chunks(cols: list[Column], n_rows: int, chunk_rows: int = 65536) -> list[bytes]:
+_MERGE_LIMIT = 1 << 16  # most distinct texts of a merged run of adjacent columns
+
+
+def rows_json_chunks(cols: list[Column], n_rows: int, chunk_rows: int = 16384,
+                     sink: Callable[[bytes], None] | None = None) -> list[bytes]:
     """The JSON array of the rows (canonical), as UTF-8 byte chunks whose concatenation is
     the array. Raises ValueError for a non-finite number.
 
     Each distinct value of a column is JSON-encoded once, together with its key (and, for
-    the last key, the row's closing brace and comma); a chunk of rows is then one
-    ``str.join`` over the per-row texts picked by the columns' codes (numpy indexing),
-    so no per-row Python code runs."""
+    the last key, the row's closing brace and comma). Adjacent columns (in key order) whose
+    distinct-text counts multiply to at most ``_MERGE_LIMIT`` are merged into one column of
+    pre-joined texts. A chunk of rows is then one ``str.join`` over the per-row texts
+    picked by the codes (numpy indexing): no per-row Python code runs. ``sink`` (optional)
+    gets each chunk as soon as it is made (after every value was encoded, so never when
+    ValueError is raised)."""
     if n_rows == 0:
+        if sink is not None:
+            sink(b"[]")
         return [b"[]"]
     ordered = sorted(cols, key=lambda c: c.name)
-    per_col = []
+    groups: list[tuple[np.ndarray, np.ndarray]] = []  # (distinct texts, per-row code)
     for i, c in enumerate(ordered):
         key = ("{" if i == 0 else ",") + _text(c.name) + ":"
         end = "}," if i == len(ordered) - 1 else ""
-        per_col.append((np.array([key + _text(v) + end for v in c.values] + [key + "null" + end], dtype=object),
-                        np.where(c.codes < 0, len(c.values), c.codes)))
+        texts = np.array([key + _text(v) + end for v in c.values] + [key + "null" + end], dtype=object)
+        codes = np.where(c.codes < 0, len(c.values), c.codes)
+        if groups and len(groups[-1][0]) * len(texts) <= _MERGE_LIMIT:
+            prev_texts, prev_codes = groups[-1]
+            groups[-1] = ((prev_texts[:, None] + texts[None, :]).ravel(), prev_codes * len(texts) + codes)
+        else:
+            groups.append((texts, codes))
     out = [b"["]
+    if sink is not None:
+        sink(out[0])
     for lo in range(0, n_rows, chunk_rows):
         hi = min(lo + chunk_rows, n_rows)
-        grid = np.empty((hi - lo, len(per_col)), dtype=object)
-        for j, (texts, codes) in enumerate(per_col):
+        grid = np.empty((hi - lo, len(groups)), dtype=object)
+        for j, (texts, codes) in enumerate(groups):
             grid[:, j] = texts[codes[lo:hi]]
         text = "".join(grid.ravel().tolist())
         out.append((text[:-1] + "]" if hi == n_rows else text).encode("utf-8"))  # no comma after the last row
+        if sink is not None:
+            sink(out[-1])
     return out
 
 

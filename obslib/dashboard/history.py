@@ -80,9 +80,14 @@ def store_sequence(ops_dir: Path, sequence: int) -> None:
     atomic_write_json(Path(ops_dir) / SEQUENCE_FILE, {"sequence": sequence})
 
 
-def record_history(ops_dir: Path, job_id: str, bundle_dir: Path, files: list[str]) -> Path:
+def record_history(ops_dir: Path, job_id: str, bundle_dir: Path, files: list[str],
+                   staged: dict[str, Path] | None = None) -> Path:
     """Copy ``files`` (relative to ``bundle_dir``, manifest last) into the job's history
-    entry. Returns the entry folder."""
+    entry. ``staged`` maps some of them to an fsynced temp file holding the same bytes as
+    the published file (``staging.Stager``, same filesystem): that file is renamed into the
+    entry instead of copying (a separate file, never a link, so later overwrites of the
+    bundle never reach the history). Returns the entry folder."""
+    staged = staged or {}
     root = history_root(ops_dir)
     final = root / job_id
     tmp = root / f".{job_id}.partial"
@@ -92,6 +97,12 @@ def record_history(ops_dir: Path, job_id: str, bundle_dir: Path, files: list[str
     for rel_path in files:
         src, dst = Path(bundle_dir) / rel_path, tmp / rel_path
         dst.parent.mkdir(parents=True, exist_ok=True)
+        if rel_path in staged:
+            try:
+                os.replace(staged[rel_path], dst)
+                continue
+            except OSError:  # another filesystem, or gone: copy the published file
+                pass
         shutil.copyfile(src, dst)  # kernel-side copy where available
         with open(dst, "rb+") as fo:
             os.fsync(fo.fileno())

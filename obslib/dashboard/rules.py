@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -171,28 +172,38 @@ def envelope(name: str, generated_at: datetime, warnings: list[str], row_count: 
             "key": list(SPECS[name].key), "row_count": row_count, "warnings": list(warnings), "rows": []}
 
 
-def encode_and_check(name: str, frame: pd.DataFrame, generated_at: datetime,
-                     warnings: list[str]) -> tuple[bytes | None, list[Violation]]:
+def encode_and_check(name: str, frame: pd.DataFrame, generated_at: datetime, warnings: list[str],
+                     sink: Callable[[bytes], None] | None = None) -> tuple[bytes | None, list[Violation]]:
     """Encode ``frame`` as the dataset's canonical JSON bytes and check it: the envelope
     against the schema, every row column by column (``column_violations``), the whole
     document again with the full validator when it has at most ``FULL_CHECK_ROWS`` rows,
     then the row rules. Returns ``(bytes, [])`` when valid, ``(None, violations)``
-    otherwise. The bytes equal ``storage.canonical_json_bytes`` of the document."""
+    otherwise. The bytes equal ``storage.canonical_json_bytes`` of the document. ``sink``
+    (optional) is given the bytes piece by piece while they are encoded (before the checks
+    that follow the encoding end: on ``(None, ...)`` the caller discards what it got)."""
     env = envelope(name, generated_at, warnings, len(frame))
     violations = schema_violations(name, env)
     cols = columns(name, frame)
     violations += column_violations(name, cols)
     data = None
     if not violations:
+        head = json.dumps({**env, "rows": _ROWS_SENTINEL}, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False)
+        before, _, after = (part.encode("utf-8") for part in head.partition(json.dumps(_ROWS_SENTINEL)))
+        pending = [before]  # the head goes out with the first row chunk (none if encoding fails)
+
+        def row_sink(chunk: bytes) -> None:
+            while pending:
+                sink(pending.pop())
+            sink(chunk)
         try:
-            rows_chunks = rows_json_chunks(cols, len(frame))
+            rows_chunks = rows_json_chunks(cols, len(frame), sink=row_sink if sink is not None else None)
         except ValueError as exc:
             violations.append(Violation("schema", f"$.rows: {exc}"))
         else:
-            head = json.dumps({**env, "rows": _ROWS_SENTINEL}, sort_keys=True, separators=(",", ":"),
-                              ensure_ascii=False, allow_nan=False)
-            before, _, after = head.partition(json.dumps(_ROWS_SENTINEL))
-            data = b"".join([before.encode("utf-8"), *rows_chunks, after.encode("utf-8")])
+            if sink is not None:
+                sink(after)
+            data = b"".join([before, *rows_chunks, after])
             del rows_chunks
             if len(frame) <= FULL_CHECK_ROWS:
                 violations += schema_violations(name, json.loads(data))

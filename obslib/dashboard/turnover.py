@@ -31,6 +31,8 @@ Definitions (also in ``schemas/dashboard/turnover_summary.schema.json``):
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +97,16 @@ def _weekly(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return out, miss[~miss["gk"].isin(out["gk"])]
 
 
+def _prefetched(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """``frames`` with the next batch read on a helper thread while the current one is
+    aggregated (CSV parsing releases the GIL). Same items, same order, same errors."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="daily-prefetch") as pool:
+        pending = pool.submit(next, frames, None)
+        while (batch := pending.result()) is not None:
+            pending = pool.submit(next, frames, None)
+            yield batch
+
+
 def build_turnover_summary(data_root: Path, *, pip_value: float = DEFAULT_PIP_VALUE,
                            batch_files: int = 256) -> DatasetResult:
     """The dataset (see module doc). Raises ``InputError`` when ``runs/index.csv`` is
@@ -112,7 +124,7 @@ def build_turnover_summary(data_root: Path, *, pip_value: float = DEFAULT_PIP_VA
         runs.append(r)
     run_dirs = [r.get("run_dir") or f"runs/{r['run_id']}" for r in runs]
     parts, orphans = [], []
-    for batch in iter_daily_frames(data_root, run_dirs, problems, batch_files=batch_files):
+    for batch in _prefetched(iter_daily_frames(data_root, run_dirs, problems, batch_files=batch_files)):
         w, orphan = _weekly(batch)
         parts.append(w)
         orphans.append(orphan)
@@ -148,7 +160,7 @@ def build_turnover_summary(data_root: Path, *, pip_value: float = DEFAULT_PIP_VA
             "missing_day_count": w["missing_day_count"].to_numpy(),
             "missing_days": w["missing_days"].to_numpy(),
         }
-    res.frame = typed_frame("turnover_summary", pd.DataFrame(frame))
+    res.frame = typed_frame("turnover_summary", pd.DataFrame(frame, copy=False))
     bad_eq = sorted({runs[k]["run_id"] for k in np.unique(rk[~(equity > 0)])})
     if bad_eq:
         res.warnings.append(f"equity missing or not positive in {INDEX_REL} for {len(bad_eq)} run(s) "
