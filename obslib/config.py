@@ -75,6 +75,7 @@ class WebhookConfig:
     backoff_max_s: float = 900.0
     retry_after_cap_s: float = 300.0
     signature_tolerance_s: int = 300
+    sign_with_real_clock: bool = True  # signatures carry the real time even under --now
 
 
 @dataclass

@@ -43,7 +43,7 @@ from .storage import (
     sha256_file,
 )
 from .timeutil import parse_week_start, to_rfc3339
-from .webhook import DeliveryOutcome, clock_from, parse_secrets, send_signed
+from .webhook import DeliveryOutcome, parse_secrets, send_signed, signing_clock
 from .weekly import content_checksum
 
 SCHEMA_VERSION = "1"
@@ -184,7 +184,7 @@ def escalate(*, what: str, outcome: DeliveryOutcome, cfg: Any, ctx: Any, now: da
         esc_cfg = dataclasses.replace(cfg, webhook=dataclasses.replace(
             cfg.webhook, max_attempts=min(ESCALATION_MAX_ATTEMPTS, cfg.webhook.max_attempts)))
         res = send_signed(body, webhook_id=f"escalation-{ctx.job_id}", url=url, secrets=secrets, cfg=esc_cfg,
-                          ctx=ctx, clock=clock_from(now), sleep=sleep, purpose="escalation", allow_unsigned=True)
+                          ctx=ctx, clock=signing_clock(cfg, now), sleep=sleep, purpose="escalation", allow_unsigned=True)
         record["post"] = {"status": "delivered" if res.ok else "failed", "attempts": res.attempts,
                           "status_code": res.last_status_code}
         validate(record, "escalation.schema.json", "escalation record")
@@ -329,7 +329,7 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
                                  "delivered_at": receipt.get("delivered_at"), "history": _rel(cfg, body_p),
                                  "receipt": _rel(cfg, receipt_p)}, "alerts": []}
         outcome = send_signed(body, webhook_id=wid, url=url, secrets=secrets, cfg=cfg, ctx=ctx,
-                              clock=clock_from(now), sleep=sleep, purpose="weekly")
+                              clock=signing_clock(cfg, now), sleep=sleep, purpose="weekly")
         if not outcome.ok:
             raise _fail(outcome, what=f"weekly report delivery for week {ws}", cfg=cfg, ctx=ctx, now=now, env=env,
                         week_start=ws, sleep=sleep)
@@ -371,7 +371,7 @@ def replay_weekly(week_start: str, *, cfg: Any, ctx: Any, now: datetime, env: Ma
                                   f"{_rel(cfg, receipt_p)}; not replayed")
         wid = (receipt or {}).get("webhook_id") or weekly_webhook_id(ws, content_checksum(json.loads(body)))
         outcome = send_signed(body, webhook_id=wid, url=url, secrets=secrets, cfg=cfg, ctx=ctx,
-                              clock=clock_from(now), sleep=sleep, purpose="weekly_replay")
+                              clock=signing_clock(cfg, now), sleep=sleep, purpose="weekly_replay")
         if not outcome.ok:
             raise _fail(outcome, what=f"weekly report replay for week {ws}", cfg=cfg, ctx=ctx, now=now, env=env,
                         week_start=ws, sleep=sleep)

@@ -28,6 +28,7 @@ import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from .errors import ObsError
 from .inputs.runs import HEADER_V39
 from .storage import atomic_write_bytes, file_lock, fsync_dir
 from .timeutil import UTC, to_rfc3339, week_start_of
@@ -220,12 +221,28 @@ def _build(as_of: datetime, seed: int) -> dict[str, bytes]:
     return files
 
 
+def check_replaceable(out: Path) -> None:
+    """Refuse to replace anything but an earlier demo repository: ``out`` must be missing,
+    an empty folder, or a folder carrying the demo marker. Raises ``ObsError`` otherwise
+    (never deletes a research repository, a home folder or a file)."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise ObsError(f"{out}: exists and is not a folder; the demo repository needs a new or empty folder")
+    if (out / MARKER).is_file() or not any(out.iterdir()):
+        return
+    raise ObsError(f"{out}: refusing to replace a non-empty folder that is not a demo repository "
+                   f"(no {MARKER}); choose a new or empty folder")
+
+
 def generate_demo(out_dir: str | Path, as_of: datetime, seed: int = 7) -> Path:
-    """Write the demo repository to ``out_dir`` (replacing a previous one atomically:
-    built in a sibling temp folder, then swapped in). ``as_of`` (aware) is floored to the
+    """Write the demo repository to ``out_dir`` (replacing a previous *demo* repository
+    atomically: built in a sibling temp folder, then swapped in). Raises ``ObsError`` when
+    ``out_dir`` is a file or a non-empty folder without the demo marker. ``as_of`` (aware) is floored to the
     minute. Returns ``out_dir``."""
     as_of = as_of.astimezone(UTC).replace(second=0, microsecond=0)
     out = Path(out_dir)
+    check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.building")
     if tmp.exists():

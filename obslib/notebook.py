@@ -95,11 +95,35 @@ def export_html(executed: Path, html_path: Path) -> Path:
 
 def warm_up_html_export() -> None:
     """Import nbconvert and render a one-cell notebook once (template and pygments setup),
-    so the real export afterwards is fast. Safe to run in a background thread."""
+    so the real export afterwards is fast."""
     import nbformat
     from nbconvert import HTMLExporter
 
     HTMLExporter().from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
+
+
+def start_html_warm_up():
+    """Start ``warm_up_html_export``'s render in a daemon thread and return the thread
+    (``join`` it before exporting). Every module involved (papermill, jupyter_client,
+    nbconvert, IPython) is imported here, in the calling thread, first: importing them
+    from two threads at once can fail (a partially initialised module)."""
+    import threading
+
+    import IPython  # noqa: F401
+    import IPython.lib.lexers  # noqa: F401
+    import nbclient  # noqa: F401
+    import nbconvert  # noqa: F401
+    import nbformat  # noqa: F401
+    import papermill  # noqa: F401
+    import papermill.engines  # noqa: F401
+    import papermill.exceptions  # noqa: F401
+    import pygments.lexers.python  # noqa: F401
+    from jupyter_client.manager import AsyncKernelManager  # noqa: F401
+    from nbconvert import HTMLExporter  # noqa: F401
+
+    t = threading.Thread(target=warm_up_html_export, name="html-warm-up", daemon=True)
+    t.start()
+    return t
 
 
 def execute_keeping_partial(notebook: Path, output: Path, params: dict[str, Any], *, failed_path: Path,

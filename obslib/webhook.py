@@ -389,6 +389,18 @@ def clock_from(now: datetime, monotonic: Callable[[], float] = time.monotonic) -
     return lambda: now + timedelta(seconds=monotonic() - t0)
 
 
+def signing_clock(cfg: Any, now: datetime) -> Callable[[], datetime]:
+    """The clock that stamps signatures. A receiver checks the timestamp against its own
+    clock, so by default it is the real UTC clock even when the job runs with a pretend
+    ``--now`` (``cfg.webhook.sign_with_real_clock``); tests that replay a fixed instant set
+    that to False and get ``clock_from(now)``."""
+    if getattr(getattr(cfg, "webhook", None), "sign_with_real_clock", True):
+        from .timeutil import utcnow
+
+        return utcnow
+    return clock_from(now)
+
+
 def send_signed(body: bytes, *, webhook_id: str, url: str, secrets: list[str], cfg: Any, ctx: Any,
                 clock: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep,
                 rng: Any = random, purpose: str = "webhook", allow_unsigned: bool = False,

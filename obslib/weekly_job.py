@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .config import Config
 from .inputs import resolve_data_root
-from .notebook import execute_keeping_partial, export_html, warm_up_html_export
+from .notebook import execute_keeping_partial, export_html, start_html_warm_up
 from .provenance import commit_sha, source_command
 from .runlog import JobContext
 from .schemas import validate
@@ -75,8 +74,7 @@ def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, roo
               "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
               "data_label": label, "allow_bad_rows": allow_bad_rows}
     nb_out = staging / "weekly_report.ipynb"
-    warm = threading.Thread(target=warm_up_html_export, daemon=True)
-    warm.start()  # nbconvert's first render costs ~1 s; pay it while the kernel runs
+    warm = start_html_warm_up()  # nbconvert's first render costs ~1 s; pay it while the kernel runs
     try:
         execute_keeping_partial(NOTEBOOK, nb_out, params, failed_path=wdir / "failed" / f"{ctx.job_id}.ipynb",
                                 shown_relative_to=Path(cfg.work_root), kernel_name=cfg.notebook.kernel_name,

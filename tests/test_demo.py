@@ -55,3 +55,26 @@ def test_demo_contents_match_the_contract(tmp_path, real_root):
     breaching = [r for r in lat if float(r["latency_ms"]) > 120000]
     assert len(breaching) == 4 and {r["source"] for r in breaching} == {"router_demo"}
     assert all(ws <= parse_ts(r["timestamp_utc"]) <= AS_OF for r in breaching)
+
+
+def test_demo_never_replaces_a_folder_that_is_not_a_demo(tmp_path):
+    import pytest
+
+    from obslib.errors import ObsError
+
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("x")
+    with pytest.raises(ObsError, match="refusing to replace"):
+        generate_demo(precious, AS_OF)
+    assert (precious / "thesis.txt").read_text() == "x" and len(list(precious.iterdir())) == 1
+    afile = tmp_path / "afile"
+    afile.write_text("y")
+    with pytest.raises(ObsError, match="not a folder"):
+        generate_demo(afile, AS_OF)
+    assert afile.read_text() == "y"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    generate_demo(empty, AS_OF)  # an empty folder is fine, and a demo can be regenerated
+    generate_demo(empty, AS_OF, seed=9)
+    assert (empty / "runs/index.csv").is_file()

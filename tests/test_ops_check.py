@@ -49,7 +49,7 @@ def toml_only(*keep: str, extra: str = "") -> str:
 
 
 def check(root: Path, now: str, *extra: str) -> tuple[int, dict]:
-    rc = main(["check", "--work-root", str(root), "--now", now, "--no-send", *extra])
+    rc = main(["check", "--work-root", str(root), "--now", now, *extra])  # no URL set: alerts go to files
     return rc, json.loads((root / "ops" / "nightly_check.json").read_text())
 
 
@@ -146,7 +146,7 @@ def test_runlog_invalid_line_reported(tmp_path):
 
 def _check_proc(root: Path, now: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "obslib", "check", "--work-root", str(root), "--now", now,
-                             "--no-send", "--since", "2026-03-01T00:00:00Z"],
+                             "--since", "2026-03-01T00:00:00Z"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=obs_subprocess_env(), cwd=REPO)
 
 
@@ -169,3 +169,21 @@ def test_two_checks_at_once_never_corrupt_the_report(tmp_path):
     # Both runs of every round are in the run log, each exactly once.
     recs = [json.loads(x) for x in (ops / "automation_runs.log").read_text().splitlines()]
     assert sum(r["job_name"] == "nightly_check" for r in recs) == 6
+
+
+def test_no_send_preview_does_not_move_the_window(tmp_path):
+    root = tmp_path
+    ops = root / "ops"
+    write_toml(root, toml_only("dashboard_export"))
+    run(ops, "dashboard_export", "2026-03-02T01:00:00Z")  # 03-03 01:00 is then missed
+    rc = main(["check", "--work-root", str(root), "--now", "2026-03-03T06:00:00Z", "--since",
+               "2026-03-02T00:00:00Z", "--no-send"])
+    preview = json.loads((ops / "nightly_check.preview.json").read_text())
+    assert sorted(f["kind"] for f in preview["findings"]) == ["missed_run", "missing_heartbeat"]
+    assert not (ops / "nightly_check.json").exists()
+    rc2, rep = main(["check", "--work-root", str(root), "--now", "2026-03-03T06:05:00Z"]), None
+    rep = json.loads((ops / "nightly_check.json").read_text())
+    # no --since: the real check starts from its own last window (none: 24 h lookback),
+    # so the missed 01:00 run the preview saw is still reported
+    assert "missed_run" in [f["kind"] for f in rep["findings"]]
+    assert rc == rc2

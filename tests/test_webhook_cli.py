@@ -240,3 +240,19 @@ def test_make_weekly_delivers_real_payload_and_replay_is_identical(tmp_path):
     assert rx.received[0].headers["webhook-id"] == rx.received[1].headers["webhook-id"]
     for text in (make.stdout, make.stderr, rep.stdout, rep.stderr):
         assert SECRET_RAW not in text and rx.url() not in text
+
+
+def test_pretend_now_still_signs_with_the_real_clock(obs):
+    """`--now` moves the report's clock, not the signature's: a receiver checking the
+    timestamp against its own clock accepts the delivery."""
+    from datetime import datetime, timezone
+
+    from obslib.webhook import verify
+
+    with Receiver() as rx:
+        p = obs("weekly", "deliver", "--week-start", WS, "--now", "2025-09-29T00:00:00Z",
+                OBS_WEEKLY_WEBHOOK_URL=rx.url(), OBS_WEBHOOK_SECRET=SECRET_RAW)
+        assert p.returncode == 0, p.stderr
+        req = rx.received[0]
+    res = verify(req.body, req.headers, [SECRET_RAW], tolerance_s=300, now=datetime.now(timezone.utc))
+    assert res.ok, res.reason

@@ -109,8 +109,11 @@ def free_port() -> int:
 
 
 def make_cfg(tmp_path, **webhook):
-    """A config rooted at ``tmp_path`` with tiny backoff values (overridable)."""
-    wh = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "connect_timeout_s": 2.0, "read_timeout_s": 5.0}
+    """A config rooted at ``tmp_path`` with tiny backoff values (overridable). Signatures are
+    stamped from the test's fixed ``now`` (``sign_with_real_clock=False``) so they can be
+    checked exactly."""
+    wh = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "connect_timeout_s": 2.0, "read_timeout_s": 5.0,
+          "sign_with_real_clock": False}
     wh.update(webhook)
     return load_config(tmp_path, env={}, overrides={"webhook": wh})
 

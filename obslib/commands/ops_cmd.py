@@ -116,7 +116,7 @@ def register(subparsers, parent: argparse.ArgumentParser) -> None:
                                           "See docs/runbook.md.")
     k.add_argument("--since", help="window start (RFC 3339; default: the previous check, else --lookback-hours)")
     k.add_argument("--lookback-hours", type=float, default=24.0, help="first-check window (default 24)")
-    k.add_argument("--no-send", action="store_true", help="write the report only; send no alerts")
+    k.add_argument("--no-send", action="store_true", help="preview: write ops/nightly_check.preview.json, send no alerts, and leave the check window where it is")
     k.set_defaults(func=_check)
 
     lg = subparsers.add_parser("log", help="the run log ops/automation_runs.log",

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from ..config import Config
 from ..inputs import resolve_data_root
-from ..notebook import execute_keeping_partial, export_html, warm_up_html_export
+from ..notebook import execute_keeping_partial, export_html, start_html_warm_up
 from ..provenance import commit_sha, source_command
 from ..runlog import JobContext
 from ..storage import fsync_dir
@@ -49,8 +48,7 @@ def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: floa
               "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
               "data_label": data_label(cfg, root), "pip_value": float(pip_value)}
     nb_out = staging / OUTPUTS[0]
-    warm = threading.Thread(target=warm_up_html_export, daemon=True)
-    warm.start()
+    warm = start_html_warm_up()  # nbconvert's first render costs ~1 s; pay it while the kernel runs
     try:
         execute_keeping_partial(NOTEBOOK, nb_out, params, failed_path=out / "failed" / f"{ctx.job_id}.ipynb",
                                 shown_relative_to=Path(cfg.work_root), kernel_name=cfg.notebook.kernel_name,

@@ -128,11 +128,11 @@ def deliver_outbox(paths: LatencyPaths, *, target: AlertTarget, cfg: Any, ctx: A
                 if not target.secrets:
                     rep.failed.append(f"{f.name}: OBS_WEBHOOK_SECRET is not set; refusing to send unsigned")
                     continue
-                from ..webhook import clock_from, send_signed
+                from ..webhook import send_signed, signing_clock
 
                 payload_id = read_json(f)["payload_id"]
                 out = send_signed(body, webhook_id=payload_id, url=target.url, secrets=list(target.secrets),
-                                  cfg=cfg, ctx=ctx, clock=clock or clock_from(now), sleep=sleep,
+                                  cfg=cfg, ctx=ctx, clock=clock or signing_clock(cfg, now), sleep=sleep,
                                   purpose="latency_alert")
                 rep.outcomes.append(out.summary())
                 if out.ok:

@@ -39,13 +39,23 @@ def nightly_check(cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str], *, 
         report = run_check(ops_dir=ops, jobs=jobs, now=now, prev=prev, since=since, lookback=lookback,
                            owner=cfg.owner, runbook=cfg.runbook, job_id=ctx.job_id)
         validate(report, SCHEMA_FILE, "nightly check report")
+        if not send:
+            # a preview (--no-send) must not move the "since the last check" window, or the
+            # findings it shows would never be alerted by the next real check
+            preview = report_path.with_name("nightly_check.preview.json")
+            atomic_write_json(preview, report)
+            ctx.artefacts.append(f"ops/{preview.name}")
+            return {"status": report["status"], "exit_code": 1 if report["counts"]["critical"] else 0,
+                    "preview": True, "window": report["window"], "counts": report["counts"],
+                    "findings": [{k: f[k] for k in ("id", "severity", "next_action")} for f in report["findings"][:50]],
+                    "findings_total": len(report["findings"]), "report": f"ops/{preview.name}"}
         atomic_write_json(report_path, report)
         write_heartbeat(ops, JOB, ctx.job_id, now, "ok" if report["status"] == "ok" else report["status"],
                         {"findings": len(report["findings"])})
     ctx.artefacts.extend([f"ops/{REPORT_NAME}", f"ops/{JOB}_heartbeat.json"])
     delivery: dict[str, Any] = {"status": "nothing_to_send"}
     alerts = list(report["findings"])
-    if alerts and send:
+    if alerts:
         doc = alert_document(alerts, job_id=ctx.job_id, now=now, report=f"ops/{REPORT_NAME}")
         delivery = send_alerts(doc, cfg=cfg, ctx=ctx, now=now, env=env, sleep=sleep)
         if delivery.get("file"):

@@ -34,7 +34,7 @@ def send_alerts(doc: dict, *, cfg: Any, ctx: Any, now: datetime, env: Mapping[st
     webhook_id, file}`` where ``status`` is ``delivered``, ``written`` (no URL configured),
     ``no_secret`` (URL but no secret: not sent) or ``failed`` (after the last attempt).
     ``file`` is the ``out/ops_alerts/<job_id>.json`` copy (None when delivered)."""
-    from ..webhook import clock_from, parse_secrets, send_signed
+    from ..webhook import parse_secrets, send_signed, signing_clock
 
     body = canonical_json_bytes(doc)
     wid = f"ops-alerts-{sha256_bytes(body)[:16]}"
@@ -43,7 +43,7 @@ def send_alerts(doc: dict, *, cfg: Any, ctx: Any, now: datetime, env: Mapping[st
     result: dict[str, Any] = {"status": "written", "attempts": 0, "status_codes": [], "webhook_id": wid, "file": None}
     if url and secrets:
         kw = {"sleep": sleep} if sleep is not None else {}
-        out = send_signed(body, webhook_id=wid, url=url, secrets=secrets, cfg=cfg, ctx=ctx, clock=clock_from(now),
+        out = send_signed(body, webhook_id=wid, url=url, secrets=secrets, cfg=cfg, ctx=ctx, clock=signing_clock(cfg, now),
                           purpose="ops_alerts", **kw)
         result.update(status="delivered" if out.ok else "failed", attempts=out.attempts,
                       status_codes=list(out.status_codes))
