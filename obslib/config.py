@@ -287,8 +287,37 @@ def load_config(work_root: str | os.PathLike | None = None, *, config_file: str 
             elif v is not None:
                 clean[k] = v
         _apply(cfg, clean, "command line")
-    if cfg.latency.slo_ms <= 0:
-        raise ConfigError(f"latency.slo_ms must be > 0, got {cfg.latency.slo_ms}")
-    if cfg.webhook.max_attempts < 1:
-        raise ConfigError("webhook.max_attempts must be >= 1")
+    _check_ranges(cfg)
     return cfg
+
+
+_POSITIVE = ("latency.slo_ms", "latency.window_minutes", "webhook.connect_timeout_s", "webhook.read_timeout_s",
+             "notebook.start_timeout_s", "notebook.cell_timeout_s", "latency.rotate_bytes",
+             "runlog_rotate_bytes", "latency.raw_retention_days", "latency.rollup_retention_days",
+             "history_retention_days", "benchmark_stale_days", "webhook.signature_tolerance_s")
+_NON_NEGATIVE = ("lock_timeout_s", "webhook.backoff_base_s", "webhook.backoff_max_s", "webhook.retry_after_cap_s",
+                 "utilisation_warning_headroom_frac")
+
+
+def _check_ranges(cfg: Config) -> None:
+    """Every number finite and in range; ``ConfigError`` naming the key otherwise."""
+    import math
+
+    def get(key: str):
+        obj = cfg
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    for key in _POSITIVE + _NON_NEGATIVE:
+        v = float(get(key))
+        if not math.isfinite(v) or v < 0 or (key in _POSITIVE and v == 0):
+            need = "> 0" if key in _POSITIVE else ">= 0"
+            raise ConfigError(f"{key} must be a finite number {need}, got {get(key)!r}")
+    if cfg.webhook.max_attempts < 1:
+        raise ConfigError(f"webhook.max_attempts must be >= 1, got {cfg.webhook.max_attempts}")
+    for s in cfg.latency.sources:
+        for key in ("timeout_s", "bar_minutes", "window_minutes"):
+            v = float(getattr(s, key))
+            if not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"latency source {s.name!r}: {key} must be a finite number > 0, got {v!r}")

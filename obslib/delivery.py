@@ -126,13 +126,20 @@ def load_weekly_payload(cfg: Any, week_start: str) -> dict:
     return data
 
 
-def dry_run_weekly(payload: dict, *, cfg: Any, now: datetime) -> tuple[Path, bytes]:
-    """Write the canonical payload, unsigned, to ``out/weekly_report/<YYYYMMDDTHHMMSSZ>.json``.
-
-    Returns ``(path, bytes)``; nothing is signed or sent.
-    """
+def dry_run_weekly(payload: dict, *, cfg: Any, now: datetime, tag: str = "") -> tuple[Path, bytes]:
+    """Write the canonical payload, unsigned, to
+    ``out/weekly_report/<YYYYMMDDTHHMMSSZ>_<week_start>[_<tag>].json`` (``tag``: the job id's
+    random suffix), never overwriting an earlier file. Returns ``(path, bytes)``; nothing
+    is signed or sent."""
     body = _canonical(payload)
-    path = Path(cfg.out_dir) / "weekly_report" / f"{now.strftime('%Y%m%dT%H%M%SZ')}.json"
+    week = str(payload.get("week_start", ""))[:10] or "week"
+    stem = "_".join(x for x in (now.strftime("%Y%m%dT%H%M%SZ"), week, tag) if x)
+    folder = Path(cfg.out_dir) / "weekly_report"
+    path = folder / f"{stem}.json"
+    n = 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}.{n}.json"
     atomic_write_bytes(path, body)
     return path, body
 
@@ -315,7 +322,7 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
         else:
             alert = _alert(cfg, "weekly-webhook-secret-missing", "critical",
                            f"{ENV_SECRET} is not set: the weekly payload for {ws} was not signed or delivered")
-        path, _ = dry_run_weekly(payload, cfg=cfg, now=now)
+        path, _ = dry_run_weekly(payload, cfg=cfg, now=now, tag=ctx.job_id.rsplit("-", 1)[-1])
         return {"delivery": {"status": "dry_run", **base, "dry_run_file": _rel(cfg, path)}, "alerts": [alert]}
 
     hist = history_dir(cfg)

@@ -140,21 +140,27 @@ def latency_hourly(data_root: Path, p: dict) -> pd.DataFrame:
 
 
 def plot_ev_lcb(data_root: Path, week_end: str, ax=None):
-    """EV-gate point win rate and its LCB over time per archive key (dated before week_end)."""
+    """EV-gate win rate over time per archive key (snapshots dated before week_end): the
+    win-rate LCB (solid) and the posterior mean alpha/(alpha+beta) (dotted, same colour)."""
     import matplotlib.pyplot as plt
 
     df = ev_history_frame(data_root)
-    ax = ax or plt.subplots(figsize=(9, 3.5))[1]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(10, 4))
+    else:
+        fig = ax.figure
     if df.empty:
         ax.set_title("EV gate: no state-archive snapshots")
         return ax
     df = df[df["generated_at"] < parse_ts(week_end)]
     for key, g in df.groupby("key"):
-        ax.plot(g["generated_at"], g["win_rate_lcb"], marker=".", label=f"LCB {key.split('/')[0][:28]}")
-        ax.plot(g["generated_at"], g["win_rate_point"], linestyle=":", alpha=0.6)
+        (line,) = ax.plot(g["generated_at"], g["win_rate_lcb"], marker=".", label=key.split("/")[0])
+        ax.plot(g["generated_at"], g["win_rate_point"], linestyle=":", color=line.get_color(), alpha=0.7)
     ax.set_ylabel("win rate (fraction)")
-    ax.set_title("EV gate: win-rate LCB (solid) and alpha/(alpha+beta) (dotted)")
-    ax.legend(fontsize=7)
+    ax.set_title("EV gate: win-rate LCB (solid) and posterior mean alpha/(alpha+beta) (dotted)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.autofmt_xdate()
+    fig.tight_layout()
     return ax
 
 
@@ -192,4 +198,5 @@ def plot_latency(hourly: pd.DataFrame, slo_ms: float, ax=None):
     ax.set_ylabel("p95 latency (ms)")
     ax.set_title("Hourly p95 latency per source")
     ax.legend(fontsize=7)
+    ax.figure.autofmt_xdate()
     return ax

@@ -7,7 +7,7 @@ Defined once here (``DEFAULT_JOBS``) and overridable per job from ``obs.toml``::
     grace_s = 1800             # a start later than expected + grace is a missed run
     max_duration_s = 1800      # a run longer than this is reported as too long
     [schedule]
-    env_file = "/etc/obslib/secrets.env"   # sourced by every cron command (optional)
+    env_file = "/etc/obslib/secrets.env"   # sourced by every cron command (must exist when set)
 
 ``obs cron --format json|crontab`` renders it (``render_json`` / ``render_crontab``) and
 ``obs check`` (``obslib.ops.check``) uses it to compute the runs each job should have
@@ -197,14 +197,15 @@ def shell_command(job: ScheduledJob, *, work_root: str, obs_bin: str, env_path: 
                   log_dir: str = "ops/cron") -> str:
     """The shell command cron runs for ``job`` (POSIX sh, before crontab ``%`` escaping).
 
-    ``cd <work_root>``; source ``env_path`` when readable; set ``JOB_ID`` and
+    ``cd <work_root>``; source ``env_path`` (the line fails when it is missing); set ``JOB_ID`` and
     ``SCHEDULE_TRIGGER``; run ``<obs_bin> <args>`` (then ``<then_args>``); append
     stdout/stderr to ``<log_dir>/<job>.log``.
     """
     q = shlex.quote
     parts = [f"cd {q(work_root)}"]
     if env_path:
-        parts.append(f"{{ [ ! -r {q(env_path)} ] || {{ set -a; . {q(env_path)}; set +a; }}; }}")
+        # a missing env file fails the line (the run is then reported missed), never a silent dry run
+        parts.append(f"{{ set -a && . {q(env_path)} && set +a; }}")
     parts.append(f"mkdir -p {q(log_dir)}")
     run = (f"JOB_ID={job.job_name}-$(date -u +%Y%m%dT%H%M%SZ)-$$ SCHEDULE_TRIGGER=cron "
            f"{q(obs_bin)} {' '.join([*(q(a) for a in job.args), *([job.shell_extra] if job.shell_extra else [])])}")

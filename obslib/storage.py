@@ -172,7 +172,8 @@ def locked_append(path: str | os.PathLike, line: bytes, timeout_s: float = 30.0)
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file. Raises ``InputError`` naming the file (and line) on a syntax error."""
+    """Read a JSON file. Raises ``InputError`` naming the file (and line) on a syntax error,
+    and for ``NaN``/``Infinity`` (Python's json accepts them; obslib never does)."""
     from .errors import InputError
 
     p = Path(path)
@@ -182,7 +183,12 @@ def read_json(path: str | os.PathLike) -> Any:
         raise InputError(str(p), "file not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(str(p), f"cannot read: {exc.__class__.__name__}") from exc
+    def _no_constants(name: str):
+        raise ValueError(f"non-finite number {name} is not valid JSON data")
+
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as exc:
         raise InputError(str(p), f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from exc
+    except ValueError as exc:  # NaN / Infinity / -Infinity
+        raise InputError(str(p), str(exc)) from exc

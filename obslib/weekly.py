@@ -225,6 +225,9 @@ def _telemetry(data_root: Path, cfg: Config, wk: str, week_end: datetime, proble
                 continue
             if isinstance(val, bool) or not isinstance(val, (int, float)):
                 raise InputError(TELEMETRY_REL, f"execution_health.{strat}.{key} is not a number: {val!r}")
+            if key == "reject_rate" and not 0.0 <= float(val) <= 1.0:
+                raise InputError(TELEMETRY_REL, f"execution_health.{strat}.reject_rate {val} is not a fraction "
+                                                "in [0, 1]")
             target[strat] = _r(val)
     if not eh:
         alerts.append(make_alert(f"execution-health-empty:{wk}", "warning",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .errors import ObsError
 from .inputs import resolve_data_root
 from .notebook import execute_keeping_partial, export_html, start_html_warm_up
 from .provenance import commit_sha, source_command
@@ -53,6 +54,9 @@ def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: dateti
     fast with a clean ``InputError`` before a kernel starts and before anything is written.
     Raises ``NotebookFailed`` (partial notebook kept) or another ``ObsError``."""
     ws = week_start or week_start_of(now)
+    if ws > now:
+        raise ObsError(f"week_start {ws.date().isoformat()} is in the future (now is {to_rfc3339(now)}): "
+                       "a week is reported once it has started")
     root = resolve_data_root(cfg, now)
     label = data_label(cfg, root)
     build_weekly_payload(root, ws, cfg=cfg, now=now, job_id=ctx.job_id, command="preflight", sha=None,

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_ROOT = REPO.parent / "shared" / "realdata" / "research_repo"
+# ../shared/realdata/research_repo beside the checkout (as CI lays it out), or $OBSLIB_REALDATA
+REAL_ROOT = Path(os.environ.get("OBSLIB_REALDATA") or REPO.parent / "shared" / "realdata" / "research_repo")
 OBS_ENV_PREFIXES = ("OBS_", "LATENCY_SLO_MS", "JOB_ID", "SCHEDULE_TRIGGER")
 
 

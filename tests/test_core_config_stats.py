@@ -77,3 +77,16 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert p.read_bytes() == b"old"
     assert [q.name for q in tmp_path.iterdir()] == ["a.json"]  # no temp file left
     assert json.loads(b"1") == 1
+
+
+@pytest.mark.parametrize("toml, needle", [
+    ("[webhook]\nbackoff_base_s = -1\n", "webhook.backoff_base_s must be a finite number >= 0"),
+    ("[webhook]\nconnect_timeout_s = -1\n", "webhook.connect_timeout_s must be a finite number > 0"),
+    ("lock_timeout_s = nan\n", "lock_timeout_s must be a finite number >= 0"),
+    ("[latency]\nslo_ms = 0\n", "latency.slo_ms must be a finite number > 0"),
+    ("[webhook]\nmax_attempts = 0\n", "webhook.max_attempts must be >= 1"),
+])
+def test_config_ranges_are_checked_at_load(tmp_path, toml, needle):
+    (tmp_path / "obs.toml").write_text(toml)
+    with pytest.raises(ConfigError, match=needle):
+        load_config(tmp_path, env={})

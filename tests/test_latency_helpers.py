@@ -22,7 +22,7 @@ obslib.cli.build_parser()
 UTC = timezone.utc
 T0 = datetime(2025, 10, 13, 9, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[1]
-REALDATA = Path(__file__).resolve().parents[2] / "shared/realdata/research_repo"
+
 EVENT_HEADER = "timestamp_utc,latency_ms,status,detail,source\n"
 
 

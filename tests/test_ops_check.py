@@ -187,3 +187,13 @@ def test_no_send_preview_does_not_move_the_window(tmp_path):
     # so the missed 01:00 run the preview saw is still reported
     assert "missed_run" in [f["kind"] for f in rep["findings"]]
     assert rc == rc2
+
+
+def test_weekly_dry_run_is_reported_as_undelivered(tmp_path):
+    root = tmp_path
+    ops = root / "ops"
+    write_toml(root, toml_only("weekly_report"))
+    run(ops, "weekly_report", "2026-03-01T23:30:00Z", "dry_run")
+    rc, rep = check(root, "2026-03-02T02:30:00Z", "--since", "2026-03-01T00:00:00Z")
+    assert kinds(rep) == [("undelivered_run", "weekly_report", "warning", "weekly-webhook")]
+    assert rc == 0

@@ -115,9 +115,11 @@ def test_dry_run_webhook_prints_payload_writes_file_signs_nothing(obs, tmp_path)
     assert p.returncode == 0 and rx.received == []
     first, last = p.stdout.strip().splitlines()
     assert first.encode() == CANON
-    assert (tmp_path / "out/weekly_report/20250929T120000Z.json").read_bytes() == CANON
-    assert json.loads(last)["delivery"] == {"status": "dry_run", "signed": False,
-                                            "output": "out/weekly_report/20250929T120000Z.json"}
+    summary = json.loads(last)
+    suffix = summary["job_id"].rsplit("-", 1)[-1]
+    name = f"out/weekly_report/20250929T120000Z_{WS}_{suffix}.json"  # unique per run: never overwritten
+    assert (tmp_path / name).read_bytes() == CANON
+    assert summary["delivery"] == {"status": "dry_run", "signed": False, "output": name}
     assert not (tmp_path / "ops/weekly_report_history").exists()
 
 
@@ -210,7 +212,7 @@ def test_secrets_and_urls_never_written_or_printed(obs, tmp_path):
     assert _scan([REPO / "out", REPO / "ops"], [SECRET_RAW, SECRET_WHSEC, PATH_TOKEN]) == []
 
 
-REALDATA = REPO.parent / "shared" / "realdata" / "research_repo"
+from conftest import REAL_ROOT as REALDATA  # noqa: E402
 
 
 def _has_weekly_run() -> bool:

@@ -144,3 +144,24 @@ def test_schema_format_checker_rejects_bad_datetime(real_root):
     p = build(real_root, "2025-09-29")
     p["generated_at"] = "2025-13-01T00:00:00Z"
     assert any("is not a 'date-time'" in e for e in schema_errors(p, SCHEMA_FILE))
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda t: t.replace('"slippage_bps": 2.5', '"slippage_bps": NaN'), "non-finite number NaN"),
+    (lambda t: t.replace('"reject_rate": 0.012', '"reject_rate": 1.5'), "reject_rate 1.5 is not a fraction"),
+])
+def test_bad_telemetry_values_fail_naming_the_file(real_copy, edit, needle):
+    tel = real_copy / "reports/portfolio_samples/router_demo/telemetry.json"
+    tel.write_text(edit(tel.read_text()))
+    with pytest.raises(InputError) as ei:
+        build(real_copy, "2025-09-29")
+    assert ei.value.path == "reports/portfolio_samples/router_demo/telemetry.json"
+    assert needle in str(ei.value)
+
+
+def test_infinity_in_a_benchmark_is_reported_not_used(real_copy):
+    b = real_copy / "reports/baseline/USDJPY_conservative.json"
+    b.write_text(b.read_text().replace('"total_pips": 222.9371428573188', '"total_pips": Infinity'))
+    with pytest.raises(InputError) as ei:  # a malformed benchmark is a bad row: strict by default
+        build(real_copy, "2025-09-29")
+    assert ei.value.path == "reports/baseline/USDJPY_conservative.json" and "Infinity" in str(ei.value)

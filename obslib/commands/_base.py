@@ -87,17 +87,19 @@ def run_job(args: argparse.Namespace, job_name: str,
             ctx.finish(status, error=summary.get("error"), **extra)
         emit({"job_id": ctx.job_id, "job_name": job_name, "status": status, **summary})
         return int(code)
-    except ObsError as exc:
-        msg = redact(str(exc))
-        status = "skipped" if isinstance(exc, LockTimeout) else "error"
+    except (ObsError, OSError) as exc:
+        if isinstance(exc, OSError):  # disk full, read-only or missing folder, permissions
+            where = exc.filename if exc.filename is not None else "a file"
+            msg = redact(f"cannot access {where}: {exc.strerror or exc.__class__.__name__}")
+            status, code = "error", 2
+        else:
+            msg = redact(str(exc))
+            status, code = ("skipped" if isinstance(exc, LockTimeout) else "error"), exc.exit_code
         say(f"obs {job_name}: {status}: {msg}")
         if ctx is not None and record:
-            try:
-                ctx.finish(status, error=msg)
-            except ObsError as log_exc:  # the log itself is locked/unwritable
-                say(f"obs {job_name}: could not write run log: {log_exc}")
+            _finish_quietly(ctx, job_name, status, msg)
         emit({"job_id": ctx.job_id if ctx else None, "job_name": job_name, "status": status, "error": msg})
-        return exc.exit_code
+        return code
     except KeyboardInterrupt:
         say(f"obs {job_name}: interrupted")
         return 130
@@ -107,9 +109,16 @@ def run_job(args: argparse.Namespace, job_name: str,
         if os.environ.get("OBS_DEBUG") == "1":
             say(redact(traceback.format_exc()))
         if ctx is not None and record:
-            try:
-                ctx.finish("error", error=msg)
-            except Exception:  # noqa: BLE001
-                pass
+            _finish_quietly(ctx, job_name, "error", msg)
         emit({"job_id": ctx.job_id if ctx else None, "job_name": job_name, "status": "error", "error": msg})
         return 1
+
+
+def _finish_quietly(ctx: JobContext, job_name: str, status: str, msg: str) -> None:
+    """Append the final run-log record on an error path; if even that fails (read-only or
+    full disk, log locked), say so on stderr instead of raising a second error."""
+    try:
+        ctx.finish(status, error=msg)
+    except (ObsError, OSError) as log_exc:
+        detail = getattr(log_exc, "strerror", None) or str(log_exc)
+        say(f"obs {job_name}: could not write the run log: {redact(str(detail))}")

@@ -36,7 +36,7 @@ def _cmd_deliver(args: argparse.Namespace) -> int:
     def body(cfg, ctx, now):
         payload = load_weekly_payload(cfg, args.week_start)
         if args.dry_run_webhook:
-            path, data = dry_run_weekly(payload, cfg=cfg, now=now)
+            path, data = dry_run_weekly(payload, cfg=cfg, now=now, tag=ctx.job_id.rsplit("-", 1)[-1])
             sys.stdout.write(redact(data.decode("utf-8")) + "\n")
             rel = os.path.relpath(path, cfg.work_root)
             return {"status": "dry_run", "delivery": {"status": "dry_run", "signed": False, "output": rel},

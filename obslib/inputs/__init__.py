@@ -50,6 +50,8 @@ def resolve_data_root(cfg: Config, now: datetime) -> Path:
 
     if cfg.data_root is not None:
         root = Path(cfg.data_root)
+        if root.exists() and not root.is_dir():
+            raise InputError(str(root), "data root is a file, not a research repository folder")
         if not root.is_dir():
             raise InputError(str(root), "data root not found (set --data-root, OBS_DATA_ROOT or data_root in obs.toml)")
         return root

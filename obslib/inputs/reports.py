@@ -102,7 +102,10 @@ def _optional_json(data_root: Path, rel_path: str, problems: list[Problem]) -> d
     if not p.exists():
         problems.append(Problem("missing", rel_path, "file not found"))
         return None
-    data = read_json(p)  # a syntax error in an existing file is an InputError: fail loudly
+    try:
+        data = read_json(p)  # a syntax error in an existing file is an InputError: fail loudly
+    except InputError as exc:
+        raise InputError(rel_path, exc.reason, line=exc.line) from exc
     if not isinstance(data, dict):
         raise InputError(rel_path, "expected a JSON object")
     return data

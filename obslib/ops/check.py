@@ -14,6 +14,7 @@ Findings (each is an alert ``{id, severity, message, owner, next_action}`` plus 
 
 ``missed_run``       no start in ``[expected - 60 s, expected + grace]``   ``#missed-runs``
 ``failed_run``       a final record with status ``error``/``failed``        the job's anchor
+``undelivered_run``  a weekly run that ended ``dry_run`` (nothing sent)      ``#weekly-webhook``
 ``too_long``         ``duration_ms > max_duration_s * 1000``                the job's anchor
 ``stale_heartbeat``  ``now - generated_at > cadence + grace``               ``#missed-runs``
 ``future_heartbeat`` ``generated_at > now + 120 s``                         ``#missed-runs``
@@ -263,6 +264,11 @@ def check_job(job: ScheduledJob, runs: list[Run], *, since: datetime, now: datet
             out.append(_finding("failed_run", job, sev, msg, anchor, owner, runbook, r.job_id, job_id=r.job_id,
                                 expected_at=to_rfc3339(t) if t else None, consecutive=n,
                                 escalation=f"ops/escalations/{r.job_id}.json" if esc.exists() else None))
+        elif r.record.get("status") == "dry_run" and job.name == "weekly_report":
+            out.append(_finding("undelivered_run", job, "warning",
+                                f"{job.name}: run {r.job_id} built the report but delivered nothing (dry run: "
+                                "no webhook URL in its environment)", "weekly-webhook", owner, runbook, r.job_id,
+                                job_id=r.job_id))
         dur = r.record.get("duration_ms")
         if isinstance(dur, (int, float)) and dur > job.max_duration_s * 1000:
             view.too_long += 1
@@ -363,7 +369,7 @@ def run_check(*, ops_dir: Path, jobs: list[ScheduledJob], now: datetime, prev: d
     findings = sort_alerts(findings)
     counts = {s: sum(1 for f in findings if f["severity"] == s) for s in ("critical", "warning", "info")}
     status = "critical" if counts["critical"] else "warning" if counts["warning"] else "ok"
-    by_check = {"missed_runs": ("missed_run",), "failed_runs": ("failed_run",), "slow_runs": ("too_long",),
+    by_check = {"missed_runs": ("missed_run",), "failed_runs": ("failed_run", "undelivered_run"), "slow_runs": ("too_long",),
                 "heartbeats": ("stale_heartbeat", "future_heartbeat", "missing_heartbeat"),
                 "runlog_valid": ("runlog_invalid",)}
     checks = []

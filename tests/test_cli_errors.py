@@ -1,0 +1,40 @@
+"""The CLI error contract: one JSON summary line, a one-line stderr message, a non-zero
+exit, no traceback, even when the disk refuses a write or the run log cannot be written."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+
+from obslib.commands._base import run_job
+
+
+def _args(tmp_path):
+    return argparse.Namespace(work_root=str(tmp_path), config=None, data_root=None, now="2026-01-05T00:00:00Z")
+
+
+def test_os_error_is_a_clean_failure(tmp_path, capsys):
+    def body(cfg, ctx, now):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "ops/x.lock"))
+
+    assert run_job(_args(tmp_path), "demo_job", body) == 2
+    out, err = capsys.readouterr()
+    summary = json.loads(out)
+    assert summary["status"] == "error" and summary["error"].endswith("x.lock: Read-only file system")
+    assert "Traceback" not in err and err.count("\n") == 1
+    rec = json.loads((tmp_path / "ops/automation_runs.log").read_text())
+    assert rec["status"] == "error" and "Read-only file system" in rec["error"]
+
+
+def test_unwritable_run_log_does_not_raise_a_second_error(tmp_path, capsys):
+    (tmp_path / "ops").mkdir()
+    (tmp_path / "ops/automation_runs.log").mkdir()  # a folder where the log file should be
+
+    def body(cfg, ctx, now):
+        raise OSError(errno.ENOSPC, "No space left on device", "out/x")
+
+    assert run_job(_args(tmp_path), "demo_job", body) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out)["status"] == "error"
+    assert "could not write the run log" in err and "Traceback" not in err
