@@ -22,6 +22,9 @@ obslib.cli.build_parser()
 UTC = timezone.utc
 T0 = datetime(2025, 10, 13, 9, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[1]
+from conftest import REAL_ROOT  # noqa: E402  (../shared/realdata or $OBSLIB_REALDATA)
+
+REALDATA = REAL_ROOT
 
 EVENT_HEADER = "timestamp_utc,latency_ms,status,detail,source\n"
 
