@@ -141,3 +141,17 @@ def execute_keeping_partial(notebook: Path, output: Path, params: dict[str, Any]
             os.replace(exc.partial_path, failed_path)
             exc.args = (f"{exc.args[0]} (partial notebook: {failed_path.relative_to(shown_relative_to)})",)
         raise
+
+
+def execute_to_html(notebook: Path, nb_out: Path, html_out: Path, params: dict[str, Any], *, failed_path: Path,
+                    work_root: Path, nb_cfg: Any, cwd: Path) -> None:
+    """The jobs' notebook step: execute ``notebook`` into ``nb_out`` (kernel and timeouts
+    from ``nb_cfg``, a ``NotebookConfig``), keeping a failed run's partial notebook at
+    ``failed_path``, then export ``html_out`` without re-execution. nbconvert is warmed up
+    in the background while the kernel runs. Raises ``NotebookFailed`` / ``ObsError``."""
+    warm = start_html_warm_up()
+    execute_keeping_partial(notebook, nb_out, params, failed_path=failed_path, shown_relative_to=Path(work_root),
+                            kernel_name=nb_cfg.kernel_name, start_timeout_s=nb_cfg.start_timeout_s,
+                            cell_timeout_s=nb_cfg.cell_timeout_s, cwd=cwd)
+    warm.join()
+    export_html(nb_out, html_out)

@@ -20,7 +20,7 @@ from typing import Any
 from .config import Config
 from .errors import ObsError
 from .inputs import resolve_data_root
-from .notebook import execute_keeping_partial, export_html, start_html_warm_up
+from .notebook import execute_to_html
 from .provenance import commit_sha, source_command
 from .runlog import JobContext
 from .schemas import validate
@@ -77,15 +77,10 @@ def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, roo
               "out_dir": str(staging.resolve()), "work_root": str(Path(cfg.work_root).resolve()),
               "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
               "data_label": label, "allow_bad_rows": allow_bad_rows}
-    nb_out = staging / "weekly_report.ipynb"
-    warm = start_html_warm_up()  # nbconvert's first render costs ~1 s; pay it while the kernel runs
     try:
-        execute_keeping_partial(NOTEBOOK, nb_out, params, failed_path=wdir / "failed" / f"{ctx.job_id}.ipynb",
-                                shown_relative_to=Path(cfg.work_root), kernel_name=cfg.notebook.kernel_name,
-                                start_timeout_s=cfg.notebook.start_timeout_s,
-                                cell_timeout_s=cfg.notebook.cell_timeout_s, cwd=staging)
-        warm.join()
-        export_html(nb_out, staging / "weekly_report.html")
+        execute_to_html(NOTEBOOK, staging / "weekly_report.ipynb", staging / "weekly_report.html", params,
+                        failed_path=wdir / "failed" / f"{ctx.job_id}.ipynb", work_root=cfg.work_root,
+                        nb_cfg=cfg.notebook, cwd=staging)
         payload = read_json(staging / "payload.json")
         validate(payload, SCHEMA_FILE, "weekly payload")
         for name in ARTEFACTS:

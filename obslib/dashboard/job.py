@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..inputs import resolve_data_root
-from ..notebook import execute_keeping_partial, export_html, start_html_warm_up
+from ..notebook import execute_to_html
 from ..provenance import commit_sha, source_command
 from ..runlog import JobContext
 from ..storage import fsync_dir
@@ -47,15 +47,10 @@ def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: floa
               "work_root": str(Path(cfg.work_root).resolve()), "out_dir": str(staging.resolve()),
               "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
               "data_label": data_label(cfg, root), "pip_value": float(pip_value)}
-    nb_out = staging / OUTPUTS[0]
-    warm = start_html_warm_up()  # nbconvert's first render costs ~1 s; pay it while the kernel runs
     try:
-        execute_keeping_partial(NOTEBOOK, nb_out, params, failed_path=out / "failed" / f"{ctx.job_id}.ipynb",
-                                shown_relative_to=Path(cfg.work_root), kernel_name=cfg.notebook.kernel_name,
-                                start_timeout_s=cfg.notebook.start_timeout_s,
-                                cell_timeout_s=cfg.notebook.cell_timeout_s, cwd=staging)
-        warm.join()
-        export_html(nb_out, staging / OUTPUTS[1])
+        execute_to_html(NOTEBOOK, staging / OUTPUTS[0], staging / OUTPUTS[1], params,
+                        failed_path=out / "failed" / f"{ctx.job_id}.ipynb", work_root=cfg.work_root,
+                        nb_cfg=cfg.notebook, cwd=staging)
         result = load_result(staging / RESULT_FILE)
         for name in OUTPUTS:
             os.replace(staging / name, out / name)
