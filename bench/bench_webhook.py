@@ -5,6 +5,8 @@ Run: .venv/bin/python bench/bench_webhook.py   (prints figures; asserts nothing)
 
 from __future__ import annotations
 
+import base64
+import secrets
 import tempfile
 import threading
 import time
@@ -17,7 +19,8 @@ from obslib.runlog import JobContext
 from obslib.storage import canonical_json_bytes
 from obslib.webhook import send_signed, sign_headers, verify
 
-SECRETS = ["bench-secret-new-0001", "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="]
+# throwaway secrets made per run (one raw, one in the Standard Webhooks whsec_ form)
+SECRETS = [secrets.token_hex(16), "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()]
 NOW = datetime(2025, 9, 29, 12, 0, tzinfo=timezone.utc)
 
 
