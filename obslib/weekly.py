@@ -34,11 +34,11 @@ from typing import Any
 from .alerts import make_alert, sort_alerts
 from .config import Config
 from .errors import InputError
-from .inputs import Problem, rel
+from .inputs import Problem
 from .inputs.latency_events import LATENCY_REL, read_latency_samples
 from .inputs.reports import TELEMETRY_REL, read_benchmarks, read_router_telemetry
 from .inputs.runs import INDEX_REL, read_daily, read_run_index
-from .inputs.state_archive import ARCHIVE_REL, parse_snapshot
+from .inputs.state_archive import parse_snapshot
 from .latency.streaks import replay
 from .provenance import input_entries, provenance
 from .stats import PERCENTILE_METHOD, ev_per_trade, percentile
@@ -359,5 +359,4 @@ def ev_history_frame(data_root: Path, problems: list[Problem] | None = None):
     return df
 
 
-__all__ = ["build_weekly_payload", "content_checksum", "ev_trend_7d", "utilisation_status", "ev_history_frame",
-           "ARCHIVE_REL", "rel"]
+__all__ = ["build_weekly_payload", "content_checksum", "ev_trend_7d", "utilisation_status", "ev_history_frame"]

@@ -10,7 +10,6 @@ non-zero; earlier artefacts (this week's and other weeks') are untouched.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from datetime import datetime
@@ -109,9 +108,4 @@ def summary_line(result: dict, delivery: dict) -> dict:
             "latency_p95_ms": p["latency"]["p95_ms"], **delivery}
 
 
-def load_week_payload(cfg: Config, week_start: datetime) -> dict:
-    """The published payload of a week (``InputError`` when there is none)."""
-    return read_json(week_dir(cfg, week_start) / "payload.json")
-
-
-__all__ = ["build_report", "week_dir", "summary_line", "load_week_payload", "cleanup_staging", "json"]
+__all__ = ["build_report", "week_dir", "summary_line", "cleanup_staging"]
