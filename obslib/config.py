@@ -316,6 +316,12 @@ def _check_ranges(cfg: Config) -> None:
             raise ConfigError(f"{key} must be a finite number {need}, got {get(key)!r}")
     if cfg.webhook.max_attempts < 1:
         raise ConfigError(f"webhook.max_attempts must be >= 1, got {cfg.webhook.max_attempts}")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(cfg.run_stamp_tz)
+    except (ValueError, KeyError, OSError) as exc:
+        raise ConfigError(f"run_stamp_tz {cfg.run_stamp_tz!r} is not an IANA time zone (e.g. UTC, Asia/Tokyo)") from exc
     for s in cfg.latency.sources:
         for key in ("timeout_s", "bar_minutes", "window_minutes"):
             v = float(getattr(s, key))

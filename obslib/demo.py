@@ -23,8 +23,10 @@ import csv
 import io
 import json
 import math
+import os
 import random
 import shutil
+import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -241,26 +243,29 @@ def generate_demo(out_dir: str | Path, as_of: datetime, seed: int = 7) -> Path:
     ``out_dir`` is a file or a non-empty folder without the demo marker. ``as_of`` (aware) is floored to the
     minute. Returns ``out_dir``."""
     as_of = as_of.astimezone(UTC).replace(second=0, microsecond=0)
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.building")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    for rel_path, data in _build(as_of, seed).items():
-        p = tmp / rel_path
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(data)
-    atomic_write_bytes(tmp / MARKER, _json({"as_of": to_rfc3339(as_of), "seed": seed, "version": DEMO_VERSION}))
-    old = out.with_name(f".{out.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if out.exists():
-        out.rename(old)
-    tmp.rename(out)
-    fsync_dir(out.parent)
-    if old.exists():
-        shutil.rmtree(old)
+    # unique sibling names: never touches anything that happens to be called .<name>.old
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        for rel_path, data in _build(as_of, seed).items():
+            p = tmp / rel_path
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+        atomic_write_bytes(tmp / MARKER, _json({"as_of": to_rfc3339(as_of), "seed": seed, "version": DEMO_VERSION}))
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rmdir(old)
+            out.rename(old)
+        tmp.rename(out)
+        fsync_dir(out.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return out
 
 

@@ -186,8 +186,14 @@ def read_json(path: str | os.PathLike) -> Any:
     def _no_constants(name: str):
         raise ValueError(f"non-finite number {name} is not valid JSON data")
 
+    def _finite_float(raw: str) -> float:
+        value = float(raw)
+        if not math.isfinite(value):  # 1e999 overflows to inf
+            raise ValueError(f"number {raw} is out of range (not finite)")
+        return value
+
     try:
-        return json.loads(text, parse_constant=_no_constants)
+        return json.loads(text, parse_constant=_no_constants, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise InputError(str(p), f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from exc
     except ValueError as exc:  # NaN / Infinity / -Infinity

@@ -90,3 +90,20 @@ def test_config_ranges_are_checked_at_load(tmp_path, toml, needle):
     (tmp_path / "obs.toml").write_text(toml)
     with pytest.raises(ConfigError, match=needle):
         load_config(tmp_path, env={})
+
+
+def test_read_json_rejects_non_finite_numbers(tmp_path):
+    from obslib.errors import InputError
+    from obslib.storage import read_json
+
+    for text, needle in (('{"a": NaN}', "NaN"), ('{"a": -Infinity}', "-Infinity"), ('{"a": 1e999}', "1e999")):
+        p = tmp_path / "x.json"
+        p.write_text(text)
+        with pytest.raises(InputError, match=needle):
+            read_json(p)
+
+
+def test_run_stamp_tz_must_be_a_zone(tmp_path):
+    (tmp_path / "obs.toml").write_text('run_stamp_tz = "Mars/Base"\n')
+    with pytest.raises(ConfigError, match="Mars/Base"):
+        load_config(tmp_path, env={})

@@ -78,3 +78,13 @@ def test_demo_never_replaces_a_folder_that_is_not_a_demo(tmp_path):
     generate_demo(empty, AS_OF)  # an empty folder is fine, and a demo can be regenerated
     generate_demo(empty, AS_OF, seed=9)
     assert (empty / "runs/index.csv").is_file()
+
+
+def test_demo_swap_never_touches_similarly_named_siblings(tmp_path):
+    sibling = tmp_path / ".demo.old"
+    sibling.mkdir()
+    (sibling / "data").write_text("keep")
+    generate_demo(tmp_path / "demo", AS_OF)
+    generate_demo(tmp_path / "demo", AS_OF, seed=8)  # replaces the earlier demo
+    assert (sibling / "data").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".demo.old", "demo"]

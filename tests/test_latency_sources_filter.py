@@ -33,3 +33,25 @@ def test_default_sources(tmp_path):
     real = load_config(tmp_path, env={"OBS_DATA_ROOT": str(tmp_path)})
     (src,) = real.latency_sources(tmp_path)
     assert src.kind == "event_log" and src.path == f"{tmp_path}/ops/signal_latency.csv"
+
+
+def test_a_run_older_than_the_newest_sample_adds_no_row(tmp_path, capsys):
+    """Rows stay in time order: a run whose time is before a sample already written is
+    skipped (exit 0, logged), never appended out of order."""
+    import csv
+    import json
+
+    from obslib.cli import main
+
+    log = tmp_path / "ev.csv"
+    log.write_text("timestamp_utc,latency_ms,status,detail,source\n2026-01-01T00:05:00Z,100,success,,a\n")
+    (tmp_path / "obs.toml").write_text(f'[[latency.sources]]\nname = "e"\nkind = "event_log"\npath = "{log}"\n')
+    assert main(["latency", "sample", "--work-root", str(tmp_path), "--now", "2026-01-01T00:15:00Z"]) == 0
+    assert main(["latency", "sample", "--work-root", str(tmp_path), "--now", "2026-01-01T00:10:00Z"]) == 0
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["status"] == "skipped" and "2026-01-01T00:15:00Z" in last["reason"]
+    with open(tmp_path / "ops/signal_latency.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["timestamp_utc"] for r in rows] == ["2026-01-01T00:15:00Z"]
+    recs = [json.loads(x) for x in (tmp_path / "ops/automation_runs.log").read_text().splitlines()]
+    assert [r["status"] for r in recs if r["job_name"] == "latency"] == ["ok", "skipped"]

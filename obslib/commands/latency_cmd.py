@@ -38,10 +38,14 @@ def _sample(args: argparse.Namespace) -> int:
         from ..provenance import commit_sha, source_command
 
         data_root = resolve_data_root(cfg, now) if _needs_data_root(cfg) else cfg.work_root
+        from ..timeutil import utcnow
+
+        pretend = bool(getattr(args, "now", None) or os.environ.get("OBS_NOW"))
         summary = run_sample(cfg, ctx, now, data_root=data_root, target=target_from_env(dict(os.environ)),
-                             source_command=source_command(), commit_sha=commit_sha())
+                             source_command=source_command(), commit_sha=commit_sha(),
+                             clock=None if pretend else utcnow)  # real runs stamp rows after the lock
         if summary.get("skipped"):
-            say(f"obs latency sample: skipped: {summary.get('error')}")
+            say(f"obs latency sample: skipped: {summary.get('error') or summary.get('reason')}")
         return _say_messages(summary)
 
     return run_job(args, "latency", body, config_overrides=_overrides(args))

@@ -21,7 +21,7 @@ from ..config import Config
 from ..errors import LockTimeout
 from ..heartbeat import write_heartbeat
 from ..storage import file_lock
-from ..timeutil import to_rfc3339
+from ..timeutil import parse_ts, to_rfc3339
 from ._faults import checkpoint
 from .alerts import AlertTarget, build_payload, deliver_outbox, outbox_name
 from .archive import apply_raw_retention, finish_rotation, maybe_rotate
@@ -62,7 +62,14 @@ def _sample_locked(cfg: Config, paths: LatencyPaths, ctx: Any, now: datetime, da
     state_doc = read_json_or(paths.state, {}) or {}
     states = {k: StreakState.from_dict(v) for k, v in state_doc.get("sources", {}).items()}
     latest = dict(state_doc.get("latest", {}))
-    ts = to_rfc3339(now.replace(microsecond=0))
+    ts = to_rfc3339(now.replace(microsecond=0))  # the raw file's timestamps are whole seconds
+    newest = max((st.last_sample_at for st in states.values() if st.last_sample_at), default=None)
+    if newest is not None and parse_ts(newest) > parse_ts(ts):
+        # rows stay in time order: a run whose time is older than a sample already written
+        # (a pretend --now in the past, a clock stepped back) adds nothing
+        return {"status": "skipped", "skipped": True, "samples_written": 0, "rollups_written": 0,
+                "breach_count": 0, "next_rotation_bytes": None, "recovered": recovered,
+                "reason": f"a sample at {newest} already exists (this run's time is {ts})"}
     samples: list[SourceSample] = []
     new_offsets = dict(offsets)
     for src in cfg.latency_sources(data_root):
@@ -139,7 +146,8 @@ def _rel(path: str | None, root: Path) -> str | None:
 def run_sample(cfg: Config, ctx: Any, now: datetime, *, data_root: Path, target: AlertTarget,
                source_command: str = "obs latency sample", commit_sha: str | None = None,
                http_get: Callable | None = None, sleep: Callable[[float], None] = time.sleep,
-               monotonic: Callable[[], float] = time.monotonic) -> dict:
+               monotonic: Callable[[], float] = time.monotonic,
+               clock: Callable[[], datetime] | None = None) -> dict:
     """One sample run (see the module docstring). Returns the job summary for ``run_job``:
     ``{status, samples_written, rollups_written, breach_count, next_rotation_bytes, skipped,
     lock_wait_ms, sources, notifications, alerts, ...}``; ``status`` is ``ok``, ``skipped``
@@ -151,6 +159,8 @@ def run_sample(cfg: Config, ctx: Any, now: datetime, *, data_root: Path, target:
     try:
         with file_lock(paths.lock, cfg.lock_timeout_s) as waited_ms:
             checkpoint("locked")
+            if clock is not None:  # real runs: the sample's time is when the lock was taken
+                now = clock()
             try:
                 summary = _sample_locked(cfg, paths, ctx, now, data_root, http_get, source_command, commit_sha)
             except Exception as exc:
@@ -159,6 +169,10 @@ def run_sample(cfg: Config, ctx: Any, now: datetime, *, data_root: Path, target:
     except LockTimeout as exc:
         return _skipped(exc, (monotonic() - t0) * 1000, {"samples_written": 0, "rollups_written": 0,
                                                          "breach_count": 0, "next_rotation_bytes": None})
+    if summary.get("skipped"):
+        summary["lock_wait_ms"] = round(waited_ms, 1)
+        summary["_runlog_extra"] = {"lock_wait_ms": summary["lock_wait_ms"], "skipped": True}
+        return summary
     summary["skipped"] = False
     summary["lock_wait_ms"] = round(waited_ms, 1)
     rep = deliver_outbox(paths, target=target, cfg=cfg, ctx=ctx, now=now, sleep=sleep)
