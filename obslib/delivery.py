@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .alerts import make_alert
 from .errors import DeliveryError, InputError, ValidationError
 from .provenance import commit_sha, provenance, source_command
 from .runlog import redact
@@ -39,6 +40,7 @@ from .storage import (
     canonical_json_bytes,
     file_lock,
     read_json,
+    rel,
     sha256_bytes,
     sha256_file,
 )
@@ -81,21 +83,13 @@ def history_dir(cfg: Any) -> Path:
     return Path(cfg.ops_dir) / HISTORY_DIRNAME
 
 
-def _rel(cfg: Any, path: Path) -> str:
-    try:
-        return Path(os.path.relpath(path, cfg.work_root)).as_posix()
-    except ValueError:
-        return path.as_posix()
-
-
 def runbook_ref(cfg: Any, anchor: str = RUNBOOK_ANCHOR) -> str:
     """``docs/runbook.md#<anchor>`` (the runbook path comes from ``cfg.runbook``)."""
     return f"{cfg.runbook}#{anchor}"
 
 
 def _alert(cfg: Any, alert_id: str, severity: str, message: str, anchor: str = RUNBOOK_ANCHOR) -> dict[str, str]:
-    return {"id": alert_id, "severity": severity, "message": message, "owner": cfg.owner,
-            "next_action": runbook_ref(cfg, anchor)}
+    return make_alert(alert_id, severity, message, anchor=anchor, owner=cfg.owner, runbook=cfg.runbook)
 
 
 def _provenance(ctx: Any, now: datetime, env: Mapping[str, str], inputs: list[dict]) -> dict:
@@ -119,10 +113,10 @@ def load_weekly_payload(cfg: Any, week_start: str) -> dict:
     ws = _week(week_start)
     path = Path(cfg.out_dir) / "weekly_report" / ws / "payload.json"
     if not path.exists():
-        raise InputError(_rel(cfg, path), "no weekly payload for this week: run `obs weekly run` first")
+        raise InputError(rel(path, cfg.work_root), "no weekly payload for this week: run `obs weekly run` first")
     data = read_json(path)
     if not isinstance(data, dict):
-        raise InputError(_rel(cfg, path), "weekly payload must be a JSON object")
+        raise InputError(rel(path, cfg.work_root), "weekly payload must be a JSON object")
     return data
 
 
@@ -184,7 +178,7 @@ def escalate(*, what: str, outcome: DeliveryOutcome, cfg: Any, ctx: Any, now: da
     record["post"] = {"status": "pending" if url else "not_configured", "attempts": 0, "status_code": None}
     validate(record, "escalation.schema.json", "escalation record")
     atomic_write_json(path, record)
-    ctx.artefacts.append(_rel(cfg, path))
+    ctx.artefacts.append(rel(path, cfg.work_root))
     if url:
         body = canonical_json_bytes({k: v for k, v in record.items() if k != "post"})
         secrets = parse_secrets(env.get(ENV_SECRET))
@@ -205,8 +199,8 @@ def _fail(outcome: DeliveryOutcome, *, what: str, cfg: Any, ctx: Any, now: datet
                             extra={"week_start": week_start}, sleep=sleep)
     last = f"HTTP {outcome.last_status_code}" if outcome.last_status_code is not None else outcome.last_error
     err = DeliveryError(f"{what} failed after {outcome.attempts} attempt(s) (last: {last}); "
-                        f"escalation {_rel(cfg, path)}; see {runbook_ref(cfg)}")
-    err.summary = {"delivery": {"status": "error", **outcome.summary(), "escalation": _rel(cfg, path),
+                        f"escalation {rel(path, cfg.work_root)}; see {runbook_ref(cfg)}")
+    err.summary = {"delivery": {"status": "error", **outcome.summary(), "escalation": rel(path, cfg.work_root),
                                 "escalation_post": record["post"]["status"]}}
     return err
 
@@ -243,7 +237,7 @@ def _archive_previous(cfg: Any, ws: str) -> str | None:
     if receipt_p.exists():
         os.replace(receipt_p, old_receipt)
     os.replace(body_p, old_body)
-    return _rel(cfg, old_body)
+    return rel(old_body, cfg.work_root)
 
 
 def _write_history(cfg: Any, ctx: Any, ws: str, body: bytes, outcome: DeliveryOutcome, kind: str,
@@ -270,7 +264,7 @@ def _write_history(cfg: Any, ctx: Any, ws: str, body: bytes, outcome: DeliveryOu
     }
     validate(receipt, "delivery_receipt.schema.json", "delivery receipt")
     atomic_write_json(receipt_p, receipt)
-    ctx.artefacts.extend([_rel(cfg, body_p), _rel(cfg, receipt_p)])
+    ctx.artefacts.extend([rel(body_p, cfg.work_root), rel(receipt_p, cfg.work_root)])
     return receipt
 
 
@@ -323,7 +317,7 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
             alert = _alert(cfg, "weekly-webhook-secret-missing", "critical",
                            f"{ENV_SECRET} is not set: the weekly payload for {ws} was not signed or delivered")
         path, _ = dry_run_weekly(payload, cfg=cfg, now=now, tag=ctx.job_id.rsplit("-", 1)[-1])
-        return {"delivery": {"status": "dry_run", **base, "dry_run_file": _rel(cfg, path)}, "alerts": [alert]}
+        return {"delivery": {"status": "dry_run", **base, "dry_run_file": rel(path, cfg.work_root)}, "alerts": [alert]}
 
     hist = history_dir(cfg)
     body_p, receipt_p = _paths(cfg, ws)
@@ -333,8 +327,8 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
                 and sha256_file(body_p) == receipt.get("payload_checksum_sha256"))
         if same and not force:
             return {"delivery": {"status": "already_delivered", **base, "attempts": 0,
-                                 "delivered_at": receipt.get("delivered_at"), "history": _rel(cfg, body_p),
-                                 "receipt": _rel(cfg, receipt_p)}, "alerts": []}
+                                 "delivered_at": receipt.get("delivered_at"), "history": rel(body_p, cfg.work_root),
+                                 "receipt": rel(receipt_p, cfg.work_root)}, "alerts": []}
         outcome = send_signed(body, webhook_id=wid, url=url, secrets=secrets, cfg=cfg, ctx=ctx,
                               clock=signing_clock(cfg, now), sleep=sleep, purpose="weekly")
         if not outcome.ok:
@@ -344,7 +338,7 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
         new_receipt = _write_history(cfg, ctx, ws, body, outcome, "forced" if same else "delivery",
                                      receipt if same else None, env)
     return {"delivery": {"status": "delivered", **base, **outcome.summary(), "forced": bool(force and same),
-                         "history": _rel(cfg, body_p), "receipt": _rel(cfg, receipt_p),
+                         "history": rel(body_p, cfg.work_root), "receipt": rel(receipt_p, cfg.work_root),
                          "previous_version": previous, "delivered_at": new_receipt["delivered_at"]},
             "alerts": []}
 
@@ -369,13 +363,13 @@ def replay_weekly(week_start: str, *, cfg: Any, ctx: Any, now: datetime, env: Ma
         raise DeliveryError(f"replay needs {' and '.join(missing)}; nothing sent; see {runbook_ref(cfg)}")
     with file_lock(history_dir(cfg) / f"{ws}.lock", cfg.lock_timeout_s):
         if not body_p.exists():
-            raise InputError(_rel(cfg, body_p), "no delivered weekly payload for this week: nothing to replay")
+            raise InputError(rel(body_p, cfg.work_root), "no delivered weekly payload for this week: nothing to replay")
         body = body_p.read_bytes()
         checksum = sha256_bytes(body)
         receipt = _read_receipt(receipt_p)
         if receipt is not None and receipt.get("payload_checksum_sha256") != checksum:
-            raise ValidationError(f"{_rel(cfg, body_p)}: bytes do not match the checksum in "
-                                  f"{_rel(cfg, receipt_p)}; not replayed")
+            raise ValidationError(f"{rel(body_p, cfg.work_root)}: bytes do not match the checksum in "
+                                  f"{rel(receipt_p, cfg.work_root)}; not replayed")
         wid = (receipt or {}).get("webhook_id") or weekly_webhook_id(ws, content_checksum(json.loads(body)))
         outcome = send_signed(body, webhook_id=wid, url=url, secrets=secrets, cfg=cfg, ctx=ctx,
                               clock=signing_clock(cfg, now), sleep=sleep, purpose="weekly_replay")
@@ -384,5 +378,5 @@ def replay_weekly(week_start: str, *, cfg: Any, ctx: Any, now: datetime, env: Ma
                         week_start=ws, sleep=sleep)
         new_receipt = _write_history(cfg, ctx, ws, body, outcome, "replay", receipt, env)
     return {"delivery": {"status": "replayed", "week_start": ws, **outcome.summary(),
-                         "history": _rel(cfg, body_p), "receipt": _rel(cfg, receipt_p),
+                         "history": rel(body_p, cfg.work_root), "receipt": rel(receipt_p, cfg.work_root),
                          "delivered_at": new_receipt["delivered_at"]}, "alerts": []}

@@ -70,6 +70,15 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def rel(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    """``path`` relative to ``root`` as a POSIX string (the path itself when outside), for
+    paths written into artefacts and messages (DESIGN.md: paths inside artefacts are relative)."""
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
 def fsync_dir(path: str | os.PathLike) -> None:
     """fsync a directory so a rename inside it is durable (best effort on odd filesystems)."""
     with contextlib.suppress(OSError):

@@ -80,6 +80,18 @@ def parse_secrets(value: str | None) -> list[str]:
     return out
 
 
+ALERT_URL_ENV = ("OBS_ALERT_WEBHOOK_URL", "OBS_WEEKLY_WEBHOOK_URL")  # first set wins
+SECRET_ENV = "OBS_WEBHOOK_SECRET"
+
+
+def alert_destination(env: Mapping[str, str]) -> tuple[str | None, list[str]]:
+    """Where latency and operations alerts go: ``OBS_ALERT_WEBHOOK_URL``, falling back to
+    ``OBS_WEEKLY_WEBHOOK_URL`` (None when neither is set), and the secrets of
+    ``OBS_WEBHOOK_SECRET``. Read at the moment of use; never logged."""
+    url = next(((env.get(k) or "").strip() for k in ALERT_URL_ENV if (env.get(k) or "").strip()), None)
+    return url, parse_secrets(env.get(SECRET_ENV))
+
+
 def standard_key(secret: str) -> bytes:
     """The Standard Webhooks HMAC key for an OBS secret (see the module docstring).
 

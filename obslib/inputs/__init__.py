@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import Config
+from ..storage import rel  # noqa: F401  (re-exported: readers name inputs relative to the data root)
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,6 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line is not None else self.path
         return f"{where}: {self.reason}"
-
-
-def rel(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` as a POSIX string (the path itself when outside)."""
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return Path(path).as_posix()
 
 
 def resolve_data_root(cfg: Config, now: datetime) -> Path:

@@ -33,9 +33,6 @@ from .streaks import Notification
 SCHEMA_VERSION = "1"
 SCHEMA_NAME = "latency_alert.schema.json"
 RUNBOOK_ANCHOR = "signal-latency"
-ENV_URL = "OBS_ALERT_WEBHOOK_URL"
-ENV_URL_FALLBACK = "OBS_WEEKLY_WEBHOOK_URL"
-ENV_SECRET = "OBS_WEBHOOK_SECRET"
 
 
 @dataclass(frozen=True)
@@ -53,8 +50,10 @@ class AlertTarget:
 def target_from_env(env: dict[str, str]) -> AlertTarget:
     """``OBS_ALERT_WEBHOOK_URL`` (else ``OBS_WEEKLY_WEBHOOK_URL``) and the whitespace-separated
     secrets in ``OBS_WEBHOOK_SECRET``."""
-    url = (env.get(ENV_URL) or "").strip() or (env.get(ENV_URL_FALLBACK) or "").strip() or None
-    return AlertTarget(url, tuple(dict.fromkeys((env.get(ENV_SECRET) or "").split())))
+    from ..webhook import alert_destination
+
+    url, secrets = alert_destination(env)
+    return AlertTarget(url, tuple(secrets))
 
 
 def _fmt(v: float | None) -> str:

@@ -11,9 +11,10 @@ gzipped rotations plus ``manifest.json``; ``ops/signal_latency_rollup.csv`` hour
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..storage import rel
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,4 @@ class LatencyPaths:
 
     def rel(self, path: Path) -> str:
         """``path`` relative to the work root (the parent of ``ops/``), POSIX style."""
-        try:
-            return Path(os.path.relpath(path, self.ops_dir.parent)).as_posix()
-        except ValueError:
-            return Path(path).as_posix()
+        return rel(path, self.ops_dir.parent)

@@ -19,13 +19,11 @@ killed run is visible.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..storage import atomic_write_bytes, atomic_write_json, canonical_json_bytes, fsync_dir
+from ..storage import atomic_write_bytes, atomic_write_json, canonical_json_bytes, fsync_dir, read_json
 from ..timeutil import parse_ts
 from ._faults import checkpoint
 from .paths import LatencyPaths
@@ -50,12 +48,9 @@ def format_row(timestamp: str, source: str, latency_ms: float | None, p95_ms: fl
 
 def read_json_or(path: Path, default: Any) -> Any:
     """A JSON file's content, ``default`` when missing. Raises ``InputError`` when corrupt."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         return default
-    except (OSError, ValueError) as exc:
-        raise InputError(path.name, f"unreadable or invalid JSON ({exc.__class__.__name__})") from exc
+    return read_json(path)
 
 
 def file_size(path: Path) -> int:

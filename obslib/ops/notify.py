@@ -14,11 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..storage import atomic_write_bytes, canonical_json_bytes, sha256_bytes
+from ..storage import atomic_write_bytes, canonical_json_bytes, rel, sha256_bytes
 from ..timeutil import to_rfc3339
 
-ENV_URLS = ("OBS_ALERT_WEBHOOK_URL", "OBS_WEEKLY_WEBHOOK_URL")
-ENV_SECRET = "OBS_WEBHOOK_SECRET"
 ALERTS_DIRNAME = "ops_alerts"
 
 
@@ -34,12 +32,11 @@ def send_alerts(doc: dict, *, cfg: Any, ctx: Any, now: datetime, env: Mapping[st
     webhook_id, file}`` where ``status`` is ``delivered``, ``written`` (no URL configured),
     ``no_secret`` (URL but no secret: not sent) or ``failed`` (after the last attempt).
     ``file`` is the ``out/ops_alerts/<job_id>.json`` copy (None when delivered)."""
-    from ..webhook import parse_secrets, send_signed, signing_clock
+    from ..webhook import alert_destination, send_signed, signing_clock
 
     body = canonical_json_bytes(doc)
     wid = f"ops-alerts-{sha256_bytes(body)[:16]}"
-    url = next((env[k].strip() for k in ENV_URLS if (env.get(k) or "").strip()), "")
-    secrets = parse_secrets(env.get(ENV_SECRET))
+    url, secrets = alert_destination(env)
     result: dict[str, Any] = {"status": "written", "attempts": 0, "status_codes": [], "webhook_id": wid, "file": None}
     if url and secrets:
         kw = {"sleep": sleep} if sleep is not None else {}
@@ -53,5 +50,5 @@ def send_alerts(doc: dict, *, cfg: Any, ctx: Any, now: datetime, env: Mapping[st
         result["status"] = "no_secret"
     path = Path(cfg.out_dir) / ALERTS_DIRNAME / f"{ctx.job_id}.json"
     atomic_write_bytes(path, body)
-    result["file"] = path.relative_to(cfg.work_root).as_posix() if path.is_relative_to(cfg.work_root) else str(path)
+    result["file"] = rel(path, cfg.work_root)
     return result

@@ -24,16 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, ValidationError
-from ..storage import atomic_write_bytes, read_json, sha256_bytes
+from ..storage import atomic_write_bytes, read_json, rel, sha256_bytes
 
 WEEK_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.json$")
-
-
-def _rel(cfg: Any, p: Path) -> str:
-    try:
-        return p.relative_to(cfg.work_root).as_posix()
-    except ValueError:
-        return p.as_posix()
 
 
 def _entry_problems(folder: Path, manifest: dict) -> list[str]:
@@ -61,11 +54,11 @@ def pick_dashboard_entry(cfg: Any, job_id: str | None = None) -> tuple[Path, dic
     if job_id:
         match = [(d, m) for d, m in entries if d.name == job_id]
         if not match or match[0][1] is None:
-            raise InputError(_rel(cfg, history_root(Path(cfg.ops_dir)) / job_id), "no readable history entry")
+            raise InputError(rel(history_root(Path(cfg.ops_dir)) / job_id, cfg.work_root), "no readable history entry")
         d, m = match[0]
         probs = _entry_problems(d, m)
         if probs:
-            raise ValidationError(f"{_rel(cfg, d)}: damaged history entry: {'; '.join(probs[:5])}")
+            raise ValidationError(f"{rel(d, cfg.work_root)}: damaged history entry: {'; '.join(probs[:5])}")
         return d, m, skipped
     for d, m in reversed(entries):
         if m is None:
@@ -76,7 +69,7 @@ def pick_dashboard_entry(cfg: Any, job_id: str | None = None) -> tuple[Path, dic
             skipped.append(f"{d.name}: {probs[0]}")
             continue
         return d, m, skipped
-    raise InputError(_rel(cfg, history_root(Path(cfg.ops_dir))), "no intact dashboard export in history: nothing "
+    raise InputError(rel(history_root(Path(cfg.ops_dir)), cfg.work_root), "no intact dashboard export in history: nothing "
                      "to restore")
 
 
@@ -94,7 +87,7 @@ def restore_dashboard(cfg: Any, *, job_id: str | None = None, dry_run: bool = Fa
         data = (folder / name).read_bytes()
         if not dry_run:
             atomic_write_bytes(dest / name, data)
-        files.append({"path": _rel(cfg, dest / name), "sha256": sha256_bytes(data)})
+        files.append({"path": rel(dest / name, cfg.work_root), "sha256": sha256_bytes(data)})
     return {"job_id": folder.name, "sequence": manifest.get("sequence"), "generated_at": manifest.get("generated_at"),
             "files": files, "skipped": skipped}
 
@@ -110,26 +103,26 @@ def restore_weekly(cfg: Any, *, week_start: str | None = None, dry_run: bool = F
     weeks = sorted(m.group(1) for p in (hist.iterdir() if hist.is_dir() else ()) if (m := WEEK_RE.match(p.name)))
     if week_start:
         if week_start not in weeks:
-            raise InputError(_rel(cfg, hist / f"{week_start}.json"), "no delivered payload for this week")
+            raise InputError(rel(hist / f"{week_start}.json", cfg.work_root), "no delivered payload for this week")
         ws = week_start
     elif weeks:
         ws = weeks[-1]
     else:
-        raise InputError(_rel(cfg, hist), "no delivered weekly payload in history: nothing to restore")
+        raise InputError(rel(hist, cfg.work_root), "no delivered weekly payload in history: nothing to restore")
     body = (hist / f"{ws}.json").read_bytes()
     digest = sha256_bytes(body)
     receipt_p = hist / f"{ws}.receipt.json"
     receipt = read_json(receipt_p) if receipt_p.exists() else {}
     want = receipt.get("payload_checksum_sha256") if isinstance(receipt, dict) else None
     if want is None:
-        raise ValidationError(f"{_rel(cfg, receipt_p)}: no receipt with payload_checksum_sha256; not restored")
+        raise ValidationError(f"{rel(receipt_p, cfg.work_root)}: no receipt with payload_checksum_sha256; not restored")
     if want != digest:
-        raise ValidationError(f"{_rel(cfg, hist / (ws + '.json'))}: sha256 {digest[:16]}... does not match the "
+        raise ValidationError(f"{rel(hist / (ws + '.json'), cfg.work_root)}: sha256 {digest[:16]}... does not match the "
                               f"receipt ({want[:16]}...); not restored")
     dest = Path(cfg.out_dir) / "weekly_report" / ws / "payload.json"
     if not dry_run:
         atomic_write_bytes(dest, body)
-    return {"week_start": ws, "path": _rel(cfg, dest), "sha256": digest, "webhook_id": receipt.get("webhook_id")}
+    return {"week_start": ws, "path": rel(dest, cfg.work_root), "sha256": digest, "webhook_id": receipt.get("webhook_id")}
 
 
 def restore(cfg: Any, ctx: Any, now: datetime, *, job_id: str | None = None, week_start: str | None = None,
@@ -147,7 +140,7 @@ def restore(cfg: Any, ctx: Any, now: datetime, *, job_id: str | None = None, wee
                 raise
             out["missing"].append(f"{key}: {exc}")
     if out["dashboard"] is None and out["weekly"] is None:
-        raise InputError(_rel(cfg, Path(cfg.ops_dir)), "nothing to restore: " + "; ".join(out["missing"]))
+        raise InputError(rel(Path(cfg.ops_dir), cfg.work_root), "nothing to restore: " + "; ".join(out["missing"]))
     if not dry_run:
         arts = [f["path"] for f in (out["dashboard"] or {}).get("files", [])]
         if out["weekly"]:
