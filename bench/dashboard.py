@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = REPO.parent / "shared" / "realdata" / "research_repo"
+REAL = Path(os.environ.get("OBSLIB_REALDATA") or REPO.parent / "shared" / "realdata" / "research_repo")
 OBS = [str(REPO / ".venv" / "bin" / "obs")] if (REPO / ".venv" / "bin" / "obs").exists() else [
     sys.executable, "-m", "obslib"]
 NOW = "2025-10-20T00:00:00Z"

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-REAL = REPO.parent / "shared/realdata/research_repo"
+REAL = Path(os.environ.get("OBSLIB_REALDATA") or REPO.parent / "shared/realdata/research_repo")
 BIN = Path(sys.executable).parent
 
 
