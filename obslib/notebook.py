@@ -5,11 +5,24 @@ cell (``papermill.inspect_notebook``): an unknown name or a value whose type dif
 the declared default's type stops with a clear ``ObsError``. Execution uses the kernel
 named in the notebook (``obslib``, registered inside the venv by ``make install``), with
 a kernel-start timeout and a per-cell timeout, and shows no progress bar without a TTY.
+
+Speed: a job starts its kernel first (``kernel_session``), so the kernel's ~1 s start-up
+runs in parallel with the job's own preparation (preflight, papermill and nbconvert
+imports); papermill then executes on that already-running kernel. Papermill writes the
+executed notebook once at the end (and every 30 s during a long cell) rather than after
+every cell. After the last cell the kernel is stopped at once: every output has already
+arrived, and its history is in memory only (nothing to save).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,23 +66,65 @@ def check_parameters(notebook: Path, params: dict[str, Any]) -> None:
                            f"({value!r})")
 
 
+# as nbclient does for the kernels it starts: IPython history in memory, no sqlite file
+KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
+
+
+@contextmanager
+def kernel_session(kernel_name: str, cwd: Path | None = None) -> Iterator[Any]:
+    """Start the Jupyter kernel ``kernel_name`` now and yield its (jupyter_client
+    ``AsyncKernelManager``) manager; pass it to ``execute(km=...)``. The kernel boots in its
+    own process while the caller goes on. On exit the kernel is stopped immediately and its
+    connection file removed. ``cwd`` is the kernel's working folder (default: a temp folder
+    removed on exit). Raises ``ObsError`` when the kernel is not installed or cannot start.
+    """
+    from jupyter_client.kernelspec import NoSuchKernel
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    own_cwd = cwd is None
+    work = Path(tempfile.mkdtemp(prefix="obs-kernel-")) if own_cwd else Path(cwd)
+    km = AsyncKernelManager(kernel_name=kernel_name)
+    try:
+        try:
+            run_sync(km.start_kernel)(cwd=str(work), extra_arguments=list(KERNEL_ARGS))
+        except NoSuchKernel as exc:
+            raise ObsError(f"Jupyter kernel {kernel_name!r} is not installed: run `make install` "
+                           "(it registers the kernel inside .venv)") from exc
+        except OSError as exc:
+            raise ObsError(f"Jupyter kernel {kernel_name!r} could not start: {exc}") from exc
+        yield km
+    finally:
+        try:
+            if km.has_kernel:
+                run_sync(km.shutdown_kernel)(now=True)
+        finally:
+            run_sync(km.cleanup_resources)()
+            if own_cwd:
+                shutil.rmtree(work, ignore_errors=True)
+
+
 def execute(notebook: Path, output: Path, params: dict[str, Any], *, kernel_name: str, start_timeout_s: int,
-            cell_timeout_s: int, cwd: Path | None = None) -> Path:
+            cell_timeout_s: int, cwd: Path | None = None, km: Any = None) -> Path:
     """Execute ``notebook`` into ``output`` with ``params``. Returns ``output``.
 
-    Raises ``NotebookFailed`` (partial notebook kept at ``output``) when a cell fails, and
-    ``ObsError`` for bad parameters or a kernel that does not start.
+    ``km``: a kernel from ``kernel_session`` (started earlier, still booting is fine; its
+    own ``cwd`` applies); without it papermill starts and stops a kernel in ``cwd``.
+    Raises ``NotebookFailed`` (partial notebook kept at ``output``) when a cell fails or the
+    kernel dies or does not answer within ``start_timeout_s``, and ``ObsError`` for bad
+    parameters.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     check_parameters(notebook, params)
     output.parent.mkdir(parents=True, exist_ok=True)
+    extra = {"km": km} if km is not None else {"cwd": str(cwd) if cwd else None}
     try:
         papermill.execute_notebook(
             str(notebook), str(output), parameters=params, kernel_name=kernel_name,
             start_timeout=start_timeout_s, execution_timeout=cell_timeout_s,
-            progress_bar=sys.stderr.isatty(), log_output=False, cwd=str(cwd) if cwd else None,
+            progress_bar=sys.stderr.isatty(), log_output=False, request_save_on_cell_execute=False, **extra,
         )
     except PapermillExecutionError as exc:
         raise NotebookFailed(f"{notebook.name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}"[:2000],
@@ -80,78 +135,97 @@ def execute(notebook: Path, output: Path, params: dict[str, Any], *, kernel_name
     return output
 
 
-def export_html(executed: Path, html_path: Path) -> Path:
-    """Write ``html_path`` from an executed notebook without re-executing it (atomic)."""
-    import nbformat
+_HTML_EXPORTER: list = []  # the warmed-up HTMLExporter (its jinja templates are compiled per instance)
+
+
+def _html_exporter():
     from nbconvert import HTMLExporter
+
+    if not _HTML_EXPORTER:
+        _HTML_EXPORTER.append(HTMLExporter())
+    return _HTML_EXPORTER[0]
+
+
+def export_html(executed: Path, html_path: Path) -> Path:
+    """Write ``html_path`` from an executed notebook without re-executing it (atomic).
+    Reuses one ``HTMLExporter`` per process (compiling its templates takes ~0.3 s)."""
+    import nbformat
 
     from .storage import atomic_write_text
 
     nb = nbformat.read(str(executed), as_version=4)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    body, _ = _html_exporter().from_notebook_node(nb)
     atomic_write_text(html_path, body)
     return html_path
 
 
 def warm_up_html_export() -> None:
-    """Import nbconvert and render a one-cell notebook once (template and pygments setup),
-    so the real export afterwards is fast."""
+    """Create the process's ``HTMLExporter`` and render a one-cell notebook once (template
+    compilation, pygments and markdown setup), so the real export afterwards is fast."""
     import nbformat
-    from nbconvert import HTMLExporter
 
-    HTMLExporter().from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
-
-
-def start_html_warm_up():
-    """Start ``warm_up_html_export``'s render in a daemon thread and return the thread
-    (``join`` it before exporting). Every module involved (papermill, jupyter_client,
-    nbconvert, IPython) is imported here, in the calling thread, first: importing them
-    from two threads at once can fail (a partially initialised module)."""
-    import threading
-
-    import IPython  # noqa: F401
-    import IPython.lib.lexers  # noqa: F401
-    import nbclient  # noqa: F401
-    import nbconvert  # noqa: F401
-    import nbformat  # noqa: F401
-    import papermill  # noqa: F401
-    import papermill.engines  # noqa: F401
-    import papermill.exceptions  # noqa: F401
-    import pygments.lexers.python  # noqa: F401
-    from jupyter_client.manager import AsyncKernelManager  # noqa: F401
-    from nbconvert import HTMLExporter  # noqa: F401
-
-    t = threading.Thread(target=warm_up_html_export, name="html-warm-up", daemon=True)
-    t.start()
-    return t
+    _html_exporter().from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
 
 
-def execute_keeping_partial(notebook: Path, output: Path, params: dict[str, Any], *, failed_path: Path,
-                            shown_relative_to: Path, **kwargs: Any) -> Path:
-    """``execute``; when a cell fails, move the partial notebook to ``failed_path`` and
-    re-raise ``NotebookFailed`` with that path (relative to ``shown_relative_to``) in the
-    message. ``kwargs`` go to ``execute``."""
-    import os
+def keep_partial(exc: NotebookFailed, failed_path: Path, shown_relative_to: Path) -> NotebookFailed:
+    """Move a failed run's partial notebook to ``failed_path`` and name it (relative to
+    ``shown_relative_to``) in the error's message. Returns ``exc``."""
+    if exc.partial_path is not None and exc.partial_path.exists():
+        failed_path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(exc.partial_path, failed_path)
+        exc.partial_path = failed_path
+        exc.args = (f"{exc.args[0]} (partial notebook: {failed_path.relative_to(shown_relative_to)})",)
+    return exc
 
-    try:
-        return execute(notebook, output, params, **kwargs)
-    except NotebookFailed as exc:
-        if exc.partial_path is not None and exc.partial_path.exists():
-            failed_path.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(exc.partial_path, failed_path)
-            exc.args = (f"{exc.args[0]} (partial notebook: {failed_path.relative_to(shown_relative_to)})",)
-        raise
+
+class _Execution(threading.Thread):
+    """``execute(*args, **kwargs)`` in a daemon thread; ``error`` holds what it raised.
+    (papermill runs its own event loop in this thread and imports nothing new once
+    ``check_parameters`` has run, so the caller's thread may import modules meanwhile.)"""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(name="obs-notebook", daemon=True)
+        self._call = (args, kwargs)
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            execute(*self._call[0], **self._call[1])
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self.error = exc
 
 
 def execute_to_html(notebook: Path, nb_out: Path, html_out: Path, params: dict[str, Any], *, failed_path: Path,
-                    work_root: Path, nb_cfg: Any, cwd: Path) -> None:
-    """The jobs' notebook step: execute ``notebook`` into ``nb_out`` (kernel and timeouts
-    from ``nb_cfg``, a ``NotebookConfig``), keeping a failed run's partial notebook at
-    ``failed_path``, then export ``html_out`` without re-execution. nbconvert is warmed up
-    in the background while the kernel runs. Raises ``NotebookFailed`` / ``ObsError``."""
-    warm = start_html_warm_up()
-    execute_keeping_partial(notebook, nb_out, params, failed_path=failed_path, shown_relative_to=Path(work_root),
-                            kernel_name=nb_cfg.kernel_name, start_timeout_s=nb_cfg.start_timeout_s,
-                            cell_timeout_s=nb_cfg.cell_timeout_s, cwd=cwd)
-    warm.join()
+                    work_root: Path, nb_cfg: Any, km: Any, alongside: tuple[Callable[[], object], ...] = ()) -> None:
+    """The jobs' notebook step: execute ``notebook`` into ``nb_out`` on the kernel ``km``
+    (from ``kernel_session(nb_cfg.kernel_name)``; timeouts from ``nb_cfg``, a
+    ``NotebookConfig``), keeping a failed run's partial notebook at ``failed_path``, then
+    export ``html_out`` without re-execution.
+
+    While the kernel works (papermill runs in a worker thread), this thread runs each of
+    ``alongside`` (e.g. the job's input preflight), then readies nbconvert. If one of
+    them raises, the notebook is left to stop (it fails on the same bad input, or ends),
+    its partial notebook is not kept, and that error is raised: it says what is wrong.
+    Raises ``NotebookFailed`` / ``ObsError``."""
+    check_parameters(notebook, params)  # imports papermill; bad parameters stop here
+    run = _Execution(notebook, nb_out, params, kernel_name=nb_cfg.kernel_name, start_timeout_s=nb_cfg.start_timeout_s,
+                     cell_timeout_s=nb_cfg.cell_timeout_s, km=km)
+    run.start()
+    try:
+        for task in (*alongside, warm_up_html_export):
+            task()
+    except KeyboardInterrupt:
+        raise  # the caller stops the kernel, which ends the worker
+    except BaseException:
+        run.join()
+        raise
+    run.join()
+    if isinstance(run.error, NotebookFailed):
+        raise keep_partial(run.error, failed_path, Path(work_root))
+    if run.error is not None:
+        raise run.error
     export_html(nb_out, html_out)
+
+
+__all__ = ["NotebookFailed", "check_parameters", "declared_parameters", "execute", "execute_to_html",
+           "export_html", "kernel_session", "keep_partial"]

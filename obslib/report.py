@@ -1,15 +1,18 @@
 """Helpers behind ``notebooks/weekly_report.ipynb``: parameter checks, the payload build,
 tables with one-line readings, and the three plots. The notebook only calls these.
+
+Tables are ``Table`` objects (rows of plain values, rendered as HTML by ``tabulate``);
+the report kernel imports matplotlib but not pandas, which keeps ``make weekly`` close
+to the cost of papermill itself (see ``bench/weekly.py``).
 """
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from .config import load_config
 from .errors import ObsError
@@ -17,7 +20,7 @@ from .inputs import resolve_data_root
 from .schemas import validate
 from .storage import atomic_write_bytes, pretty_json_bytes
 from .timeutil import parse_ts, parse_week_start, utcnow, week_start_of
-from .weekly import SCHEMA_FILE, build_weekly_payload, ev_history_frame
+from .weekly import SCHEMA_FILE, build_weekly_payload
 
 WEEKLY_PARAMS: dict[str, type | tuple] = {
     "week_start": str, "data_root": str, "as_of": str, "out_dir": str, "work_root": str, "job_id": str,
@@ -73,126 +76,192 @@ def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = ""
     return WeeklyReport(payload, path, Path(root))
 
 
-def runs_table(p: dict) -> tuple[pd.DataFrame, str]:
+@dataclass
+class Table:
+    """One report section: ``rows`` (dicts keyed by ``columns``; units in the column names)
+    and a one-line ``reading``. Displays as an HTML table in notebooks (``tabulate``) and
+    as plain text elsewhere; blank cells are missing values."""
+
+    columns: list[str]
+    rows: list[dict] = field(default_factory=list)
+    reading: str = ""
+
+    def _cells(self) -> list[list]:
+        return [[r.get(c) for c in self.columns] for r in self.rows]
+
+    def _render(self, fmt: str) -> str:
+        from tabulate import tabulate
+
+        return str(tabulate(self._cells(), headers=self.columns, tablefmt=fmt, missingval="", floatfmt="g",
+                            disable_numparse=True))
+
+    def _repr_html_(self) -> str:
+        return self._render("html")
+
+    def __str__(self) -> str:
+        return self._render("simple")
+
+    def column(self, name: str) -> list:
+        return [r.get(name) for r in self.rows]
+
+
+RUN_COLUMNS = ["kind", "run_id", "ev_latest_pips", "ev_trend_7d_pips", "win_rate_lcb", "avg_trades_per_day",
+               "as_of", "stale"]
+
+
+def runs_table(p: dict) -> Table:
+    """Baseline and rolling benchmarks (EV in pips per trade, win-rate LCB a fraction)."""
     rows = [{"kind": "baseline", "run_id": b["run_id"], "ev_latest_pips": b["ev"]["latest"],
              "ev_trend_7d_pips": b["ev"]["trend_7d"], "win_rate_lcb": b["win_rate_lcb"],
-             "avg_trades_per_day": None, "as_of": b.get("as_of"), "stale": b.get("stale")}
-            for b in p["runs"]["baseline"]]
-    rows += [{"kind": "rolling", "run_id": r["run_id"], "ev_latest_pips": r["ev"]["latest"], "ev_trend_7d_pips": None,
-              "win_rate_lcb": None, "avg_trades_per_day": r["turnover"]["avg_trades_per_day"],
-              "as_of": r.get("as_of"), "stale": r.get("stale")} for r in p["runs"]["rolling"]]
-    df = pd.DataFrame(rows)
-    if df.empty:
-        return df, "No benchmark was usable for this week (see alerts)."
-    stale = int(df["stale"].fillna(False).sum())
+             "as_of": b.get("as_of"), "stale": b.get("stale")} for b in p["runs"]["baseline"]]
+    rows += [{"kind": "rolling", "run_id": r["run_id"], "ev_latest_pips": r["ev"]["latest"],
+              "avg_trades_per_day": r["turnover"]["avg_trades_per_day"], "as_of": r.get("as_of"),
+              "stale": r.get("stale")} for r in p["runs"]["rolling"]]
+    if not rows:
+        return Table(RUN_COLUMNS, [], "No benchmark was usable for this week (see alerts).")
+    stale = sum(1 for r in rows if r["stale"])
     b = p["runs"]["baseline"]
     lead = (f"Baseline EV {b[0]['ev']['latest']} pips/trade, win-rate LCB {b[0]['win_rate_lcb']}"
             if b else "No baseline")
-    return df, f"{lead}; {len(df)} benchmark(s), {stale} stale."
+    return Table(RUN_COLUMNS, rows, f"{lead}; {len(rows)} benchmark(s), {stale} stale.")
 
 
-def utilisation_table(p: dict) -> tuple[pd.DataFrame, str]:
-    df = pd.DataFrame(p["utilisation"]["categories"])
-    if df.empty:
-        return df, "No router telemetry: utilisation unknown (see alerts)."
-    bad = df[df["status"] != "ok"]
-    reading = ("All categories within budget." if bad.empty else
-               "Attention: " + ", ".join(f"{r.name} {r.status}" for r in bad.itertuples()) + ".")
-    return df, reading
+def utilisation_table(p: dict) -> Table:
+    """Router utilisation per category (percent of equity) with its status."""
+    cats = p["utilisation"]["categories"]
+    cols = ["name", "utilisation_pct", "budget_pct", "headroom_pct", "status"]
+    if not cats:
+        return Table(cols, [], "No router telemetry: utilisation unknown (see alerts).")
+    bad = [c for c in cats if c["status"] != "ok"]
+    reading = ("All categories within budget." if not bad else
+               "Attention: " + ", ".join(f"{c['name']} {c['status']}" for c in bad) + ".")
+    return Table(cols, cats, reading)
 
 
-def execution_table(p: dict) -> tuple[pd.DataFrame, str]:
+def execution_table(p: dict) -> Table:
+    """Slippage (bps) and reject rate (fraction) per strategy."""
     eh = p["execution_health"]
     names = sorted(set(eh["slippage_bps"]) | set(eh["reject_rate"]))
-    df = pd.DataFrame([{"strategy": n, "slippage_bps": eh["slippage_bps"].get(n),
-                        "reject_rate": eh["reject_rate"].get(n)} for n in names])
-    if df.empty:
-        return df, "No execution health data."
-    worst = df.sort_values("slippage_bps", ascending=False).iloc[0]
-    return df, f"Highest slippage: {worst['strategy']} at {worst['slippage_bps']} bps."
+    rows = [{"strategy": n, "slippage_bps": eh["slippage_bps"].get(n), "reject_rate": eh["reject_rate"].get(n)}
+            for n in names]
+    cols = ["strategy", "slippage_bps", "reject_rate"]
+    with_slip = [r for r in rows if r["slippage_bps"] is not None]
+    if not with_slip:
+        return Table(cols, rows, "No execution health data." if not rows else "No slippage data.")
+    worst = max(with_slip, key=lambda r: r["slippage_bps"])
+    return Table(cols, rows, f"Highest slippage: {worst['strategy']} at {worst['slippage_bps']} bps.")
 
 
-def latency_table(p: dict) -> tuple[pd.DataFrame, str]:
+def latency_table(p: dict) -> Table:
+    """Per-source latency for the week (ms)."""
     lat = p["latency"]
-    df = pd.DataFrame(lat["sources"])
+    sources = lat["sources"]
+    cols = sorted({k for s in sources for k in s}, key=lambda k: (k != "source", k))
     if lat["p95_ms"] is None:
-        return df, "No latency samples this week: latency is unknown, not zero."
-    return df, (f"Week p95 {lat['p95_ms']:.0f} ms over {lat['samples']} samples (SLO {lat['slo_ms']:.0f} ms); "
-                f"{len(lat['breaches'])} breach streak notification(s).")
+        return Table(cols, sources, "No latency samples this week: latency is unknown, not zero.")
+    return Table(cols, sources, f"Week p95 {lat['p95_ms']:.0f} ms over {lat['samples']} samples "
+                                f"(SLO {lat['slo_ms']:.0f} ms); {len(lat['breaches'])} breach streak notification(s).")
 
 
-def alerts_table(p: dict) -> tuple[pd.DataFrame, str]:
-    df = pd.DataFrame(p["alerts"], columns=["severity", "message", "next_action", "id"])
-    counts = df["severity"].value_counts().to_dict() if not df.empty else {}
-    return df, ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "No alerts."
+def alerts_table(p: dict) -> Table:
+    """The payload's alerts, most severe first (as in the payload)."""
+    alerts = p["alerts"]
+    counts: dict[str, int] = defaultdict(int)
+    for a in alerts:
+        counts[a["severity"]] += 1
+    reading = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "No alerts."
+    return Table(["severity", "message", "next_action", "id"], alerts, reading)
 
 
-def latency_hourly(data_root: Path, p: dict) -> pd.DataFrame:
-    """Per source per hour p95 (ms) over the week's samples (type-7), for the plot."""
+def latency_hourly(data_root: Path, p: dict) -> dict[str, list[tuple]]:
+    """``{source: [(hour_start datetime UTC, p95 ms), ...]}`` in time order: the type-7 p95
+    of each source's samples (their ``p95_ms`` values) within each clock hour of the week."""
     from .inputs.latency_events import read_latency_samples
+    from .stats import percentile
 
     start, end = parse_ts(p["week_start"]), parse_ts(p["week_end"])
-    s = pd.DataFrame(read_latency_samples(data_root, start, end, []))
-    if s.empty:
-        return s
-    s["hour"] = pd.to_datetime(s["timestamp"]).dt.floor("h")
-    return s.groupby(["source", "hour"])["p95_ms"].quantile(0.95).reset_index()
+    groups: dict[tuple, list[float]] = defaultdict(list)
+    for s in read_latency_samples(data_root, start, end, []):
+        groups[(s["source"], s["timestamp"].replace(minute=0, second=0, microsecond=0))].append(s["p95_ms"])
+    out: dict[str, list[tuple]] = defaultdict(list)
+    for (src, hour), vals in sorted(groups.items()):
+        out[src].append((hour, percentile(vals, 95)))
+    return dict(out)
+
+
+def ev_history(data_root: Path, before: str) -> dict[str, list[tuple]]:
+    """``{strategy/symbol/mode: [(generated_at, win_rate_lcb, alpha/(alpha+beta)), ...]}`` from
+    every state-archive snapshot generated before ``before`` (RFC 3339), in time order."""
+    from .inputs.state_archive import read_state_archive
+
+    cutoff = parse_ts(before)
+    out: dict[str, list[tuple]] = defaultdict(list)
+    for r in read_state_archive(data_root, []):
+        if r["generated_at"] >= cutoff:
+            continue
+        a, b = r["ev_alpha"], r["ev_beta"]
+        point = a / (a + b) if a is not None and b is not None and (a + b) > 0 else None
+        out[f"{r['strategy']}/{r['symbol']}/{r['mode']}"].append((r["generated_at"], r["win_rate_lcb"], point))
+    return dict(out)
+
+
+def _axes(figsize: tuple[float, float], **margins: float):
+    """A new figure's axes with fixed margins (fractions of the figure), so figures need
+    no tight-bbox pass when saved (the notebook turns the inline backend's off)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figsize)
+    fig.subplots_adjust(**{"left": 0.1, "right": 0.95, "bottom": 0.15, "top": 0.88, **margins})
+    return ax
 
 
 def plot_ev_lcb(data_root: Path, week_end: str, ax=None):
     """EV-gate win rate over time per archive key (snapshots dated before week_end): the
     win-rate LCB (solid) and the posterior mean alpha/(alpha+beta) (dotted, same colour)."""
-    import matplotlib.pyplot as plt
-
-    df = ev_history_frame(data_root)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(10, 4))
-    else:
-        fig = ax.figure
-    if df.empty:
+    hist = ev_history(data_root, week_end)
+    ax = ax or _axes((10, 5.5), left=0.07, right=0.97, bottom=0.4, top=0.93)  # the legend goes below
+    if not hist:
         ax.set_title("EV gate: no state-archive snapshots")
         return ax
-    df = df[df["generated_at"] < parse_ts(week_end)]
-    for key, g in df.groupby("key"):
-        (line,) = ax.plot(g["generated_at"], g["win_rate_lcb"], marker=".", label=key.split("/")[0])
-        ax.plot(g["generated_at"], g["win_rate_point"], linestyle=":", color=line.get_color(), alpha=0.7)
+    for key, pts in hist.items():
+        t = [x[0] for x in pts]
+        (line,) = ax.plot(t, [x[1] for x in pts], marker=".", label=key)
+        ax.plot(t, [x[2] for x in pts], linestyle=":", color=line.get_color(), alpha=0.7)
     ax.set_ylabel("win rate (fraction)")
     ax.set_title("EV gate: win-rate LCB (solid) and posterior mean alpha/(alpha+beta) (dotted)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.autofmt_xdate()
-    fig.tight_layout()
+    ax.figure.autofmt_xdate(bottom=0.4)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False,
+              title="strategy/symbol/mode", title_fontsize=7)
     return ax
 
 
 def plot_utilisation(p: dict, ax=None):
-    import matplotlib.pyplot as plt
-
-    df = pd.DataFrame(p["utilisation"]["categories"])
-    ax = ax or plt.subplots(figsize=(6, 3))[1]
-    if df.empty:
+    """Bars: utilisation per category (percent of equity, coloured by status); marks: budget."""
+    cats = p["utilisation"]["categories"]
+    ax = ax or _axes((6, 3), left=0.13)
+    if not cats:
         ax.set_title("Utilisation: no telemetry")
         return ax
-    x = range(len(df))
-    ax.bar(x, df["utilisation_pct"].fillna(0), color=["tab:red" if s == "breach" else "tab:orange"
-                                                      if s == "warning" else "tab:green" for s in df["status"]])
-    ax.scatter(x, df["budget_pct"], marker="_", s=800, color="black", label="budget")
-    ax.set_xticks(list(x), df["name"])
+    x = list(range(len(cats)))
+    colours = {"breach": "tab:red", "warning": "tab:orange"}
+    ax.bar(x, [c.get("utilisation_pct") or 0 for c in cats], color=[colours.get(c["status"], "tab:green") for c in cats])
+    ax.scatter(x, [c["budget_pct"] for c in cats], marker="_", s=800, color="black", label="budget")
+    ax.set_xticks(x, [c["name"] for c in cats])
     ax.set_ylabel("percent of equity")
     ax.set_title("Utilisation against budget")
     ax.legend()
     return ax
 
 
-def plot_latency(hourly: pd.DataFrame, slo_ms: float, ax=None):
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(9, 3.5))[1]
-    if hourly.empty:
+def plot_latency(hourly: dict[str, list[tuple]], slo_ms: float, ax=None):
+    """Lines: hourly p95 (ms, log scale) per source from ``latency_hourly``; dashed: the SLO."""
+    ax = ax or _axes((9, 3.5), bottom=0.2)
+    if not hourly:
         ax.set_title("Latency: no samples this week")
         ax.axhline(slo_ms, color="red", linestyle="--", label="SLO")
         return ax
-    for src, g in hourly.groupby("source"):
-        ax.plot(g["hour"], g["p95_ms"], label=src)
+    for src, pts in hourly.items():
+        ax.plot([h for h, _ in pts], [v for _, v in pts], label=src)
     ax.axhline(slo_ms, color="red", linestyle="--", label=f"SLO {slo_ms:.0f} ms")
     ax.set_yscale("log")
     ax.set_ylabel("p95 latency (ms)")

@@ -344,19 +344,4 @@ def content_checksum(payload: dict) -> str:
     return sha256_bytes(canonical_json_bytes(p))
 
 
-def ev_history_frame(data_root: Path, problems: list[Problem] | None = None):
-    """All state-archive snapshots as a pandas DataFrame (``generated_at`` UTC, ``key`` =
-    strategy/symbol/mode, ``ev_alpha, ev_beta, win_rate_lcb`` ...), for plots."""
-    import pandas as pd
-
-    from .inputs.state_archive import read_state_archive
-
-    rows = read_state_archive(data_root, problems if problems is not None else [])
-    df = pd.DataFrame(rows)
-    if not df.empty:
-        df["key"] = df["strategy"] + "/" + df["symbol"] + "/" + df["mode"]
-        df["win_rate_point"] = df["ev_alpha"] / (df["ev_alpha"] + df["ev_beta"])
-    return df
-
-
-__all__ = ["build_weekly_payload", "content_checksum", "ev_trend_7d", "utilisation_status", "ev_history_frame"]
+__all__ = ["build_weekly_payload", "content_checksum", "ev_trend_7d", "utilisation_status"]

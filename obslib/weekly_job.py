@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,10 @@ from typing import Any
 from .config import Config
 from .errors import ObsError
 from .inputs import resolve_data_root
-from .notebook import execute_to_html
+from .notebook import execute_to_html, kernel_session
 from .provenance import commit_sha, source_command
 from .runlog import JobContext
-from .schemas import validate
+from .schemas import validate, validator
 from .storage import file_lock, fsync_dir, read_json
 from .timeutil import to_rfc3339, week_start_of
 from .weekly import SCHEMA_FILE, build_weekly_payload, content_checksum
@@ -45,41 +46,47 @@ def data_label(cfg: Config, data_root: Path) -> str:
 
 
 def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: datetime | None,
-                 allow_bad_rows: bool = False) -> dict[str, Any]:
+                 allow_bad_rows: bool = False, km: Any = None) -> dict[str, Any]:
     """Execute the notebook for ``week_start`` (default: the week containing ``now``) and
     publish its artefacts. Returns ``{week_start, dir, payload, payload_path, artefacts}``.
 
-    The payload is first built in-process as a preflight (0.1-0.2 s), so bad input fails
-    fast with a clean ``InputError`` before a kernel starts and before anything is written.
-    Raises ``NotebookFailed`` (partial notebook kept) or another ``ObsError``."""
+    ``km``: the report kernel from ``notebook.kernel_session`` (started by the caller as
+    early as possible); without it one is started here, first, so its start-up overlaps
+    the rest. While the notebook runs, the payload is also built in this process as a
+    preflight: bad input gives the library's clean ``InputError`` (file, line, reason),
+    no partial notebook and nothing published. Raises ``NotebookFailed`` (partial notebook
+    kept under ``failed/``) or another ``ObsError``."""
     ws = week_start or week_start_of(now)
     if ws > now:
         raise ObsError(f"week_start {ws.date().isoformat()} is in the future (now is {to_rfc3339(now)}): "
                        "a week is reported once it has started")
-    root = resolve_data_root(cfg, now)
-    label = data_label(cfg, root)
-    build_weekly_payload(root, ws, cfg=cfg, now=now, job_id=ctx.job_id, command="preflight", sha=None,
-                         data_label=label, allow_bad_rows=allow_bad_rows)
-    wdir = week_dir(cfg, ws)
-    wdir.mkdir(parents=True, exist_ok=True)
-    # one run per week at a time; a second waits (bounded) instead of mixing artefacts
-    with file_lock(wdir / ".weekly.lock", cfg.lock_timeout_s):
-        cleanup_staging(wdir)  # left by a killed run; safe under the lock
-        return _build_locked(cfg, ctx, now, ws, root, label, wdir, allow_bad_rows)
+    with (nullcontext(km) if km is not None else kernel_session(cfg.notebook.kernel_name)) as km:
+        root = resolve_data_root(cfg, now)
+        label = data_label(cfg, root)
+        wdir = week_dir(cfg, ws)
+        wdir.mkdir(parents=True, exist_ok=True)
+        # one run per week at a time; a second waits (bounded) instead of mixing artefacts
+        with file_lock(wdir / ".weekly.lock", cfg.lock_timeout_s):
+            cleanup_staging(wdir)  # left by a killed run; safe under the lock
+            return _build_locked(cfg, ctx, now, ws, root, label, wdir, allow_bad_rows, km)
 
 
 def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, root: Path, label: str, wdir: Path,
-                  allow_bad_rows: bool) -> dict[str, Any]:
+                  allow_bad_rows: bool, km: Any) -> dict[str, Any]:
     staging = wdir / f".staging-{ctx.job_id}"
     staging.mkdir(parents=True, exist_ok=True)
     params = {"week_start": ws.date().isoformat(), "data_root": str(Path(root).resolve()), "as_of": to_rfc3339(now),
               "out_dir": str(staging.resolve()), "work_root": str(Path(cfg.work_root).resolve()),
               "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
               "data_label": label, "allow_bad_rows": allow_bad_rows}
+    def preflight() -> None:  # the notebook's payload build, here: bad input -> a clean InputError
+        build_weekly_payload(root, ws, cfg=cfg, now=now, job_id=ctx.job_id, command="preflight", sha=None,
+                             data_label=label, allow_bad_rows=allow_bad_rows)
+
     try:
         execute_to_html(NOTEBOOK, staging / "weekly_report.ipynb", staging / "weekly_report.html", params,
                         failed_path=wdir / "failed" / f"{ctx.job_id}.ipynb", work_root=cfg.work_root,
-                        nb_cfg=cfg.notebook, cwd=staging)
+                        nb_cfg=cfg.notebook, km=km, alongside=(preflight, lambda: validator(SCHEMA_FILE)))
         payload = read_json(staging / "payload.json")
         validate(payload, SCHEMA_FILE, "weekly payload")
         for name in ARTEFACTS:

@@ -22,13 +22,18 @@ def _week(args) -> object:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..delivery import deliver_weekly
     from ..heartbeat import write_heartbeat
-    from ..weekly_job import build_report, summary_line
+    from ..notebook import kernel_session
 
     def body(cfg, ctx, now):
         try:
-            result = build_report(cfg, ctx, now, _week(args), allow_bad_rows=args.allow_bad_rows)
+            # the report kernel starts first: its start-up overlaps the imports and preflight
+            with kernel_session(cfg.notebook.kernel_name) as km:
+                from ..weekly_job import build_report
+
+                result = build_report(cfg, ctx, now, _week(args), allow_bad_rows=args.allow_bad_rows, km=km)
+            from ..delivery import deliver_weekly
+
             delivery = deliver_weekly(result["payload"], week_start=result["week_start"], cfg=cfg, ctx=ctx,
                                       now=now, env=os.environ, force=args.force,
                                       require_delivery=args.require_delivery)
@@ -39,6 +44,8 @@ def _run(args: argparse.Namespace) -> int:
         status = (delivery.get("delivery") or {}).get("status")
         write_heartbeat(cfg.ops_dir, "weekly_report", ctx.job_id, now, "ok",
                         {"week_start": result["week_start"], "delivery": status})
+        from ..weekly_job import summary_line
+
         out = summary_line(result, delivery)
         out["_artefacts"] = result["artefacts"]
         if status == "dry_run":

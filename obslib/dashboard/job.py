@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..inputs import resolve_data_root
-from ..notebook import execute_to_html
+from ..notebook import execute_to_html, kernel_session
 from ..provenance import commit_sha, source_command
 from ..runlog import JobContext
 from ..storage import fsync_dir
@@ -36,6 +36,11 @@ class NotebookRun:
 
 def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: float) -> NotebookRun:
     """Execute the notebook (see module doc). Raises ``NotebookFailed`` or ``ObsError``."""
+    with kernel_session(cfg.notebook.kernel_name) as km:  # boots while we prepare
+        return _run_on_kernel(cfg, ctx, now, pip_value, km)
+
+
+def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float, km) -> NotebookRun:
     from ..dashboard_report import RESULT_FILE, load_result
     from ..weekly_job import data_label
 
@@ -50,7 +55,7 @@ def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: floa
     try:
         execute_to_html(NOTEBOOK, staging / OUTPUTS[0], staging / OUTPUTS[1], params,
                         failed_path=out / "failed" / f"{ctx.job_id}.ipynb", work_root=cfg.work_root,
-                        nb_cfg=cfg.notebook, cwd=staging)
+                        nb_cfg=cfg.notebook, km=km)
         result = load_result(staging / RESULT_FILE)
         for name in OUTPUTS:
             os.replace(staging / name, out / name)
