@@ -193,6 +193,27 @@ class _Execution(threading.Thread):
             execute(*self._call[0], **self._call[1])
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self.error = exc
+        finally:
+            _kill_kernel(self._call[1].get("km"))
+
+
+def _kill_kernel(km: Any) -> None:
+    """SIGKILL the kernel's process group once the notebook has run (every output has
+    arrived), so it dies while the caller exports HTML; ``kernel_session``'s exit then
+    only reaps it and removes its files. Best effort: that exit stops it in any case."""
+    if km is None:
+        return
+    import signal
+
+    from jupyter_core.utils import ensure_async, run_sync
+
+    async def kill() -> None:
+        await ensure_async(km.signal_kernel(signal.SIGKILL))
+
+    try:
+        run_sync(kill)()
+    except Exception:  # noqa: BLE001 - see docstring
+        pass
 
 
 def execute_to_html(notebook: Path, nb_out: Path, html_out: Path, params: dict[str, Any], *, failed_path: Path,

@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import filelock
-
 from .errors import LockTimeout
 
 
@@ -135,6 +133,8 @@ def file_lock(lock_path: str | os.PathLike, timeout_s: float = 30.0) -> Iterator
     Yields the time waited in milliseconds. Raises ``LockTimeout`` when the lock is not
     acquired within ``timeout_s`` seconds. The lock is released if the holder dies.
     """
+    import filelock  # here, not at module load: every `obs` command imports this module
+
     lp = Path(lock_path)
     lp.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(lp), timeout=timeout_s)
