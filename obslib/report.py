@@ -219,7 +219,10 @@ def plot_ev_lcb(data_root: Path, week_end: str, ax=None):
     """EV-gate win rate over time per archive key (snapshots dated before week_end): the
     win-rate LCB (solid) and the posterior mean alpha/(alpha+beta) (dotted, same colour)."""
     hist = ev_history(data_root, week_end)
-    ax = ax or _axes((10, 5.5), left=0.07, right=0.97, bottom=0.4, top=0.93)  # the legend goes below
+    if ax is None:  # plot area 3.6 in high; below it the date labels and a 2-column legend
+        below_in = 1.15 + 0.17 * ((len(hist) + 1) // 2)
+        height = 3.6 + 0.4 + below_in
+        ax = _axes((10, height), left=0.07, right=0.97, bottom=below_in / height, top=1 - 0.4 / height)
     if not hist:
         ax.set_title("EV gate: no state-archive snapshots")
         return ax
@@ -229,8 +232,8 @@ def plot_ev_lcb(data_root: Path, week_end: str, ax=None):
         ax.plot(t, [x[2] for x in pts], linestyle=":", color=line.get_color(), alpha=0.7)
     ax.set_ylabel("win rate (fraction)")
     ax.set_title("EV gate: win-rate LCB (solid) and posterior mean alpha/(alpha+beta) (dotted)")
-    ax.figure.autofmt_xdate(bottom=0.4)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False,
+    ax.figure.autofmt_xdate(bottom=ax.figure.subplotpars.bottom)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.8 / 3.6), ncol=2, frameon=False,
               title="strategy/symbol/mode", title_fontsize=7)
     return ax
 
