@@ -134,7 +134,7 @@ def _float_violations(c: Column, sub: dict) -> list[tuple[int, str]]:
     for mask, msg in checks:
         if mask.any():
             i = int(np.argmax(mask))
-            out.append((i, f"{arr[i]!r} {msg}" if not msg.startswith("None") else msg))
+            out.append((i, f"{float(arr[i])!r} {msg}" if not msg.startswith("None") else msg))
     return out
 
 
