@@ -29,30 +29,30 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 weekly: install ## weekly report on the default (demo) data; DATA_ROOT=... WEEK_START=... for others
-	$(OBS) weekly run $(OBS_FLAGS) $(if $(WEEK_START),--week-start $(WEEK_START)) $(if $(OBS_WEEKLY_WEBHOOK_URL),--require-delivery)
+	@$(OBS) weekly run $(OBS_FLAGS) $(if $(WEEK_START),--week-start $(WEEK_START)) $(if $(OBS_WEEKLY_WEBHOOK_URL),--require-delivery)
 
 latency: install ## sample every latency source once (cron: every 15 min), then roll up
-	$(OBS) latency sample $(OBS_FLAGS)
-	$(OBS) latency rollup $(OBS_FLAGS)
+	@$(OBS) latency sample $(OBS_FLAGS)
+	@$(OBS) latency rollup $(OBS_FLAGS)
 
 rollup: install ## recompute hourly latency rollups (cron: hourly)
-	$(OBS) latency rollup $(OBS_FLAGS)
+	@$(OBS) latency rollup $(OBS_FLAGS)
 
 dashboard: install ## execute the dashboard notebook (export all datasets), then verify
-	$(OBS) dashboard run $(OBS_FLAGS)
-	$(OBS) dashboard verify $(OBS_FLAGS)
+	@$(OBS) dashboard run $(OBS_FLAGS)
+	@$(OBS) dashboard verify $(OBS_FLAGS)
 
 verify: install ## verify the dashboard bundle and its history
-	$(OBS) dashboard verify $(OBS_FLAGS)
+	@$(OBS) dashboard verify $(OBS_FLAGS)
 
 nightly: install ## nightly check (missed runs, stale heartbeats) plus bundle verification
-	$(OBS) check $(OBS_FLAGS); rc=$$?; $(OBS) dashboard verify $(OBS_FLAGS) || rc=1; exit $$rc
+	@$(OBS) check $(OBS_FLAGS); rc=$$?; $(OBS) dashboard verify $(OBS_FLAGS) || rc=1; exit $$rc
 
 cron: install ## print the crontab
 	@$(OBS) cron --format crontab
 
 demo: install ## (re)generate the demo research repository under out/demo_repo
-	$(OBS) demo --out out/demo_repo $(if $(AS_OF),--as-of "$(AS_OF)")
+	@$(OBS) demo --out out/demo_repo $(if $(AS_OF),--as-of "$(AS_OF)")
 
 test: install ## the whole test suite: pytest (unit, real data, integration) and nbval on notebooks/
 	$(BIN)/python -m pytest -q tests

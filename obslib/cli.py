@@ -11,12 +11,14 @@ import argparse
 import atexit
 import importlib
 import os
+import signal
 import sys
 import threading
 
 from . import __version__
 from .commands import COMMAND_MODULES
 from .commands._base import add_global_flags
+from .errors import Terminated
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,12 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     return int(func(args))
 
 
+def _terminate(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM is not caught
+    raise Terminated()
+
+
 def run() -> None:
     """The ``obs`` console script: ``main()``, then exit without tearing down every imported
     module one by one (papermill, nbconvert, scipy, pyarrow: ~0.25 s of a short cron job).
     Output streams are flushed and the ``atexit`` handlers run first, exactly as a normal
     exit would; when a non-daemon thread is still running, the normal exit (which waits for
-    it) is used instead."""
+    it) is used instead. SIGTERM raises ``Terminated`` in the main thread, so a job stopped
+    by a scheduler's timeout cleans up and records the stop like Ctrl-C (a second SIGTERM
+    kills at once)."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = main()
     except SystemExit as exc:  # argparse errors and --help
@@ -64,11 +74,12 @@ def run() -> None:
             sys.stderr.write(f"{exc.code}\n")
     if any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):  # closed pipe: nothing more to say
-        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # closed pipe: nothing more to say
+            pass
     atexit._run_exitfuncs()  # what interpreter shutdown would run (logging.shutdown, finalizers)
     os._exit(code)
 

@@ -47,3 +47,12 @@ class DeliveryError(ObsError):
     """A webhook delivery failed after its last attempt."""
 
     exit_code = 3
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received SIGTERM (a cron/systemd timeout, ``kill``). Raised by the
+    ``obs`` console script's signal handler so that the job unwinds like on Ctrl-C: its
+    ``finally`` blocks stop the kernel and remove staging folders, and the run log records
+    the stop. Exit code 143 (128 + 15)."""
+
+    exit_code = 143

@@ -8,6 +8,7 @@ failure, no traceback for expected errors (``ObsError``), secrets redacted every
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -17,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from ..config import Config, load_config
-from ..errors import LockTimeout, ObsError
+from ..errors import LockTimeout, ObsError, Terminated
 from ..runlog import JobContext, redact
 from ..timeutil import parse_ts, utcnow
 
@@ -50,16 +51,23 @@ def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
 
 
 def emit(summary: dict[str, Any]) -> None:
-    """Print the one-line JSON summary for schedulers (secrets redacted)."""
+    """Print the one-line JSON summary for schedulers (secrets redacted). Raises
+    ``OSError`` when stdout cannot be written (closed pipe, full disk)."""
     line = json.dumps(summary, sort_keys=True, default=str, allow_nan=False)
+    if sys.stdout is None:  # started with stdout closed
+        raise OSError(errno.EBADF, "stdout is closed")
     sys.stdout.write(redact(line) + "\n")
     sys.stdout.flush()
 
 
 def say(msg: str) -> None:
-    """A human-readable message on stderr (secrets redacted)."""
-    sys.stderr.write(redact(msg).rstrip("\n") + "\n")
-    sys.stderr.flush()
+    """A human-readable message on stderr (secrets redacted). Never raises: when stderr
+    itself cannot be written (closed, full disk) the message is dropped."""
+    try:
+        sys.stderr.write(redact(msg).rstrip("\n") + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):  # AttributeError: started with stderr closed
+        pass
 
 
 def run_job(args: argparse.Namespace, job_name: str,
@@ -70,8 +78,12 @@ def run_job(args: argparse.Namespace, job_name: str,
     ``body`` returns a summary dict; its ``status`` (default ``ok``) goes to the run log,
     ``exit_code`` (default 0, or 1 when status is ``error``) is popped and returned,
     ``artefacts`` are recorded. ``ObsError`` -> status ``error`` (``skipped`` for a
-    ``LockTimeout``), message on stderr, its exit code. Any other exception -> status
-    ``error``, exit 1, traceback only when ``OBS_DEBUG=1``.
+    ``LockTimeout``), message on stderr, its exit code. Ctrl-C / SIGTERM (``Terminated``)
+    -> status ``error`` ("interrupted"/"terminated"), exit 130 / 143, after the body's
+    ``finally`` blocks have cleaned up. Any other exception -> status ``error``, exit 1,
+    traceback only when ``OBS_DEBUG=1``. Every path records the run first, then writes the
+    summary line; if stdout cannot be written the exit code is non-zero (1 when the job
+    itself succeeded) and stderr says why.
     """
     ctx: JobContext | None = None
     try:
@@ -85,8 +97,7 @@ def run_job(args: argparse.Namespace, job_name: str,
         extra = summary.pop("_runlog_extra", {})
         if record:
             ctx.finish(status, error=summary.get("error"), **extra)
-        emit({"job_id": ctx.job_id, "job_name": job_name, "status": status, **summary})
-        return int(code)
+        out = {"job_id": ctx.job_id, "job_name": job_name, "status": status, **summary}
     except (ObsError, OSError) as exc:
         if isinstance(exc, OSError):  # disk full, read-only or missing folder, permissions
             where = exc.filename if exc.filename is not None else "a file"
@@ -95,23 +106,32 @@ def run_job(args: argparse.Namespace, job_name: str,
         else:
             msg = redact(str(exc))
             status, code = ("skipped" if isinstance(exc, LockTimeout) else "error"), exc.exit_code
-        say(f"obs {job_name}: {status}: {msg}")
-        if ctx is not None and record:
-            _finish_quietly(ctx, job_name, status, msg)
-        emit({"job_id": ctx.job_id if ctx else None, "job_name": job_name, "status": status, "error": msg})
-        return code
-    except KeyboardInterrupt:
-        say(f"obs {job_name}: interrupted")
-        return 130
+        out = _failed(ctx, job_name, status, msg, record)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM via the console script (Terminated)
+        stop = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (SIGINT)"
+        code = Terminated.exit_code if isinstance(exc, Terminated) else 130
+        out = _failed(ctx, job_name, "error", f"{stop} before the job finished", record)
     except Exception as exc:  # a bug: say so briefly, log it, non-zero exit
         msg = redact(f"{exc.__class__.__name__}: {exc}")
-        say(f"obs {job_name}: internal error: {msg}")
         if os.environ.get("OBS_DEBUG") == "1":
             say(redact(traceback.format_exc()))
-        if ctx is not None and record:
-            _finish_quietly(ctx, job_name, "error", msg)
-        emit({"job_id": ctx.job_id if ctx else None, "job_name": job_name, "status": "error", "error": msg})
-        return 1
+        out, code = _failed(ctx, job_name, "error", f"internal error: {msg}", record), 1
+    try:
+        emit(out)
+    except (OSError, ValueError) as exc:  # stdout closed or full: the job's outcome is recorded
+        say(f"obs {job_name}: could not write the summary line to stdout: "
+            f"{getattr(exc, 'strerror', None) or exc.__class__.__name__}")
+        return int(code) or 1
+    return int(code)
+
+
+def _failed(ctx: JobContext | None, job_name: str, status: str, msg: str, record: bool) -> dict[str, Any]:
+    """The failure path: the run-log record first (so it exists even when stderr is
+    gone), then the message on stderr. Returns the summary line to print."""
+    if ctx is not None and record:
+        _finish_quietly(ctx, job_name, status, msg)
+    say(f"obs {job_name}: {status}: {msg}")
+    return {"job_id": ctx.job_id if ctx else None, "job_name": job_name, "status": status, "error": msg}
 
 
 def _finish_quietly(ctx: JobContext, job_name: str, status: str, msg: str) -> None:
