@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,36 +42,39 @@ def main() -> int:
     import nbformat
 
     tmp = Path(tempfile.mkdtemp(prefix="obs-bench-weekly-"))
-    triv = tmp / "trivial.ipynb"
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
-    nb.metadata["kernelspec"] = {"name": "obslib", "display_name": "obslib", "language": "python"}
-    nbformat.write(nb, triv)
-    weekly, trivial = [], []
-    for i in range(a.runs):  # interleaved so load changes hit both alike
-        work = tmp / f"work{i}"
-        work.mkdir()
-        weekly.append(timed(["make", "-s", "-C", str(REPO), "weekly", f"DATA_ROOT={REAL}", "WEEK_START=2025-09-29",
-                             f"WORK_ROOT={work}"], REPO, env))
-        trivial.append(timed([str(BIN / "papermill"), str(triv), str(tmp / f"out{i}.ipynb"), "-k", "obslib",
-                              "--no-progress-bar"], tmp, env))
-    w, t = statistics.median(weekly), statistics.median(trivial)
-    print(f"make weekly (real data, week 2025-09-29): median {w:.2f} s over {a.runs} runs {[round(x, 2) for x in weekly]}")
-    print(f"papermill trivial one-cell notebook:       median {t:.2f} s {[round(x, 2) for x in trivial]}")
-    print(f"ratio make weekly / trivial papermill:     {w / t:.2f} (target <= 2.0)")
+    try:
+        triv = tmp / "trivial.ipynb"
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+        nb.metadata["kernelspec"] = {"name": "obslib", "display_name": "obslib", "language": "python"}
+        nbformat.write(nb, triv)
+        weekly, trivial = [], []
+        for i in range(a.runs):  # interleaved so load changes hit both alike
+            work = tmp / f"work{i}"
+            work.mkdir()
+            weekly.append(timed(["make", "-s", "-C", str(REPO), "weekly", f"DATA_ROOT={REAL}", "WEEK_START=2025-09-29",
+                                 f"WORK_ROOT={work}"], REPO, env))
+            trivial.append(timed([str(BIN / "papermill"), str(triv), str(tmp / f"out{i}.ipynb"), "-k", "obslib",
+                                  "--no-progress-bar"], tmp, env))
+        w, t = statistics.median(weekly), statistics.median(trivial)
+        print(f"make weekly (real data, week 2025-09-29): median {w:.2f} s over {a.runs} runs {[round(x, 2) for x in weekly]}")
+        print(f"papermill trivial one-cell notebook:       median {t:.2f} s {[round(x, 2) for x in trivial]}")
+        print(f"ratio make weekly / trivial papermill:     {w / t:.2f} (target <= 2.0)")
 
-    from obslib.config import load_config
-    from obslib.timeutil import parse_ts, parse_week_start
-    from obslib.weekly import build_weekly_payload
+        from obslib.config import load_config
+        from obslib.timeutil import parse_ts, parse_week_start
+        from obslib.weekly import build_weekly_payload
 
-    cfg = load_config(tmp, env={})
-    ws, now = parse_week_start("2025-09-29"), parse_ts("2026-11-29T12:00:00Z")
-    build_weekly_payload(REAL, ws, cfg=cfg, now=now, job_id="bench", command="bench", sha=None, data_label="real")
-    times = []
-    for _ in range(5):
-        t0 = time.perf_counter()
+        cfg = load_config(tmp, env={})
+        ws, now = parse_week_start("2025-09-29"), parse_ts("2026-11-29T12:00:00Z")
         build_weekly_payload(REAL, ws, cfg=cfg, now=now, job_id="bench", command="bench", sha=None, data_label="real")
-        times.append(time.perf_counter() - t0)
-    print(f"payload build alone (library call):        median {statistics.median(times):.3f} s (target <= 0.5 s)")
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            build_weekly_payload(REAL, ws, cfg=cfg, now=now, job_id="bench", command="bench", sha=None, data_label="real")
+            times.append(time.perf_counter() - t0)
+        print(f"payload build alone (library call):        median {statistics.median(times):.3f} s (target <= 0.5 s)")
+    finally:  # the work roots, notebooks and outputs are throw-away
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

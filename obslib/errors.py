@@ -33,6 +33,13 @@ class InputError(ObsError):
         super().__init__(f"{where}: {reason}")
 
 
+class UnreadableInput(InputError):
+    """An input file exists (or should) but cannot be read: an I/O problem (permissions,
+    a vanished file, a device error), not bad data. Raised by ``storage.read_json``;
+    readers that turn a malformed file into a ``Problem`` re-raise this one, so it always
+    stops the job (even with ``--allow-bad-rows``)."""
+
+
 class ValidationError(ObsError):
     """An artefact failed its JSON Schema or a data rule; nothing was published."""
 

@@ -76,11 +76,12 @@ def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = ""
     return WeeklyReport(payload, path, Path(root))
 
 
-@dataclass
+@dataclass(repr=False)
 class Table:
     """One report section: ``rows`` (dicts keyed by ``columns``; units in the column names)
     and a one-line ``reading``. Displays as an HTML table in notebooks (``tabulate``) and
-    as plain text elsewhere; blank cells are missing values."""
+    as the plain-text table elsewhere (``str``, ``repr``, text/plain output); blank cells
+    are missing values."""
 
     columns: list[str]
     rows: list[dict] = field(default_factory=list)
@@ -100,6 +101,8 @@ class Table:
 
     def __str__(self) -> str:
         return self._render("simple")
+
+    __repr__ = __str__  # the notebook's text/plain output: the table, not the dataclass fields
 
     def column(self, name: str) -> list:
         return [r.get(name) for r in self.rows]
@@ -152,11 +155,16 @@ def execution_table(p: dict) -> Table:
     return Table(cols, rows, f"Highest slippage: {worst['strategy']} at {worst['slippage_bps']} bps.")
 
 
+# the keys of a ``latency.sources`` entry of the weekly payload, in ``weekly._latency``'s order
+LATENCY_COLUMNS = ["source", "samples", "p50_ms", "p95_ms"]
+
+
 def latency_table(p: dict) -> Table:
-    """Per-source latency for the week (ms)."""
+    """Per-source latency for the week (ms): columns ``LATENCY_COLUMNS`` (even with no
+    source), then any other key a source entry carries, sorted."""
     lat = p["latency"]
     sources = lat["sources"]
-    cols = sorted({k for s in sources for k in s}, key=lambda k: (k != "source", k))
+    cols = LATENCY_COLUMNS + sorted({k for s in sources for k in s} - set(LATENCY_COLUMNS))
     if lat["p95_ms"] is None:
         return Table(cols, sources, "No latency samples this week: latency is unknown, not zero.")
     return Table(cols, sources, f"Week p95 {lat['p95_ms']:.0f} ms over {lat['samples']} samples "
@@ -215,9 +223,14 @@ def _axes(figsize: tuple[float, float], **margins: float):
     return ax
 
 
+# matplotlib's default cycle has 10 colours: keys 0-9 get ".", 10-19 "x", ... so lines stay distinct
+EV_MARKERS = (".", "x", "^", "s")
+
+
 def plot_ev_lcb(data_root: Path, week_end: str, ax=None):
     """EV-gate win rate over time per archive key (snapshots dated before week_end): the
-    win-rate LCB (solid) and the posterior mean alpha/(alpha+beta) (dotted, same colour)."""
+    win-rate LCB (solid; marker ``EV_MARKERS[index // 10]``, as colours repeat after 10
+    keys) and the posterior mean alpha/(alpha+beta) (dotted, same colour)."""
     hist = ev_history(data_root, week_end)
     if ax is None:  # plot area 3.6 in high; below it the date labels and a 2-column legend
         below_in = 1.15 + 0.17 * ((len(hist) + 1) // 2)
@@ -226,9 +239,9 @@ def plot_ev_lcb(data_root: Path, week_end: str, ax=None):
     if not hist:
         ax.set_title("EV gate: no state-archive snapshots")
         return ax
-    for key, pts in hist.items():
+    for i, (key, pts) in enumerate(hist.items()):
         t = [x[0] for x in pts]
-        (line,) = ax.plot(t, [x[1] for x in pts], marker=".", label=key)
+        (line,) = ax.plot(t, [x[1] for x in pts], marker=EV_MARKERS[(i // 10) % len(EV_MARKERS)], label=key)
         ax.plot(t, [x[2] for x in pts], linestyle=":", color=line.get_color(), alpha=0.7)
     ax.set_ylabel("win rate (fraction)")
     ax.set_title("EV gate: win-rate LCB (solid) and posterior mean alpha/(alpha+beta) (dotted)")
@@ -257,11 +270,15 @@ def plot_utilisation(p: dict, ax=None):
 
 
 def plot_latency(hourly: dict[str, list[tuple]], slo_ms: float, ax=None):
-    """Lines: hourly p95 (ms, log scale) per source from ``latency_hourly``; dashed: the SLO."""
+    """Lines: hourly p95 (ms, log scale) per source from ``latency_hourly``; dashed: the SLO.
+    With no samples: the SLO line on a linear 0..1.2 x SLO axis and "no samples this week"."""
     ax = ax or _axes((9, 3.5), bottom=0.2)
     if not hourly:
         ax.set_title("Latency: no samples this week")
-        ax.axhline(slo_ms, color="red", linestyle="--", label="SLO")
+        ax.axhline(slo_ms, color="red", linestyle="--", label=f"SLO {slo_ms:.0f} ms")
+        ax.set_ylim(0, 1.2 * slo_ms)
+        ax.set_ylabel("p95 latency (ms)")
+        ax.text(0.5, 0.5, "no samples this week", transform=ax.transAxes, ha="center", va="center")
         return ax
     for src, pts in hourly.items():
         ax.plot([h for h, _ in pts], [v for _, v in pts], label=src)

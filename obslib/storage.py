@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import LockTimeout
+from .errors import InputError, LockTimeout, UnreadableInput  # noqa: F401 - UnreadableInput re-exported
 
 
 def _check_finite(obj: Any, where: str = "$") -> None:
@@ -91,11 +91,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) 
     """Write ``data`` to ``path`` atomically (same-folder temp file, fsync, ``os.replace``).
 
     Creates parent folders. Returns the path. On any error the temp file is removed and
-    the previous file (if any) is untouched.
+    the previous file (if any) is untouched; an ``OSError`` is re-raised with the same
+    errno and ``filename`` set to ``path`` (never the temp file's name).
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent))
+    except OSError as exc:
+        raise _about_target(exc, p) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -103,12 +107,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) 
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _about_target(exc, p) from exc
         raise
     fsync_dir(p.parent)
     return p
+
+
+def _about_target(exc: OSError, target: Path) -> OSError:
+    """The same OS error (same errno, so the same ``PermissionError``/... subclass) but
+    naming ``target`` instead of the hidden temp file, so messages say which file failed."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror, str(target))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -182,16 +196,18 @@ def locked_append(path: str | os.PathLike, line: bytes, timeout_s: float = 30.0)
 
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file. Raises ``InputError`` naming the file (and line) on a syntax error,
-    and for ``NaN``/``Infinity`` (Python's json accepts them; obslib never does)."""
-    from .errors import InputError
-
+    for text that is not UTF-8, and for ``NaN``/``Infinity`` (Python's json accepts them;
+    obslib never does). Raises ``UnreadableInput`` (an ``InputError``) when the file cannot
+    be read at all: ``file not found`` or ``cannot read: <OS message>``."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise InputError(str(p), "file not found") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(str(p), f"cannot read: {exc.__class__.__name__}") from exc
+        raise UnreadableInput(str(p), "file not found") from exc
+    except OSError as exc:
+        raise UnreadableInput(str(p), f"cannot read: {exc.strerror or exc.__class__.__name__}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(str(p), "not UTF-8 text") from exc
     def _no_constants(name: str):
         raise ValueError(f"non-finite number {name} is not valid JSON data")
 

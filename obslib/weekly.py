@@ -145,6 +145,10 @@ def _benchmarks(data_root: Path, cfg: Config, week_start: datetime, week_end: da
         alerts.append(make_alert(f"no-benchmarks:{wk}", "warning",
                                  f"no benchmark report usable for week {wk}", anchor="weekly-report-inputs",
                                  owner=cfg.owner))
+    elif not baseline:
+        alerts.append(make_alert(f"no-baseline:{wk}", "warning",
+                                 f"no baseline benchmark usable for week {wk}", anchor="weekly-report-inputs",
+                                 owner=cfg.owner))
     return {"baseline": baseline, "rolling": rolling}
 
 

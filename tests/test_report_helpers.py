@@ -114,3 +114,61 @@ def test_console_entry_keeps_exit_codes_and_output(tmp_path):
     assert json.loads(bad.stdout)["status"] == "error"  # the summary line was flushed before the fast exit
     usage = subprocess.run([sys.executable, "-m", "obslib", "nope"], capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and "invalid choice" in usage.stderr
+
+
+def test_table_repr_is_the_plain_text_table():
+    t = report.Table(["name", "n"], [{"name": "a", "n": 1}], "reading not shown")
+    # tabulate's "simple" format written out by hand: header, dashes (column width >= 3 and
+    # 2 spaces between), one row; cells left-aligned since number parsing is off
+    assert repr(t) == "name    n\n------  ---\na       1"
+    assert "Table(" not in repr(t) and "reading" not in repr(t)
+
+
+def test_latency_table_without_sources_has_the_source_entry_columns():
+    p = {"latency": {"p95_ms": None, "sources": [], "samples": 0, "slo_ms": 250.0, "breaches": []}}
+    t = report.latency_table(p)
+    # schemas/observability_weekly_report.schema.json latency.sources items: source, samples, p50_ms, p95_ms
+    assert t.columns == ["source", "samples", "p50_ms", "p95_ms"] and t.rows == []
+    assert str(t).split("\n")[0].split() == ["source", "samples", "p50_ms", "p95_ms"]
+    p["latency"].update(p95_ms=300.0, samples=3,
+                        sources=[{"source": "feed", "samples": 3, "p50_ms": 120.0, "p95_ms": 300.0}])
+    assert report.latency_table(p).columns == ["source", "samples", "p50_ms", "p95_ms"]
+
+
+def test_plot_latency_without_samples_shows_zero_to_120pct_of_slo_and_a_note():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = report.plot_latency({}, 250.0)
+    try:
+        assert ax.get_ylim() == pytest.approx((0.0, 300.0))
+        assert ax.get_yscale() == "linear"
+        (note,) = ax.texts
+        assert note.get_text() == "no samples this week"
+        assert note.get_transform() is ax.transAxes and note.get_position() == (0.5, 0.5)
+        (slo,) = ax.lines
+        assert list(slo.get_ydata()) == [250.0, 250.0]
+    finally:
+        plt.close(ax.figure)
+
+
+def test_plot_ev_lcb_cycles_markers_every_ten_keys(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    hist = {f"s{i:02d}/USDJPY/conservative": [(t0, 0.4, 0.5)] for i in range(23)}
+    monkeypatch.setattr(report, "ev_history", lambda root, before: hist)
+    ax = report.plot_ev_lcb(tmp_path, "2026-11-30T00:00:00Z")
+    try:
+        solid = [ln for ln in ax.lines if ln.get_linestyle() == "-"]
+        assert len(solid) == 23
+        assert [ln.get_marker() for ln in solid] == ["."] * 10 + ["x"] * 10 + ["^"] * 3
+        # (colour, marker) pairs are all different although the 10 colours repeat
+        assert len({(ln.get_color(), ln.get_marker()) for ln in solid}) == 23
+    finally:
+        plt.close(ax.figure)

@@ -10,15 +10,18 @@
   and headroom (percent), execution_health per strategy (slippage_bps in basis points,
   reject_rate as a fraction).
 - ``reports/portfolio_summary.json``: category_utilisation, gross exposure, drawdowns.
-All are optional inputs: missing -> None/[] plus a ``missing`` problem.
+All are optional inputs: missing -> None/[] plus a ``missing`` problem; a benchmark folder
+with no ``*.json`` report is ``missing`` too. A benchmark file that does not parse is a
+``malformed`` problem; a folder or file that cannot be read raises ``UnreadableInput``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import InputError
-from ..storage import read_json
+from ..storage import UnreadableInput, read_json
 from ..timeutil import first_stamp_from_name, parse_ts, stamp_from_name
 from . import Problem
 
@@ -51,6 +54,8 @@ def _load_bench(path: Path, rel_path: str, kind: str, days: int | None, run_stam
                 problems: list[Problem]) -> dict | None:
     try:
         data = read_json(path)
+    except UnreadableInput as exc:  # an I/O problem, not bad data: always fatal
+        raise UnreadableInput(rel_path, exc.reason) from exc
     except InputError as exc:
         problems.append(Problem("malformed", rel_path, exc.reason, exc.line))
         return None
@@ -67,30 +72,51 @@ def _load_bench(path: Path, rel_path: str, kind: str, days: int | None, run_stam
             "as_of": as_of, "as_of_source": src}
 
 
+def _entries(folder: Path, rel_folder: str) -> list[os.DirEntry]:
+    """A folder's entries sorted by name; ``UnreadableInput`` when it cannot be listed
+    (``Path.glob`` would silently yield nothing)."""
+    try:
+        with os.scandir(folder) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        raise UnreadableInput(rel_folder, f"cannot read: {exc.strerror or exc.__class__.__name__}") from exc
+
+
+def _read_folder(folder: Path, rel_folder: str, kind: str, days: int | None, run_stamp_tz: str,
+                 problems: list[Problem], out: list[dict]) -> None:
+    reports = [e for e in _entries(folder, rel_folder) if e.name.endswith(".json") and e.is_file()]
+    if not reports:
+        problems.append(Problem("missing", rel_folder, f"{kind} benchmark folder has no *.json report"))
+    for e in reports:
+        rec = _load_bench(Path(e.path), f"{rel_folder}/{e.name}", kind, days, run_stamp_tz, problems)
+        if rec:
+            out.append(rec)
+
+
 def read_benchmarks(data_root: Path, problems: list[Problem], run_stamp_tz: str = "UTC") -> list[dict]:
-    """All baseline and rolling benchmark reports, sorted by (kind, key, days)."""
+    """All baseline and rolling benchmark reports, sorted by (kind, key, days).
+
+    A missing folder, or one with no ``*.json`` report, adds a ``missing`` problem; a file
+    that does not parse adds a ``malformed`` one. Raises ``UnreadableInput`` (path relative
+    to the data root, reason ``cannot read: <OS message>``) when a benchmark folder or file
+    cannot be read."""
     root = Path(data_root)
     out: list[dict] = []
     base = root / BASELINE_REL
     if base.is_dir():
-        for p in sorted(base.glob("*.json")):
-            rec = _load_bench(p, f"{BASELINE_REL}/{p.name}", "baseline", None, run_stamp_tz, problems)
-            if rec:
-                out.append(rec)
+        _read_folder(base, BASELINE_REL, "baseline", None, run_stamp_tz, problems, out)
     else:
         problems.append(Problem("missing", BASELINE_REL, "no baseline benchmark folder"))
     roll = root / ROLLING_REL
     if roll.is_dir():
-        for d in sorted(roll.iterdir()):
+        for d in _entries(roll, ROLLING_REL):
             if not d.is_dir():
                 continue
+            rel_d = f"{ROLLING_REL}/{d.name}"
             if not d.name.isdigit():
-                problems.append(Problem("ignored", f"{ROLLING_REL}/{d.name}", "rolling window folder is not a day count"))
+                problems.append(Problem("ignored", rel_d, "rolling window folder is not a day count"))
                 continue
-            for p in sorted(d.glob("*.json")):
-                rec = _load_bench(p, f"{ROLLING_REL}/{d.name}/{p.name}", "rolling", int(d.name), run_stamp_tz, problems)
-                if rec:
-                    out.append(rec)
+            _read_folder(Path(d.path), rel_d, "rolling", int(d.name), run_stamp_tz, problems, out)
     else:
         problems.append(Problem("missing", ROLLING_REL, "no rolling benchmark folder"))
     out.sort(key=lambda r: (r["kind"], r["key"], r["days"] or 0))
@@ -105,7 +131,7 @@ def _optional_json(data_root: Path, rel_path: str, problems: list[Problem]) -> d
     try:
         data = read_json(p)  # a syntax error in an existing file is an InputError: fail loudly
     except InputError as exc:
-        raise InputError(rel_path, exc.reason, line=exc.line) from exc
+        raise type(exc)(rel_path, exc.reason, line=exc.line) from exc
     if not isinstance(data, dict):
         raise InputError(rel_path, "expected a JSON object")
     return data
@@ -113,7 +139,8 @@ def _optional_json(data_root: Path, rel_path: str, problems: list[Problem]) -> d
 
 def read_router_telemetry(data_root: Path, problems: list[Problem]) -> dict | None:
     """The router telemetry object, or None (+ ``missing`` problem). Raises ``InputError``
-    when the file exists but is not valid JSON."""
+    when the file exists but is not valid JSON (even with ``--allow-bad-rows``: every
+    section depends on it), ``UnreadableInput`` when it cannot be read."""
     return _optional_json(data_root, TELEMETRY_REL, problems)
 
 

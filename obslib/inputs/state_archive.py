@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..stats import win_rate_lcb
-from ..storage import read_json
+from ..storage import UnreadableInput, read_json
 from ..timeutil import first_stamp_from_name
 from . import Problem
 
@@ -22,13 +22,16 @@ ARCHIVE_REL = "ops/state_archive"
 def parse_snapshot(path: Path, rel_path: str, problems: list[Problem]) -> dict | None:
     """One snapshot as ``{path, strategy, symbol, mode, generated_at (aware UTC), ev_alpha,
     ev_beta, prior_alpha, prior_beta, ev_decay, conf, win_rate_lcb (fraction)}``; None
-    (and a problem) when the file does not parse or lacks ``ev_global``."""
+    (and a ``malformed`` problem) when the file does not parse or lacks ``ev_global``.
+    Raises ``UnreadableInput`` (naming ``rel_path``) when the file cannot be read."""
     stamp = first_stamp_from_name(path.name)
     if stamp is None:
         problems.append(Problem("malformed", rel_path, "file name does not start with a YYYYMMDD_HHMMSS stamp"))
         return None
     try:
         data = read_json(path)
+    except UnreadableInput as exc:  # an I/O problem, not bad data: always fatal
+        raise UnreadableInput(rel_path, exc.reason) from exc
     except InputError as exc:
         problems.append(Problem("malformed", rel_path, exc.reason, exc.line))
         return None
