@@ -279,6 +279,8 @@ def plot_latency(hourly: dict[str, list[tuple]], slo_ms: float, ax=None):
         ax.set_ylim(0, 1.2 * slo_ms)
         ax.set_ylabel("p95 latency (ms)")
         ax.text(0.5, 0.5, "no samples this week", transform=ax.transAxes, ha="center", va="center")
+        ax.set_xticks([])
+        ax.legend(fontsize=7, loc="lower right")
         return ax
     for src, pts in hourly.items():
         ax.plot([h for h, _ in pts], [v for _, v in pts], label=src)
