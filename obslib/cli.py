@@ -43,8 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the subcommand; returns its exit code. Before the subcommand
+    runs, the modules it lists in its ``preimport`` default and ``filelock`` (every job's
+    run-log record takes a lock) are imported, so a SIGTERM inside the job never finds
+    them half-imported."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name in (*getattr(args, "preimport", ()), "filelock"):
+        importlib.import_module(name)
     func = getattr(args, "func", None)
     if func is None:
         parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "--help"])
@@ -64,8 +70,13 @@ def run() -> None:
     exit would; when a non-daemon thread is still running, the normal exit (which waits for
     it) is used instead. SIGTERM raises ``Terminated`` in the main thread, so a job stopped
     by a scheduler's timeout cleans up and records the stop like Ctrl-C (a second SIGTERM
-    kills at once)."""
+    kills at once). SIGTERM is held back until the job has its run-log context
+    (``commands._base.run_job`` lets it through): a module interrupted half-way while
+    importing would break the clean-up, and a stop before that point could not be recorded.
+    The few commands that are not jobs (``cron``, ``log tail``, ``latency status``,
+    ``webhook verify``) are short and run to completion."""
     signal.signal(signal.SIGTERM, _terminate)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
         code = main()
     except SystemExit as exc:  # argparse errors and --help

@@ -70,6 +70,10 @@ def check_parameters(notebook: Path, params: dict[str, Any]) -> None:
 
 # as nbclient does for the kernels it starts: IPython history in memory, no sqlite file
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
+# the kernels' working folder, as Jupyter runs a notebook in its own folder; it holds no
+# Python files, so nothing in the caller's folder (say a checkout named obslib) can shadow
+# a module the notebook imports (a kernel puts its working folder first on sys.path)
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 def _fd_open(fd: int) -> bool:
@@ -85,7 +89,7 @@ def kernel_session(kernel_name: str, cwd: Path | None = None) -> Iterator[Any]:
     """Start the Jupyter kernel ``kernel_name`` now and yield its (jupyter_client
     ``AsyncKernelManager``) manager; pass it to ``execute(km=...)``. The kernel boots in its
     own process while the caller goes on. On exit the kernel is stopped immediately and its
-    connection file removed. ``cwd``: the kernel's working folder (default: the caller's).
+    connection file removed. ``cwd``: the kernel's working folder (default: ``notebooks/``).
     The kernel's own stdout goes to /dev/null (cell output travels over ZeroMQ into the
     notebook); its stderr is the caller's when that is open, else /dev/null too, so a job
     started with closed streams still gets a kernel. Raises ``ObsError`` when the kernel is
@@ -102,7 +106,7 @@ def kernel_session(kernel_name: str, cwd: Path | None = None) -> Iterator[Any]:
     km = AsyncKernelManager(kernel_name=kernel_name)
     try:
         try:
-            run_sync(km.start_kernel)(cwd=str(cwd or Path.cwd()), extra_arguments=list(KERNEL_ARGS), **streams)
+            run_sync(km.start_kernel)(cwd=str(cwd or NOTEBOOK_DIR), extra_arguments=list(KERNEL_ARGS), **streams)
         except NoSuchKernel as exc:
             raise ObsError(f"Jupyter kernel {kernel_name!r} is not installed: run `make install` "
                            "(it registers the kernel inside .venv)") from exc
@@ -166,7 +170,7 @@ def execute(notebook: Path, output: Path, params: dict[str, Any], *, kernel_name
             str(notebook), str(output), parameters=params, kernel_name=kernel_name, engine_name=_register_engine(),
             partial_path=output,
             start_timeout=start_timeout_s, execution_timeout=cell_timeout_s,
-            progress_bar=sys.stderr.isatty(), log_output=False, request_save_on_cell_execute=False, **extra,
+            progress_bar=bool(sys.stderr and sys.stderr.isatty()), log_output=False, request_save_on_cell_execute=False, **extra,
         )
     except PapermillExecutionError as exc:
         raise NotebookFailed(f"{notebook.name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}"[:2000],

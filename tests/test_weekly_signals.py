@@ -108,3 +108,27 @@ def test_closed_stdout_still_runs_the_kernel(tmp_path, real_root):
                           stderr=subprocess.PIPE, text=True, env=obs_subprocess_env(), timeout=120)
     assert proc.returncode == 1 and "stdout is closed" in proc.stderr
     assert (work / "out/weekly_report" / WEEK / "payload.json").is_file()
+
+
+def _sigterm_caught(pid: int) -> bool:
+    """The process has installed its SIGTERM handler (bit 15 of SigCgt in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+def test_sigterm_while_the_command_starts_is_still_recorded(tmp_path, real_root):
+    """A SIGTERM that lands while obs is still importing is held back and raised once the
+    job has its run-log context: exit 143, one record, no traceback."""
+    work = tmp_path / "w"
+    proc = _start(real_root, work)
+    deadline = time.monotonic() + 20
+    while not _sigterm_caught(proc.pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGTERM)  # the handler is in, the command's imports are not done
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert json.loads(out)["error"] == "terminated (SIGTERM) before the job finished"
+    assert [r["status"] for r in _final_records(work)] == ["error"]

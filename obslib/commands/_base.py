@@ -11,6 +11,7 @@ import argparse
 import errno
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -70,6 +71,12 @@ def say(msg: str) -> None:
         pass
 
 
+def accept_termination() -> None:
+    """Let SIGTERM through from here on (``cli.run`` holds it back while the command
+    starts): one that already arrived raises ``Terminated`` now, inside the job."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 def run_job(args: argparse.Namespace, job_name: str,
             body: Callable[[Config, JobContext, datetime], dict[str, Any]],
             *, config_overrides: dict[str, Any] | None = None, record: bool = True) -> int:
@@ -90,6 +97,7 @@ def run_job(args: argparse.Namespace, job_name: str,
         now = resolve_now(args)
         cfg = config_from_args(args, **(config_overrides or {}))
         ctx = JobContext.from_env(job_name, cfg.ops_dir, now)
+        accept_termination()  # a SIGTERM held back so far (see cli.run) is raised here
         summary = body(cfg, ctx, now) or {}
         status = summary.get("status", "ok")
         code = summary.pop("exit_code", 1 if status == "error" else 0)

@@ -119,4 +119,4 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                                     "through obslib); the executed notebook and HTML land in out/dashboard/.")
     r.add_argument("--pip-value", type=float, default=DEFAULT_PIP_VALUE,
                    help="account currency per pip for turnover drawdown_pct (default %(default)s)")
-    r.set_defaults(func=_run)
+    r.set_defaults(func=_run, preimport=("jupyter_client.manager",))  # see weekly_cmd

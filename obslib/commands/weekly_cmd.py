@@ -69,7 +69,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     r.add_argument("--force", action="store_true", help="resend even when this payload was already delivered")
     r.add_argument("--require-delivery", action="store_true",
                    help="fail when no webhook URL or secret is configured (cron sets this when the URL is set)")
-    r.set_defaults(func=_run)
+    # imported before the job accepts SIGTERM (cli.run): never left half-imported by one
+    r.set_defaults(func=_run, preimport=("jupyter_client.manager",))
     try:
         from .webhook_cmd import add_weekly_delivery_commands
     except ImportError:  # delivery commands not installed
