@@ -4,7 +4,8 @@ Prints, measured in one run (the machine is noisy: compare the ratio, not absolu
 - wall time of `make weekly` on the real data (median of N runs, fresh work root each);
 - wall time of papermill (CLI) executing a trivial one-cell notebook on the same kernel;
 - their ratio (target <= 2.0);
-- the payload build alone as a library call (target <= 0.5 s; median of 5, warm imports).
+- the payload build alone as a library call (target <= 0.5 s; median of 5, warm imports);
+- where the last `make weekly` spent its time (papermill start, first cell, cells, HTML).
 Run: `.venv/bin/python bench/weekly.py [--runs 3]` (needs ../shared/realdata).
 """
 
@@ -31,6 +32,24 @@ def timed(cmd: list[str], cwd: Path, env: dict) -> float:
     return time.perf_counter() - t0
 
 
+def breakdown(work: Path, started: float) -> str | None:
+    """Where one `make weekly` run spent its time, in seconds from its start (wall clock):
+    from papermill's metadata in the executed notebook and the HTML file's mtime."""
+    import json
+    from datetime import datetime
+
+    nb_path = work / "out/weekly_report/2025-09-29/weekly_report.ipynb"
+    if not nb_path.exists():
+        return None
+    nb = json.loads(nb_path.read_text())
+    at = lambda iso: datetime.fromisoformat(iso).timestamp() - started  # noqa: E731
+    code = [c["metadata"]["papermill"] for c in nb["cells"] if c["cell_type"] == "code"]
+    pm, first, last = at(nb["metadata"]["papermill"]["start_time"]), at(code[0]["start_time"]), at(code[-1]["end_time"])
+    html = nb_path.with_suffix(".html").stat().st_mtime - started
+    return (f"papermill starts {pm:.2f}, first cell {first:.2f}, last cell ends {last:.2f} "
+            f"(cells {last - first:.2f}), HTML written {html:.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
@@ -51,6 +70,7 @@ def main() -> int:
         for i in range(a.runs):  # interleaved so load changes hit both alike
             work = tmp / f"work{i}"
             work.mkdir()
+            started = time.time()
             weekly.append(timed(["make", "-s", "-C", str(REPO), "weekly", f"DATA_ROOT={REAL}", "WEEK_START=2025-09-29",
                                  f"WORK_ROOT={work}"], REPO, env))
             trivial.append(timed([str(BIN / "papermill"), str(triv), str(tmp / f"out{i}.ipynb"), "-k", "obslib",
@@ -59,6 +79,9 @@ def main() -> int:
         print(f"make weekly (real data, week 2025-09-29): median {w:.2f} s over {a.runs} runs {[round(x, 2) for x in weekly]}")
         print(f"papermill trivial one-cell notebook:       median {t:.2f} s {[round(x, 2) for x in trivial]}")
         print(f"ratio make weekly / trivial papermill:     {w / t:.2f} (target <= 2.0)")
+        last = breakdown(tmp / f"work{a.runs - 1}", started)
+        if last:
+            print(f"last make weekly, seconds from its start:  {last}")
 
         from obslib.config import load_config
         from obslib.timeutil import parse_ts, parse_week_start
