@@ -95,5 +95,5 @@ def run() -> None:
     os._exit(code)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+if __name__ == "__main__":  # pragma: no cover - `python -m obslib.cli`, as `obs`
+    run()

@@ -4,7 +4,6 @@ the published datasets, one-line readings and the four plots. The notebook only 
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from .dashboard import DATASETS, DEFAULT_PIP_VALUE
 from .dashboard.bundle import ExportRequest, ExportResult, bundle_dir, export_bundle
 from .inputs import resolve_data_root
 from .runlog import new_job_id
-from .storage import atomic_write_json
+from .storage import atomic_write_json, read_json
 from .timeutil import parse_ts, utcnow
 
 RESULT_FILE = "export_result.json"
@@ -67,7 +66,7 @@ def run_export(*, data_root: str = "", as_of: str = "", work_root: str = "", out
 
 def load_result(path: Path) -> ExportResult:
     """The ``ExportResult`` a notebook run wrote."""
-    return ExportResult(**json.loads(Path(path).read_text(encoding="utf-8")))
+    return ExportResult(**read_json(path))
 
 
 def ev_reading(df: pd.DataFrame) -> str:

@@ -20,7 +20,6 @@ ever written anywhere.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -40,12 +39,13 @@ from .storage import (
     canonical_json_bytes,
     file_lock,
     read_json,
+    read_json_object,
     rel,
     sha256_bytes,
     sha256_file,
 )
 from .timeutil import parse_week_start, to_rfc3339
-from .webhook import DeliveryOutcome, parse_secrets, send_signed, signing_clock
+from .webhook import SECRET_ENV, DeliveryOutcome, parse_secrets, send_signed, signing_clock
 from .weekly import content_checksum
 
 SCHEMA_VERSION = "1"
@@ -53,7 +53,7 @@ HISTORY_DIRNAME = "weekly_report_history"
 ESCALATIONS_DIRNAME = "escalations"
 RUNBOOK_ANCHOR = "weekly-webhook"
 ENV_URL = "OBS_WEEKLY_WEBHOOK_URL"
-ENV_SECRET = "OBS_WEBHOOK_SECRET"
+ENV_SECRET = SECRET_ENV
 ENV_ESCALATION_URL = "OBS_ESCALATION_WEBHOOK_URL"
 ESCALATION_MAX_ATTEMPTS = 3
 
@@ -182,10 +182,9 @@ def escalate(*, what: str, outcome: DeliveryOutcome, cfg: Any, ctx: Any, now: da
     if url:
         body = canonical_json_bytes({k: v for k, v in record.items() if k != "post"})
         secrets = parse_secrets(env.get(ENV_SECRET))
-        esc_cfg = dataclasses.replace(cfg, webhook=dataclasses.replace(
-            cfg.webhook, max_attempts=min(ESCALATION_MAX_ATTEMPTS, cfg.webhook.max_attempts)))
-        res = send_signed(body, webhook_id=f"escalation-{ctx.job_id}", url=url, secrets=secrets, cfg=esc_cfg,
-                          ctx=ctx, clock=signing_clock(cfg, now), sleep=sleep, purpose="escalation", allow_unsigned=True)
+        res = send_signed(body, webhook_id=f"escalation-{ctx.job_id}", url=url, secrets=secrets, cfg=cfg,
+                          ctx=ctx, clock=signing_clock(cfg, now), sleep=sleep, purpose="escalation", allow_unsigned=True,
+                          max_attempts=min(ESCALATION_MAX_ATTEMPTS, cfg.webhook.max_attempts))
         record["post"] = {"status": "delivered" if res.ok else "failed", "attempts": res.attempts,
                           "status_code": res.last_status_code}
         validate(record, "escalation.schema.json", "escalation record")
@@ -212,14 +211,6 @@ def _paths(cfg: Any, ws: str, tag: str | None = None) -> tuple[Path, Path]:
     stem = ws if tag is None else f"{ws}.{tag}"
     d = history_dir(cfg)
     return d / f"{stem}.json", d / f"{stem}.receipt.json"
-
-
-def _read_receipt(path: Path) -> dict | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _delivery_entry(outcome: DeliveryOutcome, ctx: Any, kind: str) -> dict[str, Any]:
@@ -268,8 +259,10 @@ def _write_history(cfg: Any, ctx: Any, ws: str, body: bytes, outcome: DeliveryOu
     return receipt
 
 
-def _destination(env: Mapping[str, str]) -> tuple[str, list[str]]:
-    return (env.get(ENV_URL) or "").strip(), parse_secrets(env.get(ENV_SECRET))
+def _destination(env: Mapping[str, str]) -> tuple[str, list[str], list[str]]:
+    """``(url, secrets, missing)``: ``missing`` names the unset variables among the two."""
+    url, secrets = (env.get(ENV_URL) or "").strip(), parse_secrets(env.get(ENV_SECRET))
+    return url, secrets, [n for n, v in ((ENV_URL, url), (ENV_SECRET, secrets)) if not v]
 
 
 # --------------------------------------------------------------------------- weekly delivery
@@ -304,8 +297,7 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
     wid = weekly_webhook_id(ws, content)
     base = {"webhook_id": wid, "payload_checksum_sha256": checksum, "content_checksum_sha256": content,
             "attempts": 0, "week_start": ws}
-    url, secrets = _destination(env)
-    missing = [n for n, v in ((ENV_URL, url), (ENV_SECRET, secrets)) if not v]
+    url, secrets, missing = _destination(env)
     if missing:
         if require_delivery:
             raise DeliveryError(f"--require-delivery: {' and '.join(missing)} not set; weekly payload not delivered; "
@@ -322,7 +314,7 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
     hist = history_dir(cfg)
     body_p, receipt_p = _paths(cfg, ws)
     with file_lock(hist / f"{ws}.lock", cfg.lock_timeout_s):
-        receipt = _read_receipt(receipt_p) if receipt_p.exists() else None
+        receipt = read_json_object(receipt_p) if receipt_p.exists() else None
         same = (body_p.exists() and receipt is not None and receipt.get("webhook_id") == wid
                 and sha256_file(body_p) == receipt.get("payload_checksum_sha256"))
         if same and not force:
@@ -357,8 +349,7 @@ def replay_weekly(week_start: str, *, cfg: Any, ctx: Any, now: datetime, env: Ma
     """
     ws = _week(week_start)
     body_p, receipt_p = _paths(cfg, ws)
-    url, secrets = _destination(env)
-    missing = [n for n, v in ((ENV_URL, url), (ENV_SECRET, secrets)) if not v]
+    url, secrets, missing = _destination(env)
     if missing:
         raise DeliveryError(f"replay needs {' and '.join(missing)}; nothing sent; see {runbook_ref(cfg)}")
     with file_lock(history_dir(cfg) / f"{ws}.lock", cfg.lock_timeout_s):
@@ -366,7 +357,7 @@ def replay_weekly(week_start: str, *, cfg: Any, ctx: Any, now: datetime, env: Ma
             raise InputError(rel(body_p, cfg.work_root), "no delivered weekly payload for this week: nothing to replay")
         body = body_p.read_bytes()
         checksum = sha256_bytes(body)
-        receipt = _read_receipt(receipt_p)
+        receipt = read_json_object(receipt_p)
         if receipt is not None and receipt.get("payload_checksum_sha256") != checksum:
             raise ValidationError(f"{rel(body_p, cfg.work_root)}: bytes do not match the checksum in "
                                   f"{rel(receipt_p, cfg.work_root)}; not replayed")

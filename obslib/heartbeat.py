@@ -15,13 +15,12 @@ so two runs never lose each other's ``last_*`` fields and a crash never tears th
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .storage import atomic_write_json, file_lock
+from .storage import atomic_write_json, file_lock, read_json_object
 from .timeutil import parse_ts, to_rfc3339
 
 OK_STATUSES = ("ok",)
@@ -32,13 +31,7 @@ def heartbeat_path(ops_dir: str | os.PathLike, job: str) -> Path:
     return Path(ops_dir) / f"{job}_heartbeat.json"
 
 
-def read_heartbeat(path: str | os.PathLike) -> dict | None:
-    """The heartbeat as a dict, or None when the file is missing, unreadable or not a JSON object."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+read_heartbeat = read_json_object  # the heartbeat as a dict, or None (missing, unreadable, not an object)
 
 
 def heartbeat_time(hb: dict) -> datetime | None:

@@ -13,8 +13,8 @@ executed notebook once at the end rather than after every cell (that cost ~0.15 
 that fails keeps what it has: a failing or timed-out cell through papermill, a kernel that
 dies through the ``obslib`` papermill engine registered here, which writes the partial
 notebook before re-raising. papermill's log lines are not printed (the job's own error
-message carries the cause). After the last cell the kernel is stopped at once: every output has already
-arrived, and its history is in memory only (nothing to save).
+message carries the cause). After the last cell the kernel is stopped at once: every
+output has already arrived, and its history is in memory only (nothing to save).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _fd_open(fd: int) -> bool:
 @contextmanager
 def kernel_session(kernel_name: str, cwd: Path | None = None) -> Iterator[Any]:
     """Start the Jupyter kernel ``kernel_name`` now and yield its (jupyter_client
-    ``AsyncKernelManager``) manager; pass it to ``execute(km=...)``. The kernel boots in its
+    ``AsyncKernelManager``) manager; pass it to ``execute_to_html(km=...)``. The kernel boots in its
     own process while the caller goes on. On exit the kernel is stopped immediately and its
     connection file removed. ``cwd``: the kernel's working folder (default: ``notebooks/``).
     The kernel's own stdout goes to /dev/null (cell output travels over ZeroMQ into the
@@ -149,28 +149,21 @@ def _register_engine() -> str:
 ENGINE = "obslib"
 
 
-def execute(notebook: Path, output: Path, params: dict[str, Any], *, kernel_name: str, start_timeout_s: int,
-            cell_timeout_s: int, cwd: Path | None = None, km: Any = None) -> Path:
-    """Execute ``notebook`` into ``output`` with ``params``. Returns ``output``.
-
-    ``km``: a kernel from ``kernel_session`` (started earlier, still booting is fine; its
-    own ``cwd`` applies); without it papermill starts and stops a kernel in ``cwd``.
-    Raises ``NotebookFailed`` (partial notebook kept at ``output``) when a cell fails or the
-    kernel dies or does not answer within ``start_timeout_s``, and ``ObsError`` for bad
-    parameters.
-    """
+def _execute(notebook: Path, output: Path, params: dict[str, Any], *, km: Any, nb_cfg: Any) -> None:
+    """Run papermill on the kernel ``km`` (from ``kernel_session``; still booting is fine)
+    with the timeouts of ``nb_cfg``. Parameters must be checked already. Raises
+    ``NotebookFailed`` (partial notebook kept at ``output``) when a cell fails or the kernel
+    dies or does not answer within the start timeout."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    check_parameters(notebook, params)
     output.parent.mkdir(parents=True, exist_ok=True)
-    extra = {"km": km} if km is not None else {"cwd": str(cwd) if cwd else None}
     try:
         papermill.execute_notebook(
-            str(notebook), str(output), parameters=params, kernel_name=kernel_name, engine_name=_register_engine(),
-            partial_path=output,
-            start_timeout=start_timeout_s, execution_timeout=cell_timeout_s,
-            progress_bar=bool(sys.stderr and sys.stderr.isatty()), log_output=False, request_save_on_cell_execute=False, **extra,
+            str(notebook), str(output), parameters=params, kernel_name=nb_cfg.kernel_name, km=km,
+            engine_name=_register_engine(), partial_path=output, request_save_on_cell_execute=False,
+            start_timeout=nb_cfg.start_timeout_s, execution_timeout=nb_cfg.cell_timeout_s,
+            progress_bar=bool(sys.stderr and sys.stderr.isatty()), log_output=False,
         )
     except PapermillExecutionError as exc:
         raise NotebookFailed(f"{notebook.name}: cell {exc.exec_count} failed: {exc.ename}: {exc.evalue}"[:2000],
@@ -178,18 +171,14 @@ def execute(notebook: Path, output: Path, params: dict[str, Any], *, kernel_name
     except (RuntimeError, TimeoutError) as exc:  # kernel died / did not start
         raise NotebookFailed(f"{notebook.name}: kernel error: {exc}"[:2000],
                              output if output.exists() else None) from exc
-    return output
 
 
-_HTML_EXPORTER: list = []  # the warmed-up HTMLExporter (its jinja templates are compiled per instance)
-
-
+@functools.cache
 def _html_exporter():
+    """The process's one ``HTMLExporter`` (its jinja templates are compiled per instance)."""
     from nbconvert import HTMLExporter
 
-    if not _HTML_EXPORTER:
-        _HTML_EXPORTER.append(HTMLExporter())
-    return _HTML_EXPORTER[0]
+    return HTMLExporter()
 
 
 def export_html(executed: Path, html_path: Path) -> Path:
@@ -225,30 +214,28 @@ def keep_partial(exc: NotebookFailed, failed_path: Path, shown_relative_to: Path
 
 
 class _Execution(threading.Thread):
-    """``execute(*args, **kwargs)`` in a daemon thread; ``error`` holds what it raised.
-    (papermill runs its own event loop in this thread and imports nothing new once
+    """``_execute`` in a daemon thread, then the kernel is killed; ``error`` holds what it
+    raised. (papermill runs its own event loop in this thread and imports nothing new once
     ``check_parameters`` has run, so the caller's thread may import modules meanwhile.)"""
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, notebook: Path, output: Path, params: dict[str, Any], *, km: Any, nb_cfg: Any):
         super().__init__(name="obs-notebook", daemon=True)
-        self._call = (args, kwargs)
+        self._args, self._km, self._nb_cfg = (notebook, output, params), km, nb_cfg
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            execute(*self._call[0], **self._call[1])
+            _execute(*self._args, km=self._km, nb_cfg=self._nb_cfg)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             self.error = exc
         finally:
-            _kill_kernel(self._call[1].get("km"))
+            _kill_kernel(self._km)
 
 
 def _kill_kernel(km: Any) -> None:
     """SIGKILL the kernel's process group once the notebook has run (every output has
     arrived), so it dies while the caller exports HTML; ``kernel_session``'s exit then
     only reaps it and removes its files. Best effort: that exit stops it in any case."""
-    if km is None:
-        return
     import signal
 
     from jupyter_core.utils import ensure_async, run_sync
@@ -276,8 +263,7 @@ def execute_to_html(notebook: Path, nb_out: Path, html_out: Path, params: dict[s
     Raises ``NotebookFailed`` / ``ObsError``."""
     check_parameters(notebook, params)  # imports papermill; bad parameters stop here
     _register_engine()  # here too: the worker thread must import nothing
-    run = _Execution(notebook, nb_out, params, kernel_name=nb_cfg.kernel_name, start_timeout_s=nb_cfg.start_timeout_s,
-                     cell_timeout_s=nb_cfg.cell_timeout_s, km=km)
+    run = _Execution(notebook, nb_out, params, km=km, nb_cfg=nb_cfg)
     run.start()
     try:
         for task in (*alongside, warm_up_html_export):
@@ -295,5 +281,5 @@ def execute_to_html(notebook: Path, nb_out: Path, html_out: Path, params: dict[s
     export_html(nb_out, html_out)
 
 
-__all__ = ["NotebookFailed", "check_parameters", "declared_parameters", "execute", "execute_to_html",
-           "export_html", "kernel_session", "keep_partial"]
+__all__ = ["NotebookFailed", "check_parameters", "declared_parameters", "execute_to_html", "export_html",
+           "kernel_session", "keep_partial"]

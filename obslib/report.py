@@ -22,20 +22,21 @@ from .storage import atomic_write_bytes, pretty_json_bytes
 from .timeutil import parse_ts, parse_week_start, utcnow, week_start_of
 from .weekly import SCHEMA_FILE, build_weekly_payload
 
-WEEKLY_PARAMS: dict[str, type | tuple] = {
+WEEKLY_PARAMS: dict[str, type] = {
     "week_start": str, "data_root": str, "as_of": str, "out_dir": str, "work_root": str, "job_id": str,
     "source_command": str, "commit_sha": str, "data_label": str, "allow_bad_rows": bool,
 }
 
 
-def check_params(params: dict[str, Any], spec: dict[str, type | tuple] = WEEKLY_PARAMS) -> None:
-    """Raise ``ObsError`` naming an unknown parameter or one of the wrong type."""
-    unknown = sorted(set(params) - set(spec))
+def check_params(params: dict[str, Any]) -> None:
+    """Raise ``ObsError`` naming an unknown parameter or one of the wrong type (``WEEKLY_PARAMS``)."""
+    unknown = sorted(set(params) - set(WEEKLY_PARAMS))
     if unknown:
-        raise ObsError(f"unknown notebook parameter(s) {unknown}; known: {sorted(spec)}")
+        raise ObsError(f"unknown notebook parameter(s) {unknown}; known: {sorted(WEEKLY_PARAMS)}")
     for k, v in params.items():
-        if not isinstance(v, spec[k]):
-            raise ObsError(f"notebook parameter {k!r} must be {spec[k].__name__}, got {type(v).__name__} ({v!r})")
+        if not isinstance(v, WEEKLY_PARAMS[k]):
+            raise ObsError(f"notebook parameter {k!r} must be {WEEKLY_PARAMS[k].__name__}, got {type(v).__name__} "
+                           f"({v!r})")
 
 
 @dataclass
@@ -43,10 +44,6 @@ class WeeklyReport:
     payload: dict
     payload_path: Path
     data_root: Path
-
-    @property
-    def week(self) -> str:
-        return self.payload["week_start"][:10]
 
 
 def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = "", out_dir: str = "",
@@ -93,8 +90,8 @@ class Table:
     def _render(self, fmt: str) -> str:
         from tabulate import tabulate
 
-        return str(tabulate(self._cells(), headers=self.columns, tablefmt=fmt, missingval="", floatfmt="g",
-                            disable_numparse=True))
+        return str(tabulate(self._cells(), headers=self.columns, tablefmt=fmt, missingval="",
+                            disable_numparse=True))  # values as given: exact numbers, no reformatting
 
     def _repr_html_(self) -> str:
         return self._render("html")
@@ -198,17 +195,18 @@ def latency_hourly(data_root: Path, p: dict) -> dict[str, list[tuple]]:
 
 
 def ev_history(data_root: Path, before: str) -> dict[str, list[tuple]]:
-    """``{strategy/symbol/mode: [(generated_at, win_rate_lcb, alpha/(alpha+beta)), ...]}`` from
-    every state-archive snapshot generated before ``before`` (RFC 3339), in time order."""
+    """``{strategy/symbol/mode: [(generated_at, win_rate_lcb, win_rate_point), ...]}`` from
+    every state-archive snapshot generated before ``before`` (RFC 3339), in time order; the
+    point is the posterior mean (``stats.win_rate_point``, priors included)."""
     from .inputs.state_archive import read_state_archive
+    from .stats import win_rate_point
 
     cutoff = parse_ts(before)
     out: dict[str, list[tuple]] = defaultdict(list)
     for r in read_state_archive(data_root, []):
         if r["generated_at"] >= cutoff:
             continue
-        a, b = r["ev_alpha"], r["ev_beta"]
-        point = a / (a + b) if a is not None and b is not None and (a + b) > 0 else None
+        point = win_rate_point(r["ev_alpha"], r["ev_beta"], r["prior_alpha"], r["prior_beta"])
         out[f"{r['strategy']}/{r['symbol']}/{r['mode']}"].append((r["generated_at"], r["win_rate_lcb"], point))
     return dict(out)
 
@@ -230,7 +228,7 @@ EV_MARKERS = (".", "x", "^", "s")
 def plot_ev_lcb(data_root: Path, week_end: str, ax=None):
     """EV-gate win rate over time per archive key (snapshots dated before week_end): the
     win-rate LCB (solid; marker ``EV_MARKERS[index // 10]``, as colours repeat after 10
-    keys) and the posterior mean alpha/(alpha+beta) (dotted, same colour)."""
+    keys) and the posterior mean (dotted, same colour), both from ``ev_history``."""
     hist = ev_history(data_root, week_end)
     if ax is None:  # plot area 3.6 in high; below it the date labels and a 2-column legend
         below_in = 1.15 + 0.17 * ((len(hist) + 1) // 2)
@@ -244,7 +242,7 @@ def plot_ev_lcb(data_root: Path, week_end: str, ax=None):
         (line,) = ax.plot(t, [x[1] for x in pts], marker=EV_MARKERS[(i // 10) % len(EV_MARKERS)], label=key)
         ax.plot(t, [x[2] for x in pts], linestyle=":", color=line.get_color(), alpha=0.7)
     ax.set_ylabel("win rate (fraction)")
-    ax.set_title("EV gate: win-rate LCB (solid) and posterior mean alpha/(alpha+beta) (dotted)")
+    ax.set_title("EV gate: win-rate LCB (solid) and posterior mean (dotted)")
     ax.figure.autofmt_xdate(bottom=ax.figure.subplotpars.bottom)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.8 / 3.6), ncol=2, frameon=False,
               title="strategy/symbol/mode", title_fontsize=7)
@@ -273,20 +271,18 @@ def plot_latency(hourly: dict[str, list[tuple]], slo_ms: float, ax=None):
     """Lines: hourly p95 (ms, log scale) per source from ``latency_hourly``; dashed: the SLO.
     With no samples: the SLO line on a linear 0..1.2 x SLO axis and "no samples this week"."""
     ax = ax or _axes((9, 3.5), bottom=0.2)
+    ax.axhline(slo_ms, color="red", linestyle="--", label=f"SLO {slo_ms:.0f} ms")
+    ax.set_ylabel("p95 latency (ms)")
     if not hourly:
         ax.set_title("Latency: no samples this week")
-        ax.axhline(slo_ms, color="red", linestyle="--", label=f"SLO {slo_ms:.0f} ms")
         ax.set_ylim(0, 1.2 * slo_ms)
-        ax.set_ylabel("p95 latency (ms)")
         ax.text(0.5, 0.5, "no samples this week", transform=ax.transAxes, ha="center", va="center")
         ax.set_xticks([])
         ax.legend(fontsize=7, loc="lower right")
         return ax
     for src, pts in hourly.items():
         ax.plot([h for h, _ in pts], [v for _, v in pts], label=src)
-    ax.axhline(slo_ms, color="red", linestyle="--", label=f"SLO {slo_ms:.0f} ms")
     ax.set_yscale("log")
-    ax.set_ylabel("p95 latency (ms)")
     ax.set_title("Hourly p95 latency per source")
     ax.legend(fontsize=7)
     ax.figure.autofmt_xdate()

@@ -31,7 +31,6 @@ from croniter import croniter
 from .errors import ConfigError
 
 TIMEZONE = "UTC"
-SECRET_WEBHOOK = ("OBS_WEBHOOK_SECRET",)
 ALERT_ENV = ("OBS_ALERT_WEBHOOK_URL", "OBS_WEEKLY_WEBHOOK_URL", "OBS_WEBHOOK_SECRET")
 
 
@@ -68,11 +67,15 @@ class ScheduledJob:
     shell_extra: str = ""
     then_args: tuple[str, ...] = ()
 
+    def _arg_words(self) -> list[str]:
+        """The shell-quoted ``args``, then ``shell_extra`` (raw shell) when set."""
+        return [*(shlex.quote(a) for a in self.args), *([self.shell_extra] if self.shell_extra else [])]
+
     @property
     def command(self) -> str:
         """``obs <args>`` (shell-quoted; ``shell_extra`` is raw shell, e.g. a ``${VAR:+--flag}``),
         then ``obs <then_args>`` when set (the nightly check also verifies the bundle)."""
-        cmd = " ".join(["obs", *(shlex.quote(a) for a in self.args), *([self.shell_extra] if self.shell_extra else [])])
+        cmd = " ".join(["obs", *self._arg_words()])
         if self.then_args:
             cmd += " && " + " ".join(["obs", *(shlex.quote(a) for a in self.then_args)])
         return cmd
@@ -208,7 +211,7 @@ def shell_command(job: ScheduledJob, *, work_root: str, obs_bin: str, env_path: 
         parts.append(f"{{ set -a && . {q(env_path)} && set +a; }}")
     parts.append(f"mkdir -p {q(log_dir)}")
     run = (f"JOB_ID={job.job_name}-$(date -u +%Y%m%dT%H%M%SZ)-$$ SCHEDULE_TRIGGER=cron "
-           f"{q(obs_bin)} {' '.join([*(q(a) for a in job.args), *([job.shell_extra] if job.shell_extra else [])])}")
+           f"{q(obs_bin)} {' '.join(job._arg_words())}")
     if job.then_args:
         run = f"{{ {run}; rc=$?; {q(obs_bin)} {' '.join(q(a) for a in job.then_args)} || rc=1; exit $rc; }}"
     parts.append(f"{run} >>{q(log_dir + '/' + job.name + '.log')} 2>&1")

@@ -2,6 +2,8 @@
 
 - ``win_rate_lcb``: exact one-sided lower bound of the Beta posterior,
   ``BetaInv(1 - conf; alpha + prior_alpha, beta + prior_beta)`` (scipy ``beta.ppf``).
+- ``win_rate_point``: the mean of that posterior,
+  ``(alpha + prior_alpha) / (alpha + prior_alpha + beta + prior_beta)``.
 - ``percentile``: linear interpolation, Hyndman–Fan type 7 (numpy default).
 - ``ev``: pips per trade = total_pips / trades.
 """
@@ -34,6 +36,15 @@ def win_rate_lcb(alpha: float, beta: float, prior_alpha: float = 0.0, prior_beta
     if not (0.0 < float(conf) < 1.0):
         raise ValueError(f"conf must be in (0, 1), got {conf}")
     return float(betaincinv(a, b, 1.0 - float(conf)))
+
+
+def win_rate_point(alpha: float, beta: float, prior_alpha: float = 0.0, prior_beta: float = 0.0) -> float | None:
+    """Mean of the win rate's Beta posterior (fraction): ``(alpha + prior_alpha) / (alpha +
+    prior_alpha + beta + prior_beta)``, the point estimate ``win_rate_lcb`` bounds from
+    below. None when the shapes do not sum to a positive number."""
+    a = float(alpha) + float(prior_alpha or 0.0)
+    total = a + float(beta) + float(prior_beta or 0.0)
+    return a / total if total > 0 else None
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

@@ -194,20 +194,22 @@ def locked_append(path: str | os.PathLike, line: bytes, timeout_s: float = 30.0)
         append_line_durable(p, line)
 
 
-def read_json(path: str | os.PathLike) -> Any:
+def read_json(path: str | os.PathLike, shown_as: str | None = None) -> Any:
     """Read a JSON file. Raises ``InputError`` naming the file (and line) on a syntax error,
     for text that is not UTF-8, and for ``NaN``/``Infinity`` (Python's json accepts them;
     obslib never does). Raises ``UnreadableInput`` (an ``InputError``) when the file cannot
-    be read at all: ``file not found`` or ``cannot read: <OS message>``."""
+    be read at all: ``file not found`` or ``cannot read: <OS message>``. Errors name the
+    file as ``shown_as`` (e.g. its path relative to the data root), default ``path``."""
     p = Path(path)
+    name = shown_as if shown_as is not None else str(p)
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
-        raise UnreadableInput(str(p), "file not found") from exc
+        raise UnreadableInput(name, "file not found") from exc
     except OSError as exc:
-        raise UnreadableInput(str(p), f"cannot read: {exc.strerror or exc.__class__.__name__}") from exc
+        raise UnreadableInput(name, f"cannot read: {exc.strerror or exc.__class__.__name__}") from exc
     except UnicodeDecodeError as exc:
-        raise InputError(str(p), "not UTF-8 text") from exc
+        raise InputError(name, "not UTF-8 text") from exc
     def _no_constants(name: str):
         raise ValueError(f"non-finite number {name} is not valid JSON data")
 
@@ -220,6 +222,17 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         return json.loads(text, parse_constant=_no_constants, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
-        raise InputError(str(p), f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from exc
+        raise InputError(name, f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno) from exc
     except ValueError as exc:  # NaN / Infinity / -Infinity
-        raise InputError(str(p), str(exc)) from exc
+        raise InputError(name, str(exc)) from exc
+
+
+def read_json_object(path: str | os.PathLike) -> dict | None:
+    """A JSON object from ``path``, or None when the file is missing, unreadable, not JSON
+    or not an object. For operational state the kit wrote itself (heartbeats, receipts,
+    manifests), where a damaged file means "unknown", not an input error."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

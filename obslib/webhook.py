@@ -407,8 +407,6 @@ def signing_clock(cfg: Any, now: datetime) -> Callable[[], datetime]:
     ``--now`` (``cfg.webhook.sign_with_real_clock``); tests that replay a fixed instant set
     that to False and get ``clock_from(now)``."""
     if getattr(getattr(cfg, "webhook", None), "sign_with_real_clock", True):
-        from .timeutil import utcnow
-
         return utcnow
     return clock_from(now)
 

@@ -27,7 +27,7 @@ Everything is sorted, so the same inputs and ``now`` give a byte-identical paylo
 from __future__ import annotations
 
 import copy
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,41 @@ def ev_trend_7d(daily: list[dict] | None, before: date) -> float | None:
     return None if a is None or b is None else a - b
 
 
+def _as_of_order(bench: dict) -> datetime:
+    """Sort key: a benchmark's ``as_of`` (an undated one sorts first)."""
+    return bench["as_of"] or datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _baseline_inputs(data_root: Path, bench: dict, problems: list[Problem],
+                     used_inputs: list[str]) -> tuple[str, list[dict] | None, float | None]:
+    """``(run_id, daily rows or None, win_rate_lcb or None)`` of a baseline benchmark: the
+    run's ``daily.csv`` (for ``ev.trend_7d``) and the state file it ended with (for the
+    LCB). A missing or unusable one is a problem (the field is then null)."""
+    d = bench["data"]
+    run_dir = str(d.get("run_dir") or "")
+    run_id = Path(run_dir).name if run_dir else bench["key"]
+    daily = None
+    if run_dir:
+        daily = read_daily(data_root, run_dir, problems)
+        if daily is None:
+            problems.append(Problem("missing", f"{run_dir}/daily.csv",
+                                    f"daily.csv of baseline run {run_id} not found: ev.trend_7d is null"))
+        else:
+            used_inputs.append(f"{run_dir}/daily.csv")
+    sap = str(d.get("state_archive_path") or "")
+    if not sap:
+        return run_id, daily, None
+    if not (Path(data_root) / sap).is_file():
+        problems.append(Problem("missing", sap, f"state file of baseline {run_id} not found: win_rate_lcb is null"))
+        return run_id, daily, None
+    used_inputs.append(sap)
+    if len(Path(sap).parts) < 4:
+        problems.append(Problem("malformed", sap, "state_archive_path outside the archive layout"))
+        return run_id, daily, None
+    snap = parse_snapshot(Path(data_root) / sap, sap, problems)
+    return run_id, daily, None if snap is None else _r(snap["win_rate_lcb"])
+
+
 def _benchmarks(data_root: Path, cfg: Config, week_start: datetime, week_end: datetime,
                 problems: list[Problem], alerts: list[dict], used_inputs: list[str]) -> dict:
     wk = week_start.date().isoformat()
@@ -87,8 +122,7 @@ def _benchmarks(data_root: Path, cfg: Config, week_start: datetime, week_end: da
                                      f"{wk}; not used", anchor="weekly-report-inputs", owner=cfg.owner))
             continue
         prev = chosen.get(ident)
-        if prev is None or (b["as_of"] or datetime.min.replace(tzinfo=week_end.tzinfo)) > (
-                prev["as_of"] or datetime.min.replace(tzinfo=week_end.tzinfo)):
+        if prev is None or _as_of_order(b) > _as_of_order(prev):  # the newest one before the week ends
             chosen[ident] = b
     baseline, rolling = [], []
     for _ident, b in sorted(chosen.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0)):
@@ -110,29 +144,7 @@ def _benchmarks(data_root: Path, cfg: Config, week_start: datetime, week_end: da
                   "source": b["path"], "trades": int(d["trades"]),
                   "stale": None if age_days is None else age_days > cfg.benchmark_stale_days}
         if b["kind"] == "baseline":
-            run_dir = str(d.get("run_dir") or "")
-            run_id = Path(run_dir).name if run_dir else b["key"]
-            daily = None
-            if run_dir:
-                daily = read_daily(data_root, run_dir, problems)
-                if daily is None:
-                    problems.append(Problem("missing", f"{run_dir}/daily.csv",
-                                            f"daily.csv of baseline run {run_id} not found: ev.trend_7d is null"))
-                else:
-                    used_inputs.append(f"{run_dir}/daily.csv")
-            lcb = None
-            sap = d.get("state_archive_path")
-            if sap:
-                snap_path = Path(data_root) / str(sap)
-                if snap_path.is_file():
-                    snap = parse_snapshot(snap_path, str(sap), problems) if len(Path(str(sap)).parts) >= 4 else None
-                    if snap is None and len(Path(str(sap)).parts) < 4:
-                        problems.append(Problem("malformed", str(sap), "state_archive_path outside the archive layout"))
-                    lcb = None if snap is None else _r(snap["win_rate_lcb"])
-                    used_inputs.append(str(sap))
-                else:
-                    problems.append(Problem("missing", str(sap), f"state file of baseline {run_id} not found: "
-                                                                 "win_rate_lcb is null"))
+            run_id, daily, lcb = _baseline_inputs(data_root, b, problems, used_inputs)
             baseline.append({"run_id": run_id, "ev": {"latest": ev_latest,
                                                       "trend_7d": _r(ev_trend_7d(daily, week_end.date()))},
                              "win_rate_lcb": lcb, **common})

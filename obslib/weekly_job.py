@@ -19,7 +19,7 @@ from typing import Any
 
 from .config import Config
 from .errors import ObsError
-from .inputs import resolve_data_root
+from .inputs import data_label, resolve_data_root
 from .notebook import execute_to_html, kernel_session
 from .provenance import commit_sha, source_command
 from .runlog import JobContext
@@ -35,14 +35,6 @@ ARTEFACTS = ("weekly_report.ipynb", "weekly_report.html", "payload.json")
 def week_dir(cfg: Config, week_start: datetime) -> Path:
     """``out/weekly_report/<YYYY-MM-DD>/``."""
     return cfg.out_dir / "weekly_report" / week_start.date().isoformat()
-
-
-def data_label(cfg: Config, data_root: Path) -> str:
-    """How the data root is named inside artefacts (never an absolute path)."""
-    if cfg.uses_demo:
-        return f"demo (seed {cfg.demo_seed})"
-    raw = str(cfg.data_root)
-    return raw if not os.path.isabs(raw) else Path(raw).name
 
 
 def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: datetime | None,
@@ -62,7 +54,7 @@ def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: dateti
                        "a week is reported once it has started")
     with (nullcontext(km) if km is not None else kernel_session(cfg.notebook.kernel_name)) as km:
         root = resolve_data_root(cfg, now)
-        label = data_label(cfg, root)
+        label = data_label(cfg)
         wdir = week_dir(cfg, ws)
         wdir.mkdir(parents=True, exist_ok=True)
         # one run per week at a time; a second waits (bounded) instead of mixing artefacts
@@ -79,6 +71,7 @@ def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, roo
               "out_dir": str(staging.resolve()), "work_root": str(Path(cfg.work_root).resolve()),
               "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
               "data_label": label, "allow_bad_rows": allow_bad_rows}
+
     def preflight() -> None:  # the notebook's payload build, here: bad input -> a clean InputError
         build_weekly_payload(root, ws, cfg=cfg, now=now, job_id=ctx.job_id, command="preflight", sha=None,
                              data_label=label, allow_bad_rows=allow_bad_rows)

@@ -30,6 +30,12 @@ def test_config_precedence_defaults_toml_env_cli(tmp_path):
     ("[latency]\nslo_ms = 'fast'\n", "latency.slo_ms"),
     ("[latency\n", "invalid TOML"),
     ("[[latency.sources]]\nname='a'\nkind='carrier_pigeon'\npath='x'\n", "carrier_pigeon"),
+    # ranges are checked at load, before anything runs
+    ("[webhook]\nbackoff_base_s = -1\n", "webhook.backoff_base_s must be a finite number >= 0"),
+    ("[webhook]\nconnect_timeout_s = -1\n", "webhook.connect_timeout_s must be a finite number > 0"),
+    ("lock_timeout_s = nan\n", "lock_timeout_s must be a finite number >= 0"),
+    ("[latency]\nslo_ms = 0\n", "latency.slo_ms must be a finite number > 0"),
+    ("[webhook]\nmax_attempts = 0\n", "webhook.max_attempts must be >= 1"),
 ])
 def test_config_errors_name_the_setting(tmp_path, toml, needle):
     (tmp_path / "obs.toml").write_text(toml)
@@ -79,19 +85,6 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert json.loads(b"1") == 1
 
 
-@pytest.mark.parametrize("toml, needle", [
-    ("[webhook]\nbackoff_base_s = -1\n", "webhook.backoff_base_s must be a finite number >= 0"),
-    ("[webhook]\nconnect_timeout_s = -1\n", "webhook.connect_timeout_s must be a finite number > 0"),
-    ("lock_timeout_s = nan\n", "lock_timeout_s must be a finite number >= 0"),
-    ("[latency]\nslo_ms = 0\n", "latency.slo_ms must be a finite number > 0"),
-    ("[webhook]\nmax_attempts = 0\n", "webhook.max_attempts must be >= 1"),
-])
-def test_config_ranges_are_checked_at_load(tmp_path, toml, needle):
-    (tmp_path / "obs.toml").write_text(toml)
-    with pytest.raises(ConfigError, match=needle):
-        load_config(tmp_path, env={})
-
-
 def test_read_json_rejects_non_finite_numbers(tmp_path):
     from obslib.errors import InputError
     from obslib.storage import read_json
@@ -107,3 +100,11 @@ def test_run_stamp_tz_must_be_a_zone(tmp_path):
     (tmp_path / "obs.toml").write_text('run_stamp_tz = "Mars/Base"\n')
     with pytest.raises(ConfigError, match="Mars/Base"):
         load_config(tmp_path, env={})
+
+
+def test_win_rate_point_is_the_posterior_mean_with_priors():
+    from obslib.stats import win_rate_point
+
+    assert win_rate_point(30, 20) == pytest.approx(0.6)  # 30 / 50
+    assert win_rate_point(30, 20, 1, 1) == pytest.approx(31 / 52)
+    assert win_rate_point(0, 0) is None

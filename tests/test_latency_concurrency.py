@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from test_latency_helpers import EVENT_HEADER, cli_child, raw_rows, runlog, write_obs_toml
+from latency_fixtures import EVENT_HEADER, cli_child, raw_rows, runlog, write_obs_toml
 
 PROCS, RUNS = 8, 20
 

@@ -26,7 +26,7 @@ from datetime import timedelta
 
 import jsonschema
 import pytest
-from test_latency_helpers import REPO, T0, check_rollup_file, cli_child, iso, raw_rows, write_obs_toml
+from latency_fixtures import REPO, T0, check_rollup_file, cli_child, iso, raw_rows, write_obs_toml
 
 CHECKPOINTS = ["locked", "recovered", "journal_written", "live_partial", "live_appended", "offsets_written",
                "state_written", "outbox_written", "journal_removed", "rolled_up", "rotation_journal_written",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from test_latency_helpers import (
+from latency_fixtures import (
     EVENT_HEADER,
     REALDATA,
     T0,

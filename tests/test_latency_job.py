@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from test_latency_helpers import (
+from latency_fixtures import (
     EVENT_HEADER,
     REALDATA,
     REPO,

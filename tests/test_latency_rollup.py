@@ -8,7 +8,7 @@ import io
 import random
 
 import pytest
-from test_latency_helpers import (
+from latency_fixtures import (
     EVENT_HEADER,
     T0,
     check_rollup_file,

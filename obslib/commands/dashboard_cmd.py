@@ -9,13 +9,12 @@ from ._base import run_job, say
 
 def _request(cfg, ctx, now, names, pip_value):
     from ..dashboard.bundle import ExportRequest
-    from ..inputs import resolve_data_root
+    from ..inputs import data_label, resolve_data_root
     from ..provenance import commit_sha, source_command
-    from ..weekly_job import data_label
 
     root = resolve_data_root(cfg, now)
     return ExportRequest(names=names, data_root=root, work_root=cfg.work_root, now=now, job_id=ctx.job_id,
-                         command=source_command(), commit_sha=commit_sha(), data_label=data_label(cfg, root),
+                         command=source_command(), commit_sha=commit_sha(), data_label=data_label(cfg),
                          pip_value=pip_value, retention_days=cfg.history_retention_days,
                          lock_timeout_s=cfg.lock_timeout_s)
 

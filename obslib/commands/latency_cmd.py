@@ -36,10 +36,9 @@ def _sample(args: argparse.Namespace) -> int:
         from ..latency.alerts import target_from_env
         from ..latency.job import run_sample
         from ..provenance import commit_sha, source_command
-
-        data_root = resolve_data_root(cfg, now) if _needs_data_root(cfg) else cfg.work_root
         from ..timeutil import utcnow
 
+        data_root = resolve_data_root(cfg, now) if _needs_data_root(cfg) else cfg.work_root
         pretend = bool(getattr(args, "now", None) or os.environ.get("OBS_NOW"))
         summary = run_sample(cfg, ctx, now, data_root=data_root, target=target_from_env(dict(os.environ)),
                              source_command=source_command(), commit_sha=commit_sha(),

@@ -15,7 +15,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from ..errors import ObsError
+from ..errors import ConfigError, ObsError
 from ..ops.runlog_ops import format_record, install_rotation, tail
 from ..timeutil import parse_ts
 from ._base import config_from_args, emit, run_job, say
@@ -64,16 +64,17 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    from ..schedule import load_schedule
+    from ..schedule import job_by_name, load_schedule
 
     try:
         cfg = config_from_args(args)
         names = None
         if args.job:
-            names = {args.job}
-            for j in load_schedule(cfg.schedule):
-                if args.job in (j.name, j.job_name):
-                    names = {j.job_name}
+            jobs = load_schedule(cfg.schedule)  # a bad [schedule] is an error, as before
+            try:
+                names = {job_by_name(jobs, args.job).job_name}
+            except ConfigError:  # not a scheduled job: match the run-log job_name as given
+                names = {args.job}
         recs = tail(cfg.ops_dir, args.n, job_names=names, status=args.status)
     except ObsError as exc:
         say(f"obs log tail: error: {exc}")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, InputError
 from ..runlog import redact
-from ..storage import read_json
+from ..storage import read_json, rel
 
 # obslib.delivery / obslib.webhook (requests, jsonschema) are imported inside the handlers so
 # that `obs` starts fast for every other job (the 15-minute latency sample above all).
@@ -38,9 +38,9 @@ def _cmd_deliver(args: argparse.Namespace) -> int:
         if args.dry_run_webhook:
             path, data = dry_run_weekly(payload, cfg=cfg, now=now, tag=ctx.job_id.rsplit("-", 1)[-1])
             sys.stdout.write(redact(data.decode("utf-8")) + "\n")
-            rel = os.path.relpath(path, cfg.work_root)
-            return {"status": "dry_run", "delivery": {"status": "dry_run", "signed": False, "output": rel},
-                    "alerts": [], "_artefacts": [rel]}
+            out = rel(path, cfg.work_root)
+            return {"status": "dry_run", "delivery": {"status": "dry_run", "signed": False, "output": out},
+                    "alerts": [], "_artefacts": [out]}
         return _finish(deliver_weekly(payload, week_start=args.week_start, cfg=cfg, ctx=ctx, now=now,
                                       env=dict(os.environ), force=args.force,
                                       require_delivery=args.require_delivery))
@@ -58,8 +58,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from ..delivery import ENV_SECRET
-    from ..webhook import parse_secrets, verify
+    from ..webhook import SECRET_ENV, parse_secrets, verify
 
     def body(cfg, ctx, now):
         try:
@@ -69,9 +68,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         headers = read_json(args.headers)
         if not isinstance(headers, dict):
             raise InputError(args.headers, "headers file must be a JSON object {name: value}")
-        secrets = parse_secrets(os.environ.get(ENV_SECRET))
+        secrets = parse_secrets(os.environ.get(SECRET_ENV))
         if not secrets:
-            raise ConfigError(f"{ENV_SECRET} is not set: no secret to verify with")
+            raise ConfigError(f"{SECRET_ENV} is not set: no secret to verify with")
         tol = args.tolerance_s if args.tolerance_s is not None else cfg.webhook.signature_tolerance_s
         res = verify(raw, headers, secrets, tolerance_s=tol, now=now)
         if not res.ok:

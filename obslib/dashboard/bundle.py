@@ -37,7 +37,7 @@ import pyarrow as pa
 from ..errors import ObsError, ValidationError
 from ..provenance import input_entries
 from ..schemas import validate
-from ..storage import atomic_write_json, file_lock, fsync_dir, sha256_bytes, sha256_file
+from ..storage import atomic_write_json, file_lock, fsync_dir, read_json_object, sha256_bytes, sha256_file
 from ..timeutil import to_rfc3339
 from . import DATASETS, DEFAULT_PIP_VALUE, SCHEMA_VERSION
 from .columns import SPECS, refresh_command
@@ -45,7 +45,6 @@ from .datasets import DatasetResult, build_ev_history, build_latency_rollups, bu
 from .history import (
     history_entries,
     history_root,
-    load_json_or_none,
     next_sequence,
     prune_history,
     record_history,
@@ -127,41 +126,36 @@ def _inputs(res: DatasetResult, req: ExportRequest) -> list[dict]:
     return sorted(data + work, key=lambda d: d["path"])
 
 
-def _prepare(name: str, req: ExportRequest, stager: Stager | None = None
+def _prepare(name: str, req: ExportRequest, stager: Stager
              ) -> tuple[dict[str, tuple[bytes, str]] | None, dict, list[dict] | None]:
     """Build and encode one dataset: ``(files {name: (bytes, sha256)} or None, status,
     provenance inputs or None)`` (hashes taken here, off the lock and alongside the other
-    datasets). With a ``stager``, the JSON is written while it is encoded and the Parquet
-    file once made (both discarded when the dataset fails)."""
+    datasets). The ``stager`` writes the JSON while it is encoded and the Parquet file once
+    made (both discarded when the dataset fails)."""
     try:
         res = build(name, req)
     except ObsError as exc:
         return None, {"status": "failed", "rows": None, "rule": "input", "error": f"{name}: {exc}"}, None
-    sink = stager.stream(f"{name}.json") if stager is not None else None
-    data, violations = encode_and_check(name, res.frame, req.now, res.warnings, sink=sink)
+    data, violations = encode_and_check(name, res.frame, req.now, res.warnings, sink=stager.stream(f"{name}.json"))
     if data is None:
-        if stager is not None:
-            stager.discard(f"{name}.json")
+        stager.discard(f"{name}.json")
         msg = f"{name}: " + "; ".join(str(v) for v in violations)
         return None, {"status": "failed", "rows": len(res.frame), "rule": violations[0].rule, "error": msg,
                       "warnings": len(res.warnings)}, None
-    if stager is not None:
-        stager.end(f"{name}.json")
+    stager.end(f"{name}.json")
     try:
         pq_bytes = parquet_bytes(name, res.frame)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
-        if stager is not None:
-            stager.discard(f"{name}.json")
+        stager.discard(f"{name}.json")
         return None, {"status": "failed", "rows": len(res.frame), "rule": "parquet_schema",
                       "error": f"{name}: value does not fit the Parquet schema: {exc}"}, None
-    if stager is not None:
-        stager.stage(f"{name}.parquet", pq_bytes)
+    stager.stage(f"{name}.parquet", pq_bytes)
     return ({f"{name}.json": (data, sha256_bytes(data)), f"{name}.parquet": (pq_bytes, sha256_bytes(pq_bytes))},
             {"status": "ok", "rows": len(res.frame), "rule": None, "error": None, "warnings": len(res.warnings)},
             _inputs(res, req))
 
 
-def _prepare_all(req: ExportRequest, stager: Stager | None = None) -> dict[str, tuple]:
+def _prepare_all(req: ExportRequest, stager: Stager) -> dict[str, tuple]:
     """``_prepare`` of every selected dataset, two at a time (threads: the heavy parts, CSV
     parsing, numpy and Parquet encoding, release the GIL). Results in ``req.names`` order;
     an unexpected exception of a builder is re-raised as it would be when run in turn."""
@@ -173,7 +167,7 @@ def _prepare_all(req: ExportRequest, stager: Stager | None = None) -> dict[str, 
 
 
 def _previous_entries(out: Path, ops: Path) -> list[dict]:
-    manifest = load_json_or_none(out / "manifest.json")
+    manifest = read_json_object(out / "manifest.json")
     if manifest is None or not isinstance(manifest.get("datasets"), list):
         hist = [m for _, m in history_entries(ops) if m and isinstance(m.get("datasets"), list)]
         manifest = hist[-1] if hist else {"datasets": []}
@@ -205,8 +199,8 @@ def _publish_locked(req: ExportRequest, out: Path, ops: Path, prepared: dict[str
     """Sequence, dataset files, manifest, README, history, heartbeat (lock held)."""
     seq = next_sequence(ops, out / "manifest.json")
     result = ExportResult(sequence=seq)
-    entries = [e for e in _previous_entries(out, ops) if e["name"] not in
-               {n for n, (files, _, _) in prepared.items() if files is not None}]
+    fresh = {n for n, (files, _, _) in prepared.items() if files is not None}
+    entries = [e for e in _previous_entries(out, ops) if e["name"] not in fresh]
     publish = []
     for name, (files, status, inputs) in prepared.items():
         result.datasets[name] = status
@@ -237,7 +231,7 @@ def _publish_locked(req: ExportRequest, out: Path, ops: Path, prepared: dict[str
     atomic_write_json(out / "README.json", readme)
     files = sorted({e["path"] for e in entries}) + ["README.json", "manifest.json"]
     record_history(ops, req.job_id, out, files, staged=stager.history_files())
-    result.pruned, _ = prune_history(ops, req.now, req.retention_days)
+    result.pruned = prune_history(ops, req.now, req.retention_days)
     write_heartbeat(ops, req, result)
     result.artefacts = [f"out/dashboard/{f}" for f in files] + [f"ops/{HEARTBEAT}"]
     return result
@@ -262,7 +256,7 @@ def readme_doc(manifest: dict) -> dict:
 def write_heartbeat(ops: Path, req: ExportRequest, result: ExportResult) -> dict:
     """Write ``ops/dashboard_export_heartbeat.json`` (carrying last_success_at and
     last_failure forward from the previous heartbeat). Returns it."""
-    prev = load_json_or_none(ops / HEARTBEAT) or {}
+    prev = read_json_object(ops / HEARTBEAT) or {}
     now = to_rfc3339(req.now)
     datasets = {n: {"status": "not_selected"} for n in DATASETS}
     datasets.update({n: {k: v for k, v in s.items() if v is not None or k in ("rule", "error")}

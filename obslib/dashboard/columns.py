@@ -24,9 +24,6 @@ class Dataset:
     def column_names(self) -> list[str]:
         return [c for c, _ in self.columns]
 
-    def kinds(self) -> dict[str, str]:
-        return dict(self.columns)
-
 
 SPECS: dict[str, Dataset] = {d.name: d for d in (
     Dataset("ev_history", ("strategy", "symbol", "mode", "generated_at"), (

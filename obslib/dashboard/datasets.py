@@ -46,6 +46,7 @@ from ..inputs import Problem
 from ..inputs.csvfile import read_csv
 from ..inputs.reports import PORTFOLIO_REL, TELEMETRY_REL, read_portfolio_summary, read_router_telemetry
 from ..inputs.state_archive import read_state_archive
+from ..stats import win_rate_point
 from ..timeutil import parse_ts, to_rfc3339
 from .columns import SPECS
 
@@ -62,11 +63,9 @@ class DatasetResult:
     frame: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     inputs: list[tuple[str, str]] = field(default_factory=list)
-    problems: int = 0
 
     def add_problems(self, problems: list[Problem]) -> None:
-        """Record input problems as warnings (at most ``MAX_WARNINGS`` listed, all counted)."""
-        self.problems += sum(1 for p in problems if p.kind == "malformed")
+        """Record input problems as warnings (at most ``MAX_WARNINGS`` listed, then their total)."""
         for p in problems:
             if len(self.warnings) >= MAX_WARNINGS:
                 self.warnings.append(f"... {len(problems)} input problems in total")
@@ -134,8 +133,8 @@ def build_ev_history(data_root: Path) -> DatasetResult:
             res.warnings.append(f"{s['path']}: same stamp and EV values as {prev['source_path']}; one row kept")
             continue
         kept.append({**s, "source_path": s["path"]})
-    df = typed_frame("ev_history", [{**r, "win_rate_point": (r["ev_alpha"] + r["prior_alpha"]) / (
-        r["ev_alpha"] + r["prior_alpha"] + r["ev_beta"] + r["prior_beta"])} for r in kept])
+    df = typed_frame("ev_history", [{**r, "win_rate_point": win_rate_point(
+        r["ev_alpha"], r["ev_beta"], r["prior_alpha"], r["prior_beta"])} for r in kept])
     if len(df):
         df["ev_trend_7d"] = _trend_7d(df)
     res.frame = df

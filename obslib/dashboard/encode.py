@@ -130,8 +130,3 @@ def rows_json_chunks(cols: list[Column], n_rows: int, chunk_rows: int = 16384,
         if sink is not None:
             sink(out[-1])
     return out
-
-
-def rows_json(cols: list[Column], n_rows: int) -> str:
-    """``rows_json_chunks`` as one string."""
-    return b"".join(rows_json_chunks(cols, n_rows)).decode("utf-8")

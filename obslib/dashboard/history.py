@@ -15,13 +15,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ..storage import atomic_write_json, fsync_dir
+from ..storage import atomic_write_json, fsync_dir, read_json_object
 from ..timeutil import parse_ts
 
 HISTORY_DIR = "dashboard_export_history"
@@ -32,22 +31,13 @@ def history_root(ops_dir: Path) -> Path:
     return Path(ops_dir) / HISTORY_DIR
 
 
-def load_json_or_none(path: Path) -> dict | None:
-    """A JSON object from ``path``, or None when missing, unreadable or not an object."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def history_entries(ops_dir: Path) -> list[tuple[Path, dict | None]]:
     """``[(folder, manifest or None)]`` of complete history entries, oldest first by the
     manifest's recorded ``generated_at`` then ``sequence`` (unreadable ones last)."""
     root = history_root(ops_dir)
     if not root.is_dir():
         return []
-    out = [(d, load_json_or_none(d / "manifest.json")) for d in root.iterdir()
+    out = [(d, read_json_object(d / "manifest.json")) for d in root.iterdir()
            if d.is_dir() and not d.name.startswith(".")]
 
     def order(item):
@@ -70,7 +60,7 @@ def _seq(obj: dict | None) -> int:
 
 def next_sequence(ops_dir: Path, manifest_path: Path) -> int:
     """One more than the largest sequence recorded anywhere (see module doc)."""
-    seen = [_seq(load_json_or_none(Path(ops_dir) / SEQUENCE_FILE)), _seq(load_json_or_none(manifest_path))]
+    seen = [_seq(read_json_object(Path(ops_dir) / SEQUENCE_FILE)), _seq(read_json_object(manifest_path))]
     seen += [_seq(m) for _, m in history_entries(ops_dir)]
     return max(seen) + 1
 
@@ -113,16 +103,15 @@ def record_history(ops_dir: Path, job_id: str, bundle_dir: Path, files: list[str
     return final
 
 
-def prune_history(ops_dir: Path, now: datetime, retention_days: int) -> tuple[list[str], list[str]]:
-    """Delete entries recorded more than ``retention_days`` before ``now``. Returns
-    ``(pruned folder names, kept-but-unreadable folder names)``."""
+def prune_history(ops_dir: Path, now: datetime, retention_days: int) -> list[str]:
+    """Delete entries recorded more than ``retention_days`` before ``now`` (an entry whose
+    manifest cannot be read is kept). Returns the pruned folder names."""
     cutoff = now - timedelta(days=retention_days)
-    pruned, unreadable = [], []
+    pruned = []
     for d, m in history_entries(ops_dir):
         try:
             recorded = parse_ts(m["generated_at"])  # type: ignore[index]
         except (TypeError, KeyError, ValueError):
-            unreadable.append(d.name)
             continue
         if recorded < cutoff:
             shutil.rmtree(d)
@@ -130,4 +119,4 @@ def prune_history(ops_dir: Path, now: datetime, retention_days: int) -> tuple[li
     root = history_root(ops_dir)
     for p in root.glob(".*.partial") if root.is_dir() else ():
         shutil.rmtree(p, ignore_errors=True)  # left by a killed export; never read
-    return pruned, unreadable
+    return pruned

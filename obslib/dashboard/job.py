@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..config import Config
-from ..inputs import resolve_data_root
+from ..inputs import data_label, resolve_data_root
 from ..notebook import execute_to_html, kernel_session
 from ..provenance import commit_sha, source_command
 from ..runlog import JobContext
@@ -42,7 +42,6 @@ def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: floa
 
 def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float, km) -> NotebookRun:
     from ..dashboard_report import RESULT_FILE, load_result
-    from ..weekly_job import data_label
 
     root = resolve_data_root(cfg, now)
     out = bundle_dir(cfg.work_root)
@@ -51,7 +50,7 @@ def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float
     params = {"data_root": str(Path(root).resolve()), "as_of": to_rfc3339(now),
               "work_root": str(Path(cfg.work_root).resolve()), "out_dir": str(staging.resolve()),
               "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
-              "data_label": data_label(cfg, root), "pip_value": float(pip_value)}
+              "data_label": data_label(cfg), "pip_value": float(pip_value)}
     try:
         execute_to_html(NOTEBOOK, staging / OUTPUTS[0], staging / OUTPUTS[1], params,
                         failed_path=out / "failed" / f"{ctx.job_id}.ipynb", work_root=cfg.work_root,

@@ -23,6 +23,7 @@ import fsspec
 from ..errors import ObsError
 from ..storage import pretty_json_bytes
 from ..timeutil import parse_ts
+from .bundle import bundle_dir
 from .verify import Finding, verify_bundle
 
 
@@ -56,7 +57,7 @@ def publish_bundle(work_root: Path, to: str, *, now: datetime, retention_days: i
     local or remote verification are returned (non-empty = failure). Raises ``ObsError``
     when the target cannot be written."""
     res = PublishResult(target=to)
-    local = Path(work_root) / "out" / "dashboard"
+    local = bundle_dir(work_root)
     manifest, findings = verify_bundle(local, label="out/dashboard/")
     if findings or manifest is None:
         res.findings = findings

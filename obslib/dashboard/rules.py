@@ -55,8 +55,13 @@ def schema_file(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
+def _schema(name: str) -> dict:
+    return json.loads((SCHEMA_DIR / schema_file(name)).read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=None)
 def _validator(name: str):
-    schema = json.loads((SCHEMA_DIR / schema_file(name)).read_text(encoding="utf-8"))
+    schema = _schema(name)
     try:
         import jsonschema_rs
 
@@ -67,26 +72,19 @@ def _validator(name: str):
         return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def _path(parts, row_offset: int) -> str:
-    out = "$"
-    parts = list(parts)
-    for i, p in enumerate(parts):
-        if isinstance(p, int):
-            out += f"[{p + row_offset if i == 1 and parts[0] == 'rows' else p}]"
-        else:
-            out += f".{p}"
-    return out
+def _path(parts) -> str:
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
-def schema_violations(name: str, instance: dict, row_offset: int = 0, limit: int = MAX_VIOLATIONS) -> list[Violation]:
-    """Schema violations of ``instance`` (JSON paths shifted by ``row_offset`` for rows)."""
+def schema_violations(name: str, instance: dict, limit: int = MAX_VIOLATIONS) -> list[Violation]:
+    """Schema violations of ``instance`` (each with its JSON path)."""
     v = _validator(name)
     out = []
     for e in v.iter_errors(instance):
         parts = getattr(e, "instance_path", None)
         if parts is None:
             parts = e.absolute_path
-        out.append(Violation("schema", f"{_path(parts, row_offset)}: {str(e.message)[:300]}"))
+        out.append(Violation("schema", f"{_path(parts)}: {str(e.message)[:300]}"))
         if len(out) >= limit:
             break
     return out
@@ -94,8 +92,7 @@ def schema_violations(name: str, instance: dict, row_offset: int = 0, limit: int
 
 @functools.lru_cache(maxsize=None)
 def _row_schema(name: str) -> dict:
-    schema = json.loads((SCHEMA_DIR / schema_file(name)).read_text(encoding="utf-8"))
-    row = schema["properties"]["rows"]["items"]
+    row = _schema(name)["properties"]["rows"]["items"]
     cols = SPECS[name].column_names
     if set(row["properties"]) != set(cols) or set(row.get("required", [])) != set(cols) or \
             row.get("additionalProperties") is not False:

@@ -26,11 +26,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from ..schemas import errors as schema_errors
-from ..storage import sha256_file
+from ..storage import read_json_object, sha256_file
 from ..timeutil import parse_ts
 from . import DATASETS, FORMATS
+from .bundle import bundle_dir
 from .datasets import typed_frame
-from .history import history_entries, load_json_or_none
+from .history import history_entries
 from .parquet import row_count, schema_differences
 from .rules import row_rule_violations, schema_file, schema_violations
 
@@ -102,7 +103,7 @@ def verify_manifest(folder: Path, *, label: str = "") -> tuple[dict | None, list
     path = Path(folder) / "manifest.json"
     if not path.is_file():
         return None, [Finding("manifest_missing", rel, "no manifest")]
-    manifest = load_json_or_none(path)
+    manifest = read_json_object(path)
     if manifest is None:
         return None, [Finding("manifest_invalid", rel, "not a JSON object")]
     errs = schema_errors(manifest, schema_file("manifest"))
@@ -156,6 +157,5 @@ def verify_history(ops_dir: Path, now: datetime, retention_days: int,
 
 def verify_all(work_root: Path, now: datetime, retention_days: int) -> list[Finding]:
     """Everything ``obs dashboard verify`` checks, for the bundle under ``work_root``."""
-    folder = Path(work_root) / "out" / "dashboard"
-    manifest, out = verify_bundle(folder, label="out/dashboard/")
+    manifest, out = verify_bundle(bundle_dir(work_root), label="out/dashboard/")
     return out + verify_history(Path(work_root) / "ops", now, retention_days, manifest)

@@ -9,9 +9,11 @@ an alert.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ..config import Config
 from ..storage import rel  # noqa: F401  (re-exported: readers name inputs relative to the data root)
@@ -33,6 +35,32 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line is not None else self.path
         return f"{where}: {self.reason}"
+
+
+def read_json_file(path: Path, rel_path: str, problems: list[Problem]) -> tuple[bool, Any]:
+    """One JSON input file of many (a benchmark report, a state snapshot): ``(True, data)``,
+    or ``(False, None)`` plus a ``malformed`` problem when it does not parse. Raises
+    ``UnreadableInput`` (naming ``rel_path``) when it cannot be read: an I/O problem, not
+    bad data, is always fatal."""
+    from ..errors import InputError, UnreadableInput
+    from ..storage import read_json
+
+    try:
+        return True, read_json(path, shown_as=rel_path)
+    except UnreadableInput:
+        raise
+    except InputError as exc:
+        problems.append(Problem("malformed", rel_path, exc.reason, exc.line))
+        return False, None
+
+
+def data_label(cfg: Config) -> str:
+    """How the run's data root is named inside artefacts (never an absolute path): ``demo
+    (seed N)``, the configured path as written when relative, else its folder name."""
+    if cfg.uses_demo:
+        return f"demo (seed {cfg.demo_seed})"
+    raw = str(cfg.data_root)
+    return raw if not os.path.isabs(raw) else Path(raw).name
 
 
 def resolve_data_root(cfg: Config, now: datetime) -> Path:

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..storage import UnreadableInput, read_json
 from ..timeutil import first_stamp_from_name, parse_ts, stamp_from_name
-from . import Problem
+from . import Problem, read_json_file
 
 BASELINE_REL = "reports/baseline"
 ROLLING_REL = "reports/rolling"
@@ -52,12 +52,8 @@ def _as_of(data: dict, run_stamp_tz: str):
 
 def _load_bench(path: Path, rel_path: str, kind: str, days: int | None, run_stamp_tz: str,
                 problems: list[Problem]) -> dict | None:
-    try:
-        data = read_json(path)
-    except UnreadableInput as exc:  # an I/O problem, not bad data: always fatal
-        raise UnreadableInput(rel_path, exc.reason) from exc
-    except InputError as exc:
-        problems.append(Problem("malformed", rel_path, exc.reason, exc.line))
+    parsed, data = read_json_file(path, rel_path, problems)
+    if not parsed:
         return None
     if not isinstance(data, dict):
         problems.append(Problem("malformed", rel_path, "expected a JSON object"))
@@ -128,10 +124,7 @@ def _optional_json(data_root: Path, rel_path: str, problems: list[Problem]) -> d
     if not p.exists():
         problems.append(Problem("missing", rel_path, "file not found"))
         return None
-    try:
-        data = read_json(p)  # a syntax error in an existing file is an InputError: fail loudly
-    except InputError as exc:
-        raise type(exc)(rel_path, exc.reason, line=exc.line) from exc
+    data = read_json(p, shown_as=rel_path)  # a syntax error in an existing file fails loudly
     if not isinstance(data, dict):
         raise InputError(rel_path, "expected a JSON object")
     return data

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import InputError
 from ..stats import win_rate_lcb
-from ..storage import UnreadableInput, read_json
 from ..timeutil import first_stamp_from_name
-from . import Problem
+from . import Problem, read_json_file
 
 ARCHIVE_REL = "ops/state_archive"
 
@@ -28,12 +26,8 @@ def parse_snapshot(path: Path, rel_path: str, problems: list[Problem]) -> dict |
     if stamp is None:
         problems.append(Problem("malformed", rel_path, "file name does not start with a YYYYMMDD_HHMMSS stamp"))
         return None
-    try:
-        data = read_json(path)
-    except UnreadableInput as exc:  # an I/O problem, not bad data: always fatal
-        raise UnreadableInput(rel_path, exc.reason) from exc
-    except InputError as exc:
-        problems.append(Problem("malformed", rel_path, exc.reason, exc.line))
+    parsed, data = read_json_file(path, rel_path, problems)
+    if not parsed:
         return None
     ev = data.get("ev_global") if isinstance(data, dict) else None
     if not isinstance(ev, dict) or "alpha" not in ev or "beta" not in ev:

@@ -104,7 +104,6 @@ class DeliveryReport:
     failed: list[str] = field(default_factory=list)
     pending: int = 0
     busy: bool = False
-    outcomes: list[dict] = field(default_factory=list)
 
 
 def deliver_outbox(paths: LatencyPaths, *, target: AlertTarget, cfg: Any, ctx: Any, now: datetime,
@@ -133,7 +132,6 @@ def deliver_outbox(paths: LatencyPaths, *, target: AlertTarget, cfg: Any, ctx: A
                 out = send_signed(body, webhook_id=payload_id, url=target.url, secrets=list(target.secrets),
                                   cfg=cfg, ctx=ctx, clock=clock or signing_clock(cfg, now), sleep=sleep,
                                   purpose="latency_alert")
-                rep.outcomes.append(out.summary())
                 if out.ok:
                     rep.sent.append(payload_id)
                     os.unlink(f)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ..storage import atomic_write_bytes, atomic_write_json, fsync_dir, sha256_bytes, sha256_file
+from ..storage import atomic_write_bytes, atomic_write_json, fsync_dir, sha256_file
 from ..timeutil import UTC, parse_ts, to_rfc3339
 from ._faults import checkpoint
 from .paths import LatencyPaths
@@ -206,9 +206,3 @@ def apply_raw_retention(paths: LatencyPaths, *, now: datetime, days: int) -> Ret
         res.archives_pruned = len(expired)
     return res
 
-
-def verify_archive(paths: LatencyPaths, entry: dict) -> bool:
-    """True when the archive file's sha256 matches its manifest entry."""
-    p = paths.archive_dir / entry["path"]
-    return p.exists() and sha256_file(p) == entry["sha256"] and sha256_bytes(read_archive_bytes(paths, entry)) \
-        == entry["source_sha256"]

@@ -204,10 +204,9 @@ def read_new_events(path: str | os.PathLike, cursor: Cursor | None, *, rel_path:
                 continue
             events.append(ev)
         new_hwm = max([e.ts for e in events] + ([hwm] if hwm else []), default=None)
-        head_len = min(new_offset, FINGERPRINT_BYTES)
-        tail_len = min(new_offset, FINGERPRINT_BYTES)
+        fp_len = min(new_offset, FINGERPRINT_BYTES)  # head and tail fingerprints
         new_cursor = Cursor(st.st_dev, st.st_ino, new_offset, line0 + data[:cut].count(b"\n"),
-                            head_len, _sha_range(fh, 0, head_len),
-                            tail_len, _sha_range(fh, new_offset - tail_len, tail_len),
+                            fp_len, _sha_range(fh, 0, fp_len),
+                            fp_len, _sha_range(fh, new_offset - fp_len, fp_len),
                             to_rfc3339(new_hwm) if new_hwm else None)
     return ReadResult(events, new_cursor, fmt, problems, replaced, continued, len(data) - cut, replay_skipped)

@@ -26,14 +26,11 @@ from ._faults import checkpoint
 from .alerts import AlertTarget, build_payload, deliver_outbox, outbox_name
 from .archive import apply_raw_retention, finish_rotation, maybe_rotate
 from .events import Cursor
-from .paths import LatencyPaths
+from .paths import ROLLUP_JOB, SAMPLE_JOB, LatencyPaths
 from .rollup import mark_rolled_up, rollup_is_current, update_rollups
 from .sources import SourceSample, sample_source
 from .store import STATE_SCHEMA_VERSION, apply_journal, file_size, format_row, read_json_or, write_journal
 from .streaks import StreakState, step
-
-SAMPLE_JOB = "latency"
-ROLLUP_JOB = "latency_rollup"
 
 
 def recover(paths: LatencyPaths) -> dict[str, Any]:

@@ -14,7 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..heartbeat import heartbeat_path
 from ..storage import rel
+
+SAMPLE_JOB = "latency"
+ROLLUP_JOB = "latency_rollup"
 
 
 @dataclass(frozen=True)
@@ -82,11 +86,11 @@ class LatencyPaths:
 
     @property
     def heartbeat(self) -> Path:
-        return self.ops_dir / "latency_heartbeat.json"
+        return heartbeat_path(self.ops_dir, SAMPLE_JOB)
 
     @property
     def rollup_heartbeat(self) -> Path:
-        return self.ops_dir / "latency_rollup_heartbeat.json"
+        return heartbeat_path(self.ops_dir, ROLLUP_JOB)
 
     def rel(self, path: Path) -> str:
         """``path`` relative to the work root (the parent of ``ops/``), POSIX style."""

@@ -34,7 +34,7 @@ from ..storage import atomic_write_bytes, atomic_write_json
 from ..timeutil import UTC, parse_ts
 from .archive import floor_hour, raw_cutoff, read_archive_bytes, read_manifest
 from .paths import LatencyPaths
-from .store import RAW_COLUMNS, read_json_or
+from .store import RAW_COLUMNS, fmt_ms, read_json_or
 
 ROLLUP_COLUMNS = ["hour_utc", "source", "p50_ms", "p95_ms", "samples", "breach_flag", "method", "error_samples"]
 ROLLUP_HEADER = ",".join(ROLLUP_COLUMNS) + "\n"
@@ -55,6 +55,15 @@ class RawArrays:
 
     def __len__(self) -> int:
         return int(self.hour.size)
+
+    def select(self, mask: np.ndarray) -> RawArrays:
+        """The rows where ``mask`` is true (same ``names``)."""
+        return RawArrays(self.hour[mask], self.code[mask], self.latency[mask], self.kind[mask], self.names)
+
+
+def _epoch_hour(ts: datetime) -> int:
+    """Hours since the epoch of an aware time (the rollup key)."""
+    return int(ts.timestamp()) // 3600
 
 
 def _read_table(src: Path | bytes, what: str):
@@ -190,10 +199,8 @@ def compute_rollups(raw: RawArrays, slo_ms: float) -> dict[tuple[int, str], str]
         hs = hour_text.get(hour)
         if hs is None:
             hs = hour_text[hour] = datetime.fromtimestamp(hour * 3600, UTC).strftime("%Y-%m-%dT%H:00:00Z")
-        fa = "" if a is None else f"{a:.3f}"
-        fb = "" if b is None else f"{b:.3f}"
         flag = "true" if (b is not None and b > slo_ms) else "false"
-        out[(hour, src)] = f"{hs},{src},{fa},{fb},{c},{flag},{METHOD},{e}\n"
+        out[(hour, src)] = f"{hs},{src},{fmt_ms(a)},{fmt_ms(b)},{c},{flag},{METHOD},{e}\n"
     return out
 
 
@@ -208,7 +215,7 @@ def read_rollup(path: Path) -> dict[tuple[int, str], str]:
         parts = line.split(",")
         if len(parts) != len(ROLLUP_COLUMNS) or not line.endswith("\n"):
             raise InputError(path.name, "malformed rollup row", line=i)
-        out[(int(parse_ts(parts[0]).timestamp()) // 3600, parts[1])] = line
+        out[(_epoch_hour(parse_ts(parts[0])), parts[1])] = line
     return out
 
 
@@ -219,7 +226,7 @@ def _new_row_keys(chunks: list[bytes]) -> set[tuple[int, str]]:
             if not line or line.startswith(b"timestamp_utc,"):
                 continue
             parts = line.split(b",", 2)
-            keys.add((int(parse_ts(parts[0].decode("ascii")).timestamp()) // 3600, parts[1].decode("utf-8")))
+            keys.add((_epoch_hour(parse_ts(parts[0].decode("ascii"))), parts[1].decode("utf-8")))
     return keys
 
 
@@ -247,8 +254,7 @@ def _all_sources(paths: LatencyPaths, manifest: dict, hours: tuple[int, int] | N
     for e in manifest["entries"]:
         if hours is not None:
             lo, hi = hours
-            if int(parse_ts(e["last_ts"]).timestamp()) // 3600 < lo or \
-                    int(parse_ts(e["first_ts"]).timestamp()) // 3600 > hi:
+            if _epoch_hour(parse_ts(e["last_ts"])) < lo or _epoch_hour(parse_ts(e["first_ts"])) > hi:
                 continue
         srcs.append((paths.archive_dir / e["path"], paths.rel(paths.archive_dir / e["path"])))
     if paths.live.exists():
@@ -282,14 +288,13 @@ def update_rollups(paths: LatencyPaths, *, now: datetime, slo_ms: float, raw_ret
                     chunks.append(_read_range(paths.live, 0, live_end))
             else:
                 full = True
-    cutoff_hour = int(raw_cutoff(now, raw_retention_days).timestamp()) // 3600
+    cutoff_hour = _epoch_hour(raw_cutoff(now, raw_retention_days))
     existing = read_rollup(paths.rollup)
     computed: dict[tuple[int, str], str] = {}
     raw_rows = 0
     if full:
         raw = load_raw(_all_sources(paths, manifest, None))
-        keep = raw.hour >= cutoff_hour
-        raw = RawArrays(raw.hour[keep], raw.code[keep], raw.latency[keep], raw.kind[keep], raw.names)
+        raw = raw.select(raw.hour >= cutoff_hour)
         raw_rows = len(raw)
         computed = compute_rollups(raw, slo_ms)
         merged = {k: v for k, v in existing.items() if k[0] < cutoff_hour}
@@ -306,14 +311,13 @@ def update_rollups(paths: LatencyPaths, *, now: datetime, slo_ms: float, raw_ret
                 else:
                     srcs.append((_read_range(src, 0, live_end), what))
             raw = load_raw_hours(srcs, hours)
-            wanted = {(h, s) for h, s in dirty}
-            sel = np.array([(int(h), raw.names[c]) in wanted for h, c in zip(raw.hour, raw.code, strict=True)],
+            sel = np.array([(int(h), raw.names[c]) in dirty for h, c in zip(raw.hour, raw.code, strict=True)],
                            dtype=bool)
-            raw = RawArrays(raw.hour[sel], raw.code[sel], raw.latency[sel], raw.kind[sel], raw.names)
+            raw = raw.select(sel)
             raw_rows = len(raw)
             computed = compute_rollups(raw, slo_ms)
     merged.update(computed)
-    keep_from = int(floor_hour(now - timedelta(days=rollup_retention_days)).timestamp()) // 3600
+    keep_from = _epoch_hour(floor_hour(now - timedelta(days=rollup_retention_days)))
     merged = {k: v for k, v in merged.items() if k[0] >= keep_from}
     body = io.StringIO()
     body.write(ROLLUP_HEADER)
@@ -328,15 +332,19 @@ def update_rollups(paths: LatencyPaths, *, now: datetime, slo_ms: float, raw_ret
     if changed:
         atomic_write_bytes(paths.rollup, data)
     if st is not None:
-        atomic_write_json(paths.rollup_state, {"dev": st.st_dev, "inode": st.st_ino, "offset": live_end})
+        atomic_write_json(paths.rollup_state, _state_of(st))
     return RollupResult(len(computed), full, changed, len(merged), raw_rows)
 
 
-def mark_rolled_up(paths: LatencyPaths, live: Path | None = None) -> None:
+def _state_of(st: os.stat_result) -> dict:
+    """The rollup state that marks the live file ``st`` as rolled up to its end."""
+    return {"dev": st.st_dev, "inode": st.st_ino, "offset": st.st_size}
+
+
+def mark_rolled_up(paths: LatencyPaths) -> None:
     """Record the live file (as it is now) as fully rolled up: used right after the job
     itself rewrote it (retention) when the rollup was up to date before."""
-    st = os.stat(live or paths.live)
-    atomic_write_json(paths.rollup_state, {"dev": st.st_dev, "inode": st.st_ino, "offset": st.st_size})
+    atomic_write_json(paths.rollup_state, _state_of(os.stat(paths.live)))
 
 
 def rollup_is_current(paths: LatencyPaths) -> bool:
@@ -346,7 +354,7 @@ def rollup_is_current(paths: LatencyPaths) -> bool:
         st = os.stat(paths.live)
     except FileNotFoundError:
         return False
-    return bool(state) and (state["dev"], state["inode"], state["offset"]) == (st.st_dev, st.st_ino, st.st_size)
+    return bool(state) and {k: state[k] for k in ("dev", "inode", "offset")} == _state_of(st)
 
 
 __all__ = ["RAW_COLUMNS", "ROLLUP_COLUMNS", "compute_rollups", "load_raw", "update_rollups", "read_rollup",

@@ -20,11 +20,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..config import LatencySource
 from ..errors import InputError
 from ..inputs import Problem
+from ..stats import percentile
 from ..timeutil import parse_ts
 from .events import Cursor, read_new_events
 from .streaks import is_breach
@@ -50,11 +49,7 @@ class SourceSample:
 
 def window_stats(values: list[float]) -> tuple[float | None, float | None]:
     """(median, p95) of ``values`` in ms, type-7 linear; (None, None) when empty."""
-    if not values:
-        return None, None
-    arr = np.asarray(values, dtype=float)
-    p50, p95 = np.percentile(arr, [50, 95])
-    return float(p50), float(p95)
+    return percentile(values, 50), percentile(values, 95)
 
 
 def classify(p95_ms: float | None, *, error: bool, slo_ms: float) -> str:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from croniter import croniter
 from ..alerts import make_alert, sort_alerts
 from ..heartbeat import heartbeat_time, read_heartbeat
 from ..schedule import ScheduledJob
+from ..storage import read_json_object
 from ..timeutil import parse_ts, to_rfc3339
 from .runlog_ops import is_final, read_lines, record_time
 
@@ -57,7 +58,14 @@ EARLY_S = 60
 FUTURE_SKEW_S = 120
 MAX_LOOKBACK = timedelta(days=35)
 SEVERITY_RANK = {"ok": 0, "info": 1, "warning": 2, "critical": 3}
-CHECK_IDS = ("missed_runs", "failed_runs", "slow_runs", "heartbeats", "runlog_valid")
+CHECK_KINDS = {  # report check id -> the finding kinds it counts
+    "missed_runs": ("missed_run",),
+    "failed_runs": ("failed_run", "undelivered_run"),
+    "slow_runs": ("too_long",),
+    "heartbeats": ("stale_heartbeat", "future_heartbeat", "missing_heartbeat"),
+    "runlog_valid": ("runlog_invalid",),
+}
+CHECK_IDS = tuple(CHECK_KINDS)
 
 
 @dataclass
@@ -90,13 +98,12 @@ class JobView:
     heartbeat: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"expected": self.expected, "started": self.started, "missed": self.missed, "failed": self.failed,
-                "too_long": self.too_long, "last_started_at": self.last_started_at, "heartbeat": self.heartbeat}
+        return asdict(self)
 
 
 def load_previous(path: Path) -> dict | None:
     """The previous ``nightly_check.json`` when it parses as an object, else None."""
-    return read_heartbeat(path)  # same "JSON object or None" reader
+    return read_json_object(path)
 
 
 def window_start(prev: dict | None, now: datetime, since: datetime | None, lookback: timedelta) -> datetime:
@@ -325,7 +332,7 @@ def _heartbeat_findings(job: ScheduledJob, jc: JobChecker, view: JobView, *, now
     return []
 
 
-def _runlog_finding(problems: list, owner: str, runbook: str, job: ScheduledJob | None) -> list[dict]:
+def _runlog_finding(problems: list, owner: str, runbook: str) -> list[dict]:
     if not problems:
         return []
     where = [f"{p.where}: {p.problem or '; '.join(p.schema_errors)[:200]}" for p in problems[:5]]
@@ -365,19 +372,15 @@ def run_check(*, ops_dir: Path, jobs: list[ScheduledJob], now: datetime, prev: d
                             ops_dir=Path(ops_dir), owner=owner, runbook=runbook)
         findings.extend(f)
         views[job.name] = view.as_dict()
-    findings.extend(_runlog_finding(new_problems, owner, runbook, None))
+    findings.extend(_runlog_finding(new_problems, owner, runbook))
     findings = sort_alerts(findings)
     counts = {s: sum(1 for f in findings if f["severity"] == s) for s in ("critical", "warning", "info")}
     status = "critical" if counts["critical"] else "warning" if counts["warning"] else "ok"
-    by_check = {"missed_runs": ("missed_run",), "failed_runs": ("failed_run", "undelivered_run"), "slow_runs": ("too_long",),
-                "heartbeats": ("stale_heartbeat", "future_heartbeat", "missing_heartbeat"),
-                "runlog_valid": ("runlog_invalid",)}
     checks = []
-    for cid in CHECK_IDS:
-        fs = [f for f in findings if f["kind"] in by_check[cid]]
-        worst = max((SEVERITY_RANK[f["severity"]] for f in fs), default=0)
-        checks.append({"id": cid, "status": [k for k, v in SEVERITY_RANK.items() if v == worst][0],
-                       "findings": len(fs)})
+    for cid, kinds in CHECK_KINDS.items():
+        fs = [f for f in findings if f["kind"] in kinds]
+        worst = max((f["severity"] for f in fs), key=SEVERITY_RANK.__getitem__, default="ok")
+        checks.append({"id": cid, "status": worst, "findings": len(fs)})
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "nightly_check",

@@ -24,6 +24,13 @@ from .notify import alert_document, send_alerts
 JOB = "nightly_check"
 
 
+def _findings_summary(report: dict) -> dict[str, Any]:
+    """The report's window, counts and first 50 findings (id, severity, next_action) for the job summary."""
+    return {"window": report["window"], "counts": report["counts"],
+            "findings": [{k: f[k] for k in ("id", "severity", "next_action")} for f in report["findings"][:50]],
+            "findings_total": len(report["findings"])}
+
+
 def nightly_check(cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str], *, since: datetime | None = None,
                   lookback: timedelta = timedelta(hours=24), send: bool = True, sleep=None) -> dict:
     """Run the check; returns the job summary for ``run_job`` (``status`` ok|warning|critical,
@@ -46,9 +53,7 @@ def nightly_check(cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str], *, 
             atomic_write_json(preview, report)
             ctx.artefacts.append(f"ops/{preview.name}")
             return {"status": report["status"], "exit_code": 1 if report["counts"]["critical"] else 0,
-                    "preview": True, "window": report["window"], "counts": report["counts"],
-                    "findings": [{k: f[k] for k in ("id", "severity", "next_action")} for f in report["findings"][:50]],
-                    "findings_total": len(report["findings"]), "report": f"ops/{preview.name}"}
+                    "preview": True, **_findings_summary(report), "report": f"ops/{preview.name}"}
         atomic_write_json(report_path, report)
         write_heartbeat(ops, JOB, ctx.job_id, now, "ok" if report["status"] == "ok" else report["status"],
                         {"findings": len(report["findings"])})
@@ -73,7 +78,5 @@ def nightly_check(cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str], *, 
                                    owner=cfg.owner, runbook=cfg.runbook))
     critical = report["counts"]["critical"] > 0 or bool(problems)
     return {"status": report["status"] if not problems else "critical", "exit_code": 1 if critical else 0,
-            "window": report["window"], "counts": report["counts"],
-            "findings": [{k: f[k] for k in ("id", "severity", "next_action")} for f in report["findings"][:50]],
-            "findings_total": len(report["findings"]),
+            **_findings_summary(report),
             "alerts_delivery": delivery, "delivery_alerts": problems, "report": f"ops/{REPORT_NAME}"}

@@ -175,16 +175,15 @@ def log_files(ops_dir: str | os.PathLike, since: datetime | None = None) -> list
     return files
 
 
-def parse_line(raw: bytes, file: str, lineno: int, validate: bool = True) -> LogLine:
-    """Parse one raw line (without its newline) into a ``LogLine``."""
+def _parse_line(raw: bytes, file: str, lineno: int) -> LogLine:
+    """Parse one raw line (without its newline) into a ``LogLine`` (not yet validated)."""
     try:
         rec = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         return LogLine(file, lineno, None, f"not JSON ({exc.__class__.__name__}): torn or corrupt line")
     if not isinstance(rec, dict):
         return LogLine(file, lineno, None, "not a JSON object")
-    errs = schema_errors(rec, SCHEMA) if validate else []
-    return LogLine(file, lineno, rec, None, errs)
+    return LogLine(file, lineno, rec)
 
 
 def read_lines(ops_dir: str | os.PathLike, *, since: datetime | None = None, validate: bool = True,
@@ -207,7 +206,7 @@ def read_lines(ops_dir: str | os.PathLike, *, since: datetime | None = None, val
                 raw = raw.rstrip(b"\n")
                 if not raw.strip():
                     continue
-                ln = parse_line(raw, rel, i, validate=False)
+                ln = _parse_line(raw, rel, i)
                 if validate and ln.record is not None:
                     ts = record_time(ln.record)
                     if validate_since is None or ts is None or ts >= validate_since:
