@@ -84,3 +84,12 @@ def test_real_index_reads_every_row(real_root):
     problems = []
     rows = read_run_index(real_root, problems)
     assert len(rows) == 229 and not [p for p in problems if p.kind == "malformed"]
+
+
+def test_latency_value_that_is_not_a_number_names_the_column():
+    from obslib.inputs.latency_events import parse_latency_row
+
+    problems = []
+    row = {"timestamp_utc": "2025-10-11T11:35:42Z", "latency_ms": "fast", "source": "router_demo"}
+    assert parse_latency_row(row, rel_path="ops/signal_latency.csv", line=2, problems=problems) is None
+    assert [str(p) for p in problems] == ["ops/signal_latency.csv:2: column 'latency_ms': 'fast' is not a number"]

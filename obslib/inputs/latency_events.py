@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..timeutil import parse_ts
 from . import Problem
-from .csvfile import read_csv
+from .csvfile import read_csv, to_float
 
 LATENCY_REL = "ops/signal_latency.csv"
 ERROR_STATUSES = {"error", "failed", "failure", "timeout", "err"}
@@ -45,8 +45,13 @@ def parse_latency_row(row: dict, *, rel_path: str, line: int, problems: list[Pro
         else:
             ts = parse_ts(row.get("timestamp_utc") or "")
             source = row.get("source") or "unknown"
-            lat = None if row.get("latency_ms") is None else float(row["latency_ms"])
-            p95 = float(row["p95_latency_ms"]) if row.get("p95_latency_ms") is not None else lat
+            ok, lat = to_float(row, "latency_ms", rel_path=rel_path, line=line, problems=problems)
+            if not ok:  # the problem names the column and the value
+                return None
+            ok, p95 = to_float(row, "p95_latency_ms", rel_path=rel_path, line=line, problems=problems)
+            if not ok:
+                return None
+            p95 = lat if p95 is None else p95
         for v in (lat, p95):
             if v is not None and (v != v or v in (float("inf"), float("-inf")) or v < 0):
                 raise ValueError(f"latency {v!r} is not a finite non-negative number")
