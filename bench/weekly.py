@@ -85,7 +85,7 @@ def main() -> int:
 
         from obslib.config import load_config
         from obslib.timeutil import parse_ts, parse_week_start
-        from obslib.weekly import build_weekly_payload
+        from obslib.weekly.payload import build_weekly_payload
 
         cfg = load_config(tmp, env={})
         ws, now = parse_week_start("2025-09-29"), parse_ts("2026-11-29T12:00:00Z")

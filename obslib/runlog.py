@@ -128,6 +128,9 @@ class JobContext:
         self.ops_dir = Path(self.ops_dir)
         if not self.job_id:
             self.job_id = new_job_id(self.job_name, self.now)
+        from .safepath import check_identifier
+
+        check_identifier(self.job_id, what="JOB_ID")
         if self.started_at is None:
             self.started_at = self.now
 

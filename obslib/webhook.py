@@ -1,6 +1,6 @@
 """Signed webhooks: signing, verification for receivers, delivery with retries.
 
-Used by the weekly report delivery (``obslib.delivery``) and by latency and operations
+Used by the weekly report delivery (``obslib.weekly.delivery``) and by latency and operations
 alerts: everything here is generic over the payload and the destination.
 
 The body

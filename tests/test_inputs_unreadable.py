@@ -20,7 +20,7 @@ from obslib.inputs.reports import read_benchmarks, read_router_telemetry
 from obslib.inputs.state_archive import parse_snapshot
 from obslib.storage import UnreadableInput, read_json
 from obslib.timeutil import parse_ts, parse_week_start
-from obslib.weekly import build_weekly_payload
+from obslib.weekly.payload import build_weekly_payload
 
 NOW = parse_ts("2026-11-29T12:00:00Z")
 BENCH = {"trades": 10, "wins": 6, "total_pips": 12.5, "generated_at": "2026-11-20T00:00:00Z"}

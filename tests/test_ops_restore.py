@@ -2,7 +2,7 @@
 
 The dashboard export and the weekly delivery go through the real CLI (``obs dashboard
 export``, ``obs weekly deliver`` to a real receiver on 127.0.0.1); the weekly payload is
-built by the same library call the report notebook makes (``obslib.report.prepare_weekly``)
+built by the same library call the report notebook makes (``obslib.weekly.report.prepare_weekly``)
 so the drill stays fast. ``obs restore`` and ``obs dashboard verify`` run as real
 subprocesses, as on-call would run them on a fresh machine.
 """
@@ -22,7 +22,7 @@ import pytest
 from conftest import REPO, obs_subprocess_env
 
 from obslib.cli import main
-from obslib.report import prepare_weekly
+from obslib.weekly.report import prepare_weekly
 
 SECRET = "drill-secret-abcdef0123"
 NOW = "2026-03-16T01:00:00Z"

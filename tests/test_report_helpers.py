@@ -1,4 +1,4 @@
-"""The report notebook's helpers (``obslib.report``) and the kernel session, with expected
+"""The report notebook's helpers (``obslib.weekly.report``) and the kernel session, with expected
 values computed by hand or by reading the files directly (not through the code under test)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from obslib import report
+from obslib.weekly import report
 from obslib.errors import ObsError
 from obslib.notebook import kernel_session
 

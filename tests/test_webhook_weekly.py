@@ -13,7 +13,7 @@ import pytest
 import standardwebhooks
 from test_webhook_support import NOW, SECRET_RAW, SECRET_WHSEC, Receiver, Reply, make_cfg, make_ctx
 
-from obslib.delivery import deliver_weekly, replay_weekly
+from obslib.weekly.delivery import deliver_weekly, replay_weekly
 from obslib.errors import DeliveryError, InputError, ValidationError
 from obslib.webhook import verify
 

@@ -31,10 +31,10 @@ def _load(monkeypatch, tmp_path: Path, timed):
 
 
 def test_bench_removes_its_temp_folder_on_success(tmp_path, monkeypatch, capsys):
-    import obslib.weekly
+    import obslib.weekly.payload
 
     mod, work = _load(monkeypatch, tmp_path, lambda cmd, cwd, env: 1.0)
-    monkeypatch.setattr(obslib.weekly, "build_weekly_payload", lambda *a, **kw: {})
+    monkeypatch.setattr(obslib.weekly.payload, "build_weekly_payload", lambda *a, **kw: {})
     assert mod.main() == 0
     assert "ratio make weekly / trivial papermill:     1.00" in capsys.readouterr().out
     assert not work.exists()

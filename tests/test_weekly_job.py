@@ -13,7 +13,7 @@ import pytest
 from conftest import obs_subprocess_env
 
 from obslib.schemas import errors as schema_errors
-from obslib.weekly import SCHEMA_FILE
+from obslib.weekly.payload import SCHEMA_FILE
 
 OBS = [sys.executable, "-m", "obslib"]
 
@@ -100,7 +100,7 @@ def test_bad_input_fails_cleanly_and_keeps_earlier_outputs(tmp_path, real_copy, 
 
 
 def test_failing_cell_keeps_partial_notebook_and_old_artefacts(tmp_path, monkeypatch):
-    import obslib.weekly_job as wj
+    import obslib.weekly.job as wj
     from obslib.config import load_config
     from obslib.notebook import NotebookFailed
     from obslib.runlog import JobContext

@@ -3,7 +3,7 @@
 ``register`` adds the ``webhook`` group. ``add_weekly_delivery_commands`` adds
 ``deliver`` and ``replay`` under the ``weekly`` group owned by ``weekly_cmd`` (which
 calls it). Secrets and URLs are read from the environment here, at
-the edge, and passed into ``obslib.delivery`` / ``obslib.webhook``.
+the edge, and passed into ``obslib.weekly.delivery`` / ``obslib.webhook``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ..errors import ConfigError, InputError
 from ..runlog import redact
 from ..storage import read_json, rel
 
-# obslib.delivery / obslib.webhook (requests, jsonschema) are imported inside the handlers so
+# obslib.weekly.delivery / obslib.webhook (requests, jsonschema) are imported inside the handlers so
 # that `obs` starts fast for every other job (the 15-minute latency sample above all).
 from ._base import run_job, say
 
@@ -31,7 +31,7 @@ def _finish(res: dict) -> dict:
 
 
 def _cmd_deliver(args: argparse.Namespace) -> int:
-    from ..delivery import deliver_weekly, dry_run_weekly, load_weekly_payload
+    from ..weekly.delivery import deliver_weekly, dry_run_weekly, load_weekly_payload
 
     def body(cfg, ctx, now):
         payload = load_weekly_payload(cfg, args.week_start)
@@ -49,7 +49,7 @@ def _cmd_deliver(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from ..delivery import replay_weekly
+    from ..weekly.delivery import replay_weekly
 
     def body(cfg, ctx, now):
         return _finish(replay_weekly(args.week_start, cfg=cfg, ctx=ctx, now=now, env=dict(os.environ)))

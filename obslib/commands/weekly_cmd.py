@@ -29,10 +29,10 @@ def _run(args: argparse.Namespace) -> int:
         try:
             # the report kernel starts first: its start-up overlaps the imports and preflight
             with kernel_session(cfg.notebook.kernel_name) as km:
-                from ..weekly_job import build_report
+                from ..weekly.job import build_report
 
                 result = build_report(cfg, ctx, now, _week(args), allow_bad_rows=args.allow_bad_rows, km=km)
-            from ..delivery import deliver_weekly
+            from ..weekly.delivery import deliver_weekly
 
             delivery = deliver_weekly(result["payload"], week_start=result["week_start"], cfg=cfg, ctx=ctx,
                                       now=now, env=os.environ, force=args.force,
@@ -44,7 +44,7 @@ def _run(args: argparse.Namespace) -> int:
         status = (delivery.get("delivery") or {}).get("status")
         write_heartbeat(cfg.ops_dir, "weekly_report", ctx.job_id, now, "ok",
                         {"week_start": result["week_start"], "delivery": status})
-        from ..weekly_job import summary_line
+        from ..weekly.job import summary_line
 
         out = summary_line(result, delivery)
         out["_artefacts"] = result["artefacts"]

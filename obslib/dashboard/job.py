@@ -1,5 +1,5 @@
 """``obs dashboard run`` (``make dashboard``): execute ``notebooks/dashboard_bundle.ipynb``
-with papermill; the notebook runs the export through obslib (``dashboard_report.run_export``
+with papermill; the notebook runs the export through obslib (``obslib.dashboard.report.run_export``
 -> ``bundle.export_bundle``) under this job's id. The executed notebook and its HTML are
 built in a staging folder and moved to ``out/dashboard/dashboard_bundle.{ipynb,html}``
 only when the notebook ran to the end. A failing cell keeps the partial notebook as
@@ -41,7 +41,7 @@ def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: floa
 
 
 def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float, km) -> NotebookRun:
-    from ..dashboard_report import RESULT_FILE, load_result
+    from .report import RESULT_FILE, load_result
 
     root = resolve_data_root(cfg, now)
     out = bundle_dir(cfg.work_root)

@@ -6,7 +6,7 @@ Sources (read-only):
   dataset file the manifest lists (written by ``obslib.dashboard.history.record_history``);
 - ``ops/weekly_report_history/<week_start>.json``: the exact bytes delivered, and
   ``<week_start>.receipt.json`` with their ``payload_checksum_sha256``
-  (written by ``obslib.delivery``).
+  (written by ``obslib.weekly.delivery``).
 
 Targets: ``out/dashboard/`` (manifest, README.json and the datasets of the newest history
 entry whose every file matches its manifest's bytes and sha256) and
@@ -97,7 +97,7 @@ def restore_weekly(cfg: Any, *, week_start: str | None = None, dry_run: bool = F
     ``out/weekly_report/<week_start>/payload.json``. Returns ``{week_start, path, sha256,
     webhook_id}``. Raises ``InputError`` when nothing was delivered, ``ValidationError``
     when the bytes do not match the receipt's checksum."""
-    from ..delivery import history_dir
+    from ..weekly.delivery import history_dir
 
     hist = history_dir(cfg)
     weeks = sorted(m.group(1) for p in (hist.iterdir() if hist.is_dir() else ()) if (m := WEEK_RE.match(p.name)))

@@ -28,12 +28,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .alerts import make_alert
-from .errors import DeliveryError, InputError, ValidationError
-from .provenance import commit_sha, provenance, source_command
-from .runlog import redact
-from .schemas import validate
-from .storage import (
+from ..alerts import make_alert
+from ..errors import DeliveryError, InputError, ValidationError
+from ..provenance import commit_sha, provenance, source_command
+from ..runlog import redact
+from ..schemas import validate
+from ..storage import (
     atomic_write_bytes,
     atomic_write_json,
     canonical_json_bytes,
@@ -44,9 +44,9 @@ from .storage import (
     sha256_bytes,
     sha256_file,
 )
-from .timeutil import parse_week_start, to_rfc3339
-from .webhook import SECRET_ENV, DeliveryOutcome, parse_secrets, send_signed, signing_clock
-from .weekly import content_checksum
+from ..timeutil import parse_week_start, to_rfc3339
+from ..webhook import SECRET_ENV, DeliveryOutcome, parse_secrets, send_signed, signing_clock
+from .payload import content_checksum
 
 SCHEMA_VERSION = "1"
 HISTORY_DIRNAME = "weekly_report_history"
@@ -71,7 +71,7 @@ def _week(week_start: str) -> str:
 def weekly_webhook_id(week_start: str, content_checksum: str) -> str:
     """``weekly-<week_start>-<first 16 hex of the payload's content checksum>``.
 
-    The content checksum (``obslib.weekly.content_checksum``) is the sha256 of the
+    The content checksum (``obslib.weekly.payload.content_checksum``) is the sha256 of the
     canonical payload without its per-run fields (generation time, job id, command), so
     re-running the same week on the same inputs gives the same idempotency key and is
     not sent again, while any changed number gives a new key."""

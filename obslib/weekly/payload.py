@@ -31,19 +31,19 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .alerts import make_alert, sort_alerts
-from .config import Config
-from .errors import InputError
-from .inputs import Problem
-from .inputs.latency_events import LATENCY_REL, read_latency_samples
-from .inputs.reports import TELEMETRY_REL, read_benchmarks, read_router_telemetry
-from .inputs.runs import INDEX_REL, read_daily, read_run_index
-from .inputs.state_archive import parse_snapshot
-from .latency.streaks import replay
-from .provenance import input_entries, provenance
-from .stats import PERCENTILE_METHOD, ev_per_trade, percentile
-from .storage import canonical_json_bytes, sha256_bytes
-from .timeutil import parse_ts, to_rfc3339
+from ..alerts import make_alert, sort_alerts
+from ..config import Config
+from ..errors import InputError
+from ..inputs import Problem
+from ..inputs.latency_events import LATENCY_REL, read_latency_samples
+from ..inputs.reports import TELEMETRY_REL, read_benchmarks, read_router_telemetry
+from ..inputs.runs import INDEX_REL, read_daily, read_run_index
+from ..inputs.state_archive import parse_snapshot
+from ..latency.streaks import replay
+from ..provenance import input_entries, provenance
+from ..stats import PERCENTILE_METHOD, ev_per_trade, percentile
+from ..storage import canonical_json_bytes, sha256_bytes
+from ..timeutil import parse_ts, to_rfc3339
 
 SCHEMA_VERSION = "1.0.0"
 SCHEMA_FILE = "observability_weekly_report.schema.json"

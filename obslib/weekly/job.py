@@ -17,18 +17,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .errors import ObsError
-from .inputs import data_label, resolve_data_root
-from .notebook import execute_to_html, kernel_session
-from .provenance import commit_sha, source_command
-from .runlog import JobContext
-from .schemas import validate, validator
-from .storage import file_lock, fsync_dir, read_json
-from .timeutil import to_rfc3339, week_start_of
-from .weekly import SCHEMA_FILE, build_weekly_payload, content_checksum
+from ..config import Config
+from ..errors import ObsError
+from ..inputs import data_label, resolve_data_root
+from ..notebook import execute_to_html, kernel_session
+from ..provenance import commit_sha, source_command
+from ..runlog import JobContext
+from ..schemas import validate, validator
+from ..storage import file_lock, fsync_dir, read_json
+from ..timeutil import to_rfc3339, week_start_of
+from .payload import SCHEMA_FILE, build_weekly_payload, content_checksum
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "weekly_report.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "weekly_report.ipynb"
 ARTEFACTS = ("weekly_report.ipynb", "weekly_report.html", "payload.json")
 
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import load_config
-from .errors import ObsError
-from .inputs import resolve_data_root
-from .schemas import validate
-from .storage import atomic_write_bytes, pretty_json_bytes
-from .timeutil import parse_ts, parse_week_start, utcnow, week_start_of
-from .weekly import SCHEMA_FILE, build_weekly_payload
+from ..config import load_config
+from ..errors import ObsError
+from ..inputs import resolve_data_root
+from ..schemas import validate
+from ..storage import atomic_write_bytes, pretty_json_bytes
+from ..timeutil import parse_ts, parse_week_start, utcnow, week_start_of
+from .payload import SCHEMA_FILE, build_weekly_payload
 
 WEEKLY_PARAMS: dict[str, type] = {
     "week_start": str, "data_root": str, "as_of": str, "out_dir": str, "work_root": str, "job_id": str,
@@ -181,8 +181,8 @@ def alerts_table(p: dict) -> Table:
 def latency_hourly(data_root: Path, p: dict) -> dict[str, list[tuple]]:
     """``{source: [(hour_start datetime UTC, p95 ms), ...]}`` in time order: the type-7 p95
     of each source's samples (their ``p95_ms`` values) within each clock hour of the week."""
-    from .inputs.latency_events import read_latency_samples
-    from .stats import percentile
+    from ..inputs.latency_events import read_latency_samples
+    from ..stats import percentile
 
     start, end = parse_ts(p["week_start"]), parse_ts(p["week_end"])
     groups: dict[tuple, list[float]] = defaultdict(list)
@@ -198,8 +198,8 @@ def ev_history(data_root: Path, before: str) -> dict[str, list[tuple]]:
     """``{strategy/symbol/mode: [(generated_at, win_rate_lcb, win_rate_point), ...]}`` from
     every state-archive snapshot generated before ``before`` (RFC 3339), in time order; the
     point is the posterior mean (``stats.win_rate_point``, priors included)."""
-    from .inputs.state_archive import read_state_archive
-    from .stats import win_rate_point
+    from ..inputs.state_archive import read_state_archive
+    from ..stats import win_rate_point
 
     cutoff = parse_ts(before)
     out: dict[str, list[tuple]] = defaultdict(list)
