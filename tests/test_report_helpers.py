@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from obslib.weekly import report
 from obslib.errors import ObsError
 from obslib.notebook import kernel_session
+from obslib.weekly import report
 
 WEEK = {"week_start": "2026-11-23T00:00:00Z", "week_end": "2026-11-30T00:00:00Z"}
 

@@ -13,9 +13,9 @@ import pytest
 import standardwebhooks
 from test_webhook_support import NOW, SECRET_RAW, SECRET_WHSEC, Receiver, Reply, make_cfg, make_ctx
 
-from obslib.weekly.delivery import deliver_weekly, replay_weekly
 from obslib.errors import DeliveryError, InputError, ValidationError
 from obslib.webhook import verify
+from obslib.weekly.delivery import deliver_weekly, replay_weekly
 
 WS = "2025-09-22"
 PAYLOAD = {"week_start": WS, "ev": {"latest": 0.5}, "runs": 3, "name": "caf\u00e9"}

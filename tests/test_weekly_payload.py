@@ -16,7 +16,13 @@ from obslib.errors import InputError
 from obslib.schemas import errors as schema_errors
 from obslib.storage import canonical_json_bytes
 from obslib.timeutil import parse_ts, parse_week_start
-from obslib.weekly.payload import SCHEMA_FILE, build_weekly_payload, content_checksum, ev_trend_7d, utilisation_status
+from obslib.weekly.payload import (
+    SCHEMA_FILE,
+    build_weekly_payload,
+    content_checksum,
+    ev_trend_7d,
+    utilisation_status,
+)
 
 NOW = parse_ts("2026-11-29T12:00:00Z")
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import load_config
-from . import DATASETS, DEFAULT_PIP_VALUE
-from .bundle import ExportRequest, ExportResult, bundle_dir, export_bundle
 from ..inputs import resolve_data_root
 from ..runlog import new_job_id
 from ..storage import atomic_write_json, read_json
 from ..timeutil import parse_ts, utcnow
+from . import DATASETS, DEFAULT_PIP_VALUE
+from .bundle import ExportRequest, ExportResult, bundle_dir, export_bundle
 
 RESULT_FILE = "export_result.json"
 
