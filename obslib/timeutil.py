@@ -70,7 +70,9 @@ def parse_week_start(value: str | date | datetime) -> datetime:
         except ValueError as exc:
             raise ValueError(f"week_start {value!r} is not a date (YYYY-MM-DD)") from exc
     if d.weekday() != 0:
-        raise ValueError(f"week_start {d.isoformat()} is a {d.strftime('%A')}, not a Monday")
+        monday = d - timedelta(days=d.weekday())
+        raise ValueError(f"week_start {d.isoformat()} is a {d.strftime('%A')}, not a Monday "
+                         f"(its week starts on Monday {monday.isoformat()})")
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 

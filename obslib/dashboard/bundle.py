@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from ..errors import ObsError, ValidationError
 from ..provenance import input_entries
+from ..safepath import check_identifier
 from ..schemas import validate
 from ..storage import atomic_write_json, file_lock, fsync_dir, read_json_object, sha256_bytes, sha256_file
 from ..timeutil import to_rfc3339
@@ -75,6 +76,12 @@ class ExportRequest:
     pip_value: float = DEFAULT_PIP_VALUE
     retention_days: int = 56
     lock_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:  # the job id names history and temp files
+        check_identifier(self.job_id, what="job_id")
+        unknown = [n for n in self.names if n not in DATASETS]
+        if unknown:
+            raise ObsError(f"unknown dataset name(s) {unknown!r}: known {', '.join(DATASETS)}")
 
 
 @dataclass

@@ -20,6 +20,7 @@ import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from ..safepath import contained, safe_child
 from ..storage import atomic_write_json, fsync_dir, read_json_object
 from ..timeutil import parse_ts
 
@@ -79,13 +80,13 @@ def record_history(ops_dir: Path, job_id: str, bundle_dir: Path, files: list[str
     bundle never reach the history). Returns the entry folder."""
     staged = staged or {}
     root = history_root(ops_dir)
-    final = root / job_id
-    tmp = root / f".{job_id}.partial"
+    final = safe_child(root, job_id, what="JOB_ID")
+    tmp = safe_child(root, job_id, what="JOB_ID", prefix=".", suffix=".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     for rel_path in files:
-        src, dst = Path(bundle_dir) / rel_path, tmp / rel_path
+        src, dst = Path(bundle_dir) / rel_path, contained(tmp, tmp / rel_path, what="history file")
         dst.parent.mkdir(parents=True, exist_ok=True)
         if rel_path in staged:
             try:
@@ -114,7 +115,7 @@ def prune_history(ops_dir: Path, now: datetime, retention_days: int) -> list[str
         except (TypeError, KeyError, ValueError):
             continue
         if recorded < cutoff:
-            shutil.rmtree(d)
+            shutil.rmtree(contained(history_root(ops_dir), d, what="history entry"))
             pruned.append(d.name)
     root = history_root(ops_dir)
     for p in root.glob(".*.partial") if root.is_dir() else ():

@@ -20,6 +20,7 @@ from ..inputs import data_label, resolve_data_root
 from ..notebook import execute_to_html, kernel_session
 from ..provenance import commit_sha, source_command
 from ..runlog import JobContext
+from ..safepath import safe_child
 from ..storage import fsync_dir
 from ..timeutil import to_rfc3339
 from .bundle import ExportResult, bundle_dir
@@ -45,7 +46,8 @@ def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float
 
     root = resolve_data_root(cfg, now)
     out = bundle_dir(cfg.work_root)
-    staging = out / f".nb-staging-{ctx.job_id}"
+    staging = safe_child(out, ctx.job_id, what="JOB_ID", prefix=".nb-staging-")
+    failed = safe_child(out / "failed", ctx.job_id, what="JOB_ID", suffix=".ipynb")
     staging.mkdir(parents=True, exist_ok=True)
     params = {"data_root": str(Path(root).resolve()), "as_of": to_rfc3339(now),
               "work_root": str(Path(cfg.work_root).resolve()), "out_dir": str(staging.resolve()),
@@ -53,7 +55,7 @@ def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float
               "data_label": data_label(cfg), "pip_value": float(pip_value)}
     try:
         execute_to_html(NOTEBOOK, staging / OUTPUTS[0], staging / OUTPUTS[1], params,
-                        failed_path=out / "failed" / f"{ctx.job_id}.ipynb", work_root=cfg.work_root,
+                        failed_path=failed, work_root=cfg.work_root,
                         nb_cfg=cfg.notebook, km=km)
         result = load_result(staging / RESULT_FILE)
         for name in OUTPUTS:

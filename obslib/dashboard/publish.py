@@ -19,8 +19,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import fsspec
+from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import ObsError
+from ..safepath import check_identifier, check_relpath, contained
 from ..storage import pretty_json_bytes
 from ..timeutil import parse_ts
 from .bundle import bundle_dir
@@ -62,12 +64,18 @@ def publish_bundle(work_root: Path, to: str, *, now: datetime, retention_days: i
     if findings or manifest is None:
         res.findings = findings
         return res
-    res.job_id = manifest["job_id"]
+    # names read from the manifest become paths at the target: each must be a safe
+    # identifier / relative path, and (for a local target) stay inside <to>/<job_id>/
+    res.job_id = check_identifier(manifest["job_id"], what="out/dashboard/manifest.json job_id")
+    files = [check_relpath(e["path"], what="out/dashboard/manifest.json dataset path") for e in manifest["datasets"]]
+    files += ["README.json", "manifest.json"]
     try:
         fs, root = fsspec.core.url_to_fs(to)
         dest = f"{root.rstrip('/')}/{res.job_id}"
+        if isinstance(fs, LocalFileSystem):
+            for rel in files:
+                contained(root, f"{dest}/{rel}", what="dashboard publish destination")
         fs.makedirs(dest, exist_ok=True)
-        files = [e["path"] for e in manifest["datasets"]] + ["README.json", "manifest.json"]
         for rel in files:
             with open(local / rel, "rb") as src, fs.open(f"{dest}/{rel}", "wb") as dst:
                 while True:

@@ -45,6 +45,7 @@ from croniter import croniter
 
 from ..alerts import make_alert, sort_alerts
 from ..heartbeat import heartbeat_time, read_heartbeat
+from ..safepath import is_identifier
 from ..schedule import ScheduledJob
 from ..storage import read_json_object
 from ..timeutil import parse_ts, to_rfc3339
@@ -261,7 +262,8 @@ def check_job(job: ScheduledJob, runs: list[Run], *, since: datetime, now: datet
             t = jc.window_of(r)
             sev, n = jc.severity(t)
             anchor = job.anchor
-            esc = Path(ops_dir) / "escalations" / f"{r.job_id}.json"
+            # the run log is a file: a job id that is not an identifier names no escalation
+            esc = Path(ops_dir) / "escalations" / f"{r.job_id if is_identifier(r.job_id) else '.'}.json"
             if job.name == "weekly_report" and not esc.exists():
                 anchor = "weekly-report-inputs"
             err = str(r.record.get("error") or "")[:300]

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ..safepath import safe_child
 from ..storage import atomic_write_bytes, canonical_json_bytes, rel, sha256_bytes
 from ..timeutil import to_rfc3339
 
@@ -48,7 +49,7 @@ def send_alerts(doc: dict, *, cfg: Any, ctx: Any, now: datetime, env: Mapping[st
             return result
     elif url:
         result["status"] = "no_secret"
-    path = Path(cfg.out_dir) / ALERTS_DIRNAME / f"{ctx.job_id}.json"
+    path = safe_child(Path(cfg.out_dir) / ALERTS_DIRNAME, ctx.job_id, what="JOB_ID", suffix=".json")
     atomic_write_bytes(path, body)
     result["file"] = rel(path, cfg.work_root)
     return result

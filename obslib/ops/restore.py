@@ -24,7 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, ValidationError
+from ..safepath import UnsafePath, check_identifier, check_relpath, contained
 from ..storage import atomic_write_bytes, read_json, rel, sha256_bytes
+from ..timeutil import parse_week_start
 
 WEEK_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.json$")
 
@@ -32,7 +34,11 @@ WEEK_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.json$")
 def _entry_problems(folder: Path, manifest: dict) -> list[str]:
     out = []
     for e in manifest.get("datasets", []):
-        p = folder / e["path"]
+        try:  # a manifest names files; each must stay inside its entry (and later out/dashboard/)
+            p = contained(folder, folder / check_relpath(e.get("path"), what="dataset path"), what="dataset path")
+        except (UnsafePath, AttributeError) as exc:
+            out.append(f"{str(e.get('path') if isinstance(e, dict) else e)[:80]}: unsafe path ({exc})")
+            continue
         if not p.is_file():
             out.append(f"{e['path']}: missing")
             continue
@@ -52,6 +58,7 @@ def pick_dashboard_entry(cfg: Any, job_id: str | None = None) -> tuple[Path, dic
     entries = history_entries(Path(cfg.ops_dir))
     skipped: list[str] = []
     if job_id:
+        check_identifier(job_id, what="--job-id")
         match = [(d, m) for d, m in entries if d.name == job_id]
         if not match or match[0][1] is None:
             raise InputError(rel(history_root(Path(cfg.ops_dir)) / job_id, cfg.work_root), "no readable history entry")
@@ -84,10 +91,11 @@ def restore_dashboard(cfg: Any, *, job_id: str | None = None, dry_run: bool = Fa
     names.append("manifest.json")  # last: the bundle is complete once it appears
     files = []
     for name in names:
-        data = (folder / name).read_bytes()
+        data = contained(folder, folder / name, what="history file").read_bytes()
+        target = contained(dest, dest / check_relpath(name, what="restore target"), what="restore target")
         if not dry_run:
-            atomic_write_bytes(dest / name, data)
-        files.append({"path": rel(dest / name, cfg.work_root), "sha256": sha256_bytes(data)})
+            atomic_write_bytes(target, data)
+        files.append({"path": rel(target, cfg.work_root), "sha256": sha256_bytes(data)})
     return {"job_id": folder.name, "sequence": manifest.get("sequence"), "generated_at": manifest.get("generated_at"),
             "files": files, "skipped": skipped}
 
@@ -100,6 +108,11 @@ def restore_weekly(cfg: Any, *, week_start: str | None = None, dry_run: bool = F
     from ..weekly.delivery import history_dir
 
     hist = history_dir(cfg)
+    if week_start:
+        try:
+            week_start = parse_week_start(week_start).date().isoformat()
+        except ValueError as exc:
+            raise InputError("--week-start", str(exc)) from exc
     weeks = sorted(m.group(1) for p in (hist.iterdir() if hist.is_dir() else ()) if (m := WEEK_RE.match(p.name)))
     if week_start:
         if week_start not in weeks:
@@ -119,7 +132,7 @@ def restore_weekly(cfg: Any, *, week_start: str | None = None, dry_run: bool = F
     if want != digest:
         raise ValidationError(f"{rel(hist / (ws + '.json'), cfg.work_root)}: sha256 {digest[:16]}... does not match the "
                               f"receipt ({want[:16]}...); not restored")
-    dest = Path(cfg.out_dir) / "weekly_report" / ws / "payload.json"
+    dest = contained(cfg.out_dir, Path(cfg.out_dir) / "weekly_report" / ws / "payload.json", what="restore target")
     if not dry_run:
         atomic_write_bytes(dest, body)
     return {"week_start": ws, "path": rel(dest, cfg.work_root), "sha256": digest, "webhook_id": receipt.get("webhook_id")}

@@ -32,6 +32,7 @@ from ..alerts import make_alert
 from ..errors import DeliveryError, InputError, ValidationError
 from ..provenance import commit_sha, provenance, source_command
 from ..runlog import redact
+from ..safepath import check_identifier, safe_child
 from ..schemas import validate
 from ..storage import (
     atomic_write_bytes,
@@ -126,14 +127,14 @@ def dry_run_weekly(payload: dict, *, cfg: Any, now: datetime, tag: str = "") -> 
     random suffix), never overwriting an earlier file. Returns ``(path, bytes)``; nothing
     is signed or sent."""
     body = _canonical(payload)
-    week = str(payload.get("week_start", ""))[:10] or "week"
+    week = _week(str(payload.get("week_start", ""))[:10])
     stem = "_".join(x for x in (now.strftime("%Y%m%dT%H%M%SZ"), week, tag) if x)
     folder = Path(cfg.out_dir) / "weekly_report"
-    path = folder / f"{stem}.json"
+    path = safe_child(folder, stem, what="dry-run payload name", suffix=".json")
     n = 1
     while path.exists():
         n += 1
-        path = folder / f"{stem}.{n}.json"
+        path = safe_child(folder, stem, what="dry-run payload name", suffix=f".{n}.json")
     atomic_write_bytes(path, body)
     return path, body
 
@@ -153,7 +154,7 @@ def escalate(*, what: str, outcome: DeliveryOutcome, cfg: Any, ctx: Any, now: da
     3 attempts) and the result is written back into the file under ``post``.
     Returns ``(path, record)``. Never raises for a failed escalation POST.
     """
-    path = Path(cfg.ops_dir) / ESCALATIONS_DIRNAME / f"{ctx.job_id}.json"
+    path = safe_child(Path(cfg.ops_dir) / ESCALATIONS_DIRNAME, ctx.job_id, what="JOB_ID", suffix=".json")
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "kind": "webhook_delivery_failed",
@@ -208,9 +209,10 @@ def _fail(outcome: DeliveryOutcome, *, what: str, cfg: Any, ctx: Any, now: datet
 
 
 def _paths(cfg: Any, ws: str, tag: str | None = None) -> tuple[Path, Path]:
-    stem = ws if tag is None else f"{ws}.{tag}"
+    stem = _week(ws) if tag is None else f"{_week(ws)}.{check_identifier(tag, what='history version tag')}"
     d = history_dir(cfg)
-    return d / f"{stem}.json", d / f"{stem}.receipt.json"
+    return (safe_child(d, stem, what="weekly history file", suffix=".json"),
+            safe_child(d, stem, what="weekly history file", suffix=".receipt.json"))
 
 
 def _delivery_entry(outcome: DeliveryOutcome, ctx: Any, kind: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from ..inputs import data_label, resolve_data_root
 from ..notebook import execute_to_html, kernel_session
 from ..provenance import commit_sha, source_command
 from ..runlog import JobContext
+from ..safepath import safe_child
 from ..schemas import validate, validator
 from ..storage import file_lock, fsync_dir, read_json
 from ..timeutil import to_rfc3339, week_start_of
@@ -65,7 +66,8 @@ def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: dateti
 
 def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, root: Path, label: str, wdir: Path,
                   allow_bad_rows: bool, km: Any) -> dict[str, Any]:
-    staging = wdir / f".staging-{ctx.job_id}"
+    staging = safe_child(wdir, ctx.job_id, what="JOB_ID", prefix=".staging-")
+    failed = safe_child(wdir / "failed", ctx.job_id, what="JOB_ID", suffix=".ipynb")
     staging.mkdir(parents=True, exist_ok=True)
     params = {"week_start": ws.date().isoformat(), "data_root": str(Path(root).resolve()), "as_of": to_rfc3339(now),
               "out_dir": str(staging.resolve()), "work_root": str(Path(cfg.work_root).resolve()),
@@ -78,7 +80,7 @@ def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, roo
 
     try:
         execute_to_html(NOTEBOOK, staging / "weekly_report.ipynb", staging / "weekly_report.html", params,
-                        failed_path=wdir / "failed" / f"{ctx.job_id}.ipynb", work_root=cfg.work_root,
+                        failed_path=failed, work_root=cfg.work_root,
                         nb_cfg=cfg.notebook, km=km, alongside=(preflight, lambda: validator(SCHEMA_FILE)))
         payload = read_json(staging / "payload.json")
         validate(payload, SCHEMA_FILE, "weekly payload")
