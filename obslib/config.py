@@ -36,7 +36,10 @@ SOURCE_KINDS = ("event_log", "feed_freshness", "http_probe")
 @dataclass
 class LatencySource:
     """A latency source. ``path`` may contain ``{data_root}``; ``url`` is for http_probe;
-    ``match_source`` (event_log only) counts only rows whose ``source`` column equals it."""
+    ``match_source`` (event_log only) counts only rows whose ``source`` column equals it;
+    ``by_source_column`` (event_log only) makes each value of that column its own source
+    (the default source does this); ``slo_ms``/``slo_target`` override ``[latency]``'s for
+    this source. ``name`` must be an identifier (``obslib.safepath.check_identifier``)."""
 
     name: str
     kind: str
@@ -46,8 +49,16 @@ class LatencySource:
     timeout_s: float = 5.0
     bar_minutes: float = 5.0
     window_minutes: float = 15.0
+    by_source_column: bool = False
+    slo_ms: float | None = None
+    slo_target: float | None = None
 
     def __post_init__(self) -> None:
+        from .safepath import check_identifier
+
+        check_identifier(self.name, what="latency source name")
+        if self.match_source is not None:
+            check_identifier(self.match_source, what=f"latency source {self.name!r}: match_source")
         if self.kind not in SOURCE_KINDS:
             raise ConfigError(f"latency source {self.name!r}: kind {self.kind!r} is not one of {SOURCE_KINDS}")
         if self.kind in ("event_log", "feed_freshness") and not self.path:
@@ -63,7 +74,27 @@ class LatencyConfig:
     rollup_retention_days: int = 90
     rotate_bytes: int = 10 * 1024 * 1024
     window_minutes: float = 15.0
+    # the latency model (docs/architecture.md "Latency model")
+    slo_target: float = 0.95           # fraction of events <= slo_ms (0.95: "p95 <= SLO")
+    max_future_skew_s: float = 300.0   # events further ahead of now are bad rows
+    min_events: int = 1                # fewer events in a window: "insufficient" (no streak step)
+    absent_warning_windows: int = 2    # windows without events before an absent-data warning
+    absent_critical_windows: int = 4   # ... and critical
+    burn_page: float = 14.4            # page when the 1 h and 15 min burn rates both exceed it
+    burn_warn: float = 6.0             # warn when the 6 h and 1 h burn rates both exceed it
+    naive_timestamps: str = "reject"   # "reject": a timestamp without a zone is a bad row; "utc"
     sources: list[LatencySource] = field(default_factory=list)
+
+    def slo_for(self, source: str) -> tuple[float, float]:
+        """(slo_ms, slo_target) for a source: a configured source's overrides, else these."""
+        for s in self.sources:
+            if s.name == source or (s.by_source_column and s.slo_ms is not None):
+                return (s.slo_ms if s.slo_ms is not None else self.slo_ms,
+                        s.slo_target if s.slo_target is not None else self.slo_target)
+        return self.slo_ms, self.slo_target
+
+    def slo_of(self, source: str) -> float:
+        return self.slo_for(source)[0]
 
 
 @dataclass
@@ -127,22 +158,18 @@ class Config:
         return self.data_root is None
 
     def latency_sources(self, data_root: Path) -> list[LatencySource]:
-        """Configured sources, or the defaults: for a research repo, its event log
-        ``ops/signal_latency.csv`` as one source (``signal_events``); for the demo
-        repository, one source per emitter in that log (router_demo, signal_bridge,
-        feed_ingest). A ``feed_freshness`` source on ``data/sample_orb.csv`` is not a
+        """Configured sources, or the default: the research repo's (or the demo's) event
+        log ``ops/signal_latency.csv``, one source per value of its ``source`` column
+        (rows without one count for ``signal_events``), so the sampler and the weekly
+        payload name a feed the same way. A ``feed_freshness`` source on ``data/sample_orb.csv`` is not a
         default: a 5-minute bar feed is always older than the 120 s SLO, and the real
         file is historical; declare one in obs.toml with its own expectations.
         ``{data_root}`` in a path is substituted."""
         log = "{data_root}/ops/signal_latency.csv"
         if self.latency.sources:
             srcs = self.latency.sources
-        elif self.uses_demo:
-            from .demo import LATENCY_SOURCES
-
-            srcs = [LatencySource(name=n, kind="event_log", path=log, match_source=n) for n in LATENCY_SOURCES]
         else:
-            srcs = [LatencySource(name="signal_events", kind="event_log", path=log)]
+            srcs = [LatencySource(name="signal_events", kind="event_log", path=log, by_source_column=True)]
         out = []
         for s in srcs:
             path = s.path.replace("{data_root}", str(data_root)) if s.path else None
@@ -291,7 +318,7 @@ def load_config(work_root: str | os.PathLike | None = None, *, config_file: str 
     return cfg
 
 
-_POSITIVE = ("latency.slo_ms", "latency.window_minutes", "webhook.connect_timeout_s", "webhook.read_timeout_s",
+_POSITIVE = ("latency.slo_ms", "latency.burn_page", "latency.burn_warn", "latency.window_minutes", "webhook.connect_timeout_s", "webhook.read_timeout_s",
              "notebook.start_timeout_s", "notebook.cell_timeout_s", "latency.rotate_bytes",
              "runlog_rotate_bytes", "latency.raw_retention_days", "latency.rollup_retention_days",
              "history_retention_days", "benchmark_stale_days", "webhook.signature_tolerance_s")
@@ -322,7 +349,24 @@ def _check_ranges(cfg: Config) -> None:
         ZoneInfo(cfg.run_stamp_tz)
     except (ValueError, KeyError, OSError) as exc:
         raise ConfigError(f"run_stamp_tz {cfg.run_stamp_tz!r} is not an IANA time zone (e.g. UTC, Asia/Tokyo)") from exc
+    lat = cfg.latency
+    if not 0 < lat.slo_target < 1:
+        raise ConfigError(f"latency.slo_target must be in (0, 1), got {lat.slo_target!r}")
+    if not math.isfinite(lat.max_future_skew_s) or lat.max_future_skew_s < 0:
+        raise ConfigError(f"latency.max_future_skew_s must be a finite number >= 0, got {lat.max_future_skew_s!r}")
+    if lat.min_events < 1 or lat.absent_warning_windows < 1 or lat.absent_critical_windows < lat.absent_warning_windows:
+        raise ConfigError("latency.min_events and latency.absent_warning_windows must be >= 1 and "
+                          "latency.absent_critical_windows >= latency.absent_warning_windows")
+    if lat.naive_timestamps not in ("reject", "utc"):
+        raise ConfigError(f"latency.naive_timestamps must be \"reject\" or \"utc\", got {lat.naive_timestamps!r}")
+    for w in [lat.window_minutes] + [s.window_minutes for s in lat.sources]:
+        if float(w) * 60 != int(float(w) * 60) or 3600 % int(float(w) * 60):
+            raise ConfigError(f"latency window_minutes {w!r} must divide an hour into whole seconds (e.g. 5, 15, 60)")
     for s in cfg.latency.sources:
+        if s.slo_ms is not None and not (math.isfinite(s.slo_ms) and s.slo_ms > 0):
+            raise ConfigError(f"latency source {s.name!r}: slo_ms must be a finite number > 0, got {s.slo_ms!r}")
+        if s.slo_target is not None and not 0 < s.slo_target < 1:
+            raise ConfigError(f"latency source {s.name!r}: slo_target must be in (0, 1), got {s.slo_target!r}")
         for key in ("timeout_s", "bar_minutes", "window_minutes"):
             v = float(getattr(s, key))
             if not math.isfinite(v) or v <= 0:

@@ -65,13 +65,21 @@ def _rollup(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     def body(cfg, ctx, now):
         from ..latency.job import latency_status
+        from ..timeutil import parse_ts
 
-        st = latency_status(cfg)
-        say(f"{'source':<24} {'severity':<9} {'streak':>6}  {'latest p95 ms':>14}  {'status':<8} latest at")
+        since = parse_ts(args.since) if args.since else None
+        until = parse_ts(args.until) if args.until else None
+        st = latency_status(cfg, since=since, until=until)
+        say(f"{'source':<24} {'severity':<9} {'streak':>6} {'absent':<8} {'burn':<8} {'window p95 ms':>14}  "
+            f"{'status':<12} window end")
         for name, s in st["sources"].items():
             p95 = "-" if s["latest_p95_ms"] is None else f"{s['latest_p95_ms']:.0f}"
-            say(f"{name:<24} {s['severity']:<9} {s['streak']:>6}  {p95:>14}  {s['latest_status'] or '-':<8} "
-                f"{s['latest_at'] or '-'}")
+            say(f"{name:<24} {s['severity']:<9} {s['streak']:>6} {s['absent']:<8} {s['burn']:<8} {p95:>14}  "
+                f"{s['latest_status'] or '-':<12} {s['latest_at'] or '-'}")
+        for name, r in (st.get("range") or {}).get("sources", {}).items():
+            p95 = "-" if r["p95_ms"] is None else f"{r['p95_ms']:.0f}"
+            say(f"range {st['range']['since']}..{st['range']['until']} {name}: p95 {p95} ms over "
+                f"{r['samples']} events ({r['method']})")
         if not st["sources"]:
             say("no latency samples yet (run `obs latency sample`)")
         return st
@@ -105,4 +113,6 @@ def register(subparsers, parent: argparse.ArgumentParser) -> None:
     st = sub.add_parser("status", parents=[parent], help="current breach streaks and the latest p95 per source",
                         description="Print the current streaks and the latest p95 per source (JSON on stdout, "
                                     "a table on stderr).")
+    st.add_argument("--since", help="also report p50/p95/p99 per source over sample windows from this time (RFC 3339)")
+    st.add_argument("--until", help="... up to this time (exclusive, RFC 3339; default: no end)")
     st.set_defaults(func=_status)

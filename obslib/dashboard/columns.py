@@ -52,7 +52,8 @@ SPECS: dict[str, Dataset] = {d.name: d for d in (
     Dataset("latency_rollups", ("hour_utc", "source"), (
         ("hour_utc", "timestamp"), ("source", "string"), ("p50_ms", "float"), ("p95_ms", "float"),
         ("samples", "int"), ("breach_flag", "bool"), ("method", "string"), ("streak_id", "string"),
-        ("streak_length", "int")),
+        ("streak_length", "int"), ("p99_ms", "float"), ("max_ms", "float"), ("windows", "int"),
+        ("bad_events", "int"), ("error_samples", "int")),
         "Hourly signal-latency rollups per source (ms) from ops/signal_latency_rollup.csv, with the "
         "consecutive-breach-hour streak each hour belongs to."),
 )}

@@ -23,11 +23,13 @@ Definitions (also in the JSON Schema descriptions):
   warning each (never invented). ``slippage_zscore = (x - mean) / std`` over the
   snapshot's strategies with a finite slippage, population std (ddof = 0); null when
   fewer than 2 such strategies or zero spread.
-- ``latency_rollups``: rows of ``ops/signal_latency_rollup.csv`` (columns by name:
-  ``hour_utc,source,p50_ms,p95_ms,samples,breach_flag`` required, ``method`` optional).
-  An absent file gives an empty dataset plus a warning. An hour with no successful
-  sample (``samples`` 0, empty percentiles) is not a rollup row: skipped and counted in a
-  warning. ``streak_id`` = ``<source>@<first hour of the streak>`` for a breaching hour,
+- ``latency_rollups``: rows of ``ops/signal_latency_rollup.csv`` as written by the
+  latency query (``obslib.latency.model.query``; columns by name:
+  ``hour_utc,source,p50_ms,p95_ms,samples,breach_flag`` required; ``method``, ``p99_ms``,
+  ``max_ms``, ``windows``, ``bad_events``, ``error_samples`` null when an old rollup row
+  lacks them). ``samples`` = events in the hour. An absent file gives an empty dataset
+  plus a warning. An hour without a latency (only error events, empty percentiles) is
+  not a rollup row: skipped and counted in a warning. ``streak_id`` = ``<source>@<first hour of the streak>`` for a breaching hour,
   where a streak is a run of breaching hours of one source with no gap (each exactly 1 h
   after the previous); ``streak_length`` = hours into the streak at that hour (1, 2, ...),
   0 and ``streak_id`` null for a non-breaching hour.
@@ -263,7 +265,7 @@ def build_latency_rollups(work_root: Path) -> DatasetResult:
             if hour.minute or hour.second or hour.microsecond:
                 raise ValueError(f"hour_utc {r['hour_utc']!r} is not on the hour")
             samples = int(r["samples"] or "")
-            if samples == 0 and r["p95_ms"] is None:
+            if r["p95_ms"] is None:  # no latency in the hour (none, or only error events)
                 no_samples += 1
                 continue
             flag = (r["breach_flag"] or "").strip().lower()
@@ -275,8 +277,15 @@ def build_latency_rollups(work_root: Path) -> DatasetResult:
         except (TypeError, ValueError) as exc:
             problems.append(Problem("malformed", ROLLUP_REL, str(exc), line))
             continue
+        extra = {}
+        for k, conv in (("p99_ms", float), ("max_ms", float), ("windows", int), ("bad_events", int),
+                        ("error_samples", int)):
+            try:
+                extra[k] = conv(r[k]) if r.get(k) not in (None, "") else None
+            except ValueError:
+                extra[k] = None
         out.append({"hour_utc": hour, "source": r["source"], "p50_ms": p50, "p95_ms": p95, "samples": samples,
-                    "breach_flag": flag in _TRUE, "method": r.get("method")})
+                    "breach_flag": flag in _TRUE, "method": r.get("method"), **extra})
     if no_samples:
         res.warnings.append(f"{ROLLUP_REL}: {no_samples} hour(s) with no successful sample skipped")
     df = typed_frame("latency_rollups", out)

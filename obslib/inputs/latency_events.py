@@ -1,83 +1,227 @@
-"""Latency samples recorded in the research repository: ``ops/signal_latency.csv``.
+"""The one reader of latency lines: event logs and the kit's own sample rows.
 
-Three row formats are accepted, told apart by the header:
-- event form ``timestamp_utc,latency_ms,status,detail,source`` (one row per sample);
-- the kit's sample form ``timestamp_utc,source,latency_ms,p95_latency_ms,status,...``;
-- legacy ``signal_id,ts_emit,ts_ack,status,detail`` (latency = ack - emit, source
-  ``legacy``).
-Each row becomes ``{timestamp (aware UTC), source, latency_ms, p95_ms, status}`` where
-``p95_ms`` is ``p95_latency_ms`` when present, else the row's own latency (ms), and
-``status`` is normalised to ok|error|no_data|breach.
+Formats, told apart by the header:
+
+- event form ``timestamp_utc,latency_ms,status[,detail][,source]``: one event per row;
+- legacy ``signal_id,ts_emit,ts_ack,status,detail``: event time ``ts_ack``, latency
+  ``ts_ack - ts_emit`` (ms), source ``legacy``;
+- the kit's sample form ``timestamp_utc,source,latency_ms,p95_latency_ms,status,...``: a
+  row is a window ``Part`` (with a ``sketch`` column: the window's distribution; without,
+  the old layout: one value, ``latency_ms``, in the window of ``timestamp_utc``).
+
+Rules, the same for every job (``obslib.latency.events`` reads incrementally with them,
+``read_latency_parts`` reads a whole file for the weekly payload):
+
+- a record is complete only when its newline has arrived; the bytes after the last
+  newline are never parsed (they wait for a later run);
+- a line longer than ``MAX_LINE_BYTES``, a line that is not UTF-8 or CSV, a row with the
+  wrong field count, an empty timestamp, a timestamp without a zone (unless
+  ``latency.naive_timestamps = "utc"``), a latency that is not a finite number >= 0, a
+  source name that is not an identifier: a bad row, reported as ``Problem`` with the file
+  and line, and skipped (the cursor moves past it).
 """
 
 from __future__ import annotations
 
+import csv
+import math
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from ..timeutil import parse_ts
+from ..latency.model import Event, Part, epoch, floor_to, parts_from_events
+from ..safepath import IDENTIFIER_RE
+from ..timeutil import UTC
 from . import Problem
-from .csvfile import read_csv, to_float
 
 LATENCY_REL = "ops/signal_latency.csv"
 ERROR_STATUSES = {"error", "failed", "failure", "timeout", "err"}
+MAX_LINE_BYTES = 64 * 1024
+EVENT_COLUMNS = {"timestamp_utc", "latency_ms", "status"}
+LEGACY_COLUMNS = {"signal_id", "ts_emit", "ts_ack", "status"}
+SAMPLE_COLUMNS = {"timestamp_utc", "source", "latency_ms", "p95_latency_ms", "status"}
 
 
 def normalise_status(raw: str | None) -> str:
-    """Map a source's status word to ok|error|no_data|breach."""
+    """Map a source's status word to ok|error|no_data|breach|insufficient."""
     s = (raw or "").strip().lower()
     if s in ERROR_STATUSES:
         return "error"
-    if s in ("no_data", "breach"):
+    if s in ("no_data", "breach", "insufficient"):
         return s
     return "ok"
 
 
-def parse_latency_row(row: dict, *, rel_path: str, line: int, problems: list[Problem]) -> dict | None:
-    """One CSV row (any of the three forms) as a sample dict, or None + a problem."""
+def detect_format(header: list[str]) -> str:
+    """``samples`` (the kit's rows), ``events`` or ``legacy``; ValueError otherwise."""
+    cols = {c.strip() for c in header}
+    if SAMPLE_COLUMNS <= cols:
+        return "samples"
+    if EVENT_COLUMNS <= cols:
+        return "events"
+    if LEGACY_COLUMNS <= cols:
+        return "legacy"
+    raise ValueError(f"unrecognised latency header {header!r} (expected timestamp_utc,latency_ms,status,... "
+                     "or signal_id,ts_emit,ts_ack,status,detail or the kit's sample columns)")
+
+
+def event_time(value: str | None, *, naive_utc: bool = False, column: str = "timestamp_utc") -> datetime:
+    """An event timestamp as aware UTC. Raises ValueError when empty, unparsable or (unless
+    ``naive_utc``) without a zone."""
+    s = (value or "").strip()
+    if not s:
+        raise ValueError(f"empty {column}")
+    iso = s[:-1] + "+00:00" if s.endswith(("Z", "z")) else s
     try:
-        if "ts_emit" in row and "ts_ack" in row:
-            emit, ack = parse_ts(row["ts_emit"] or ""), parse_ts(row["ts_ack"] or "")
+        ts = datetime.fromisoformat(iso)
+    except ValueError as exc:
+        raise ValueError(f"{column} {s[:40]!r} is not a timestamp") from exc
+    if ts.tzinfo is None:
+        if not naive_utc:
+            raise ValueError(f"{column} {s[:40]!r} has no time zone (write Z or an offset, or set "
+                             "latency.naive_timestamps = \"utc\")")
+        ts = ts.replace(tzinfo=UTC)
+    ts = ts.astimezone(UTC)
+    return ts
+
+
+def _latency(value: str | None, column: str) -> float | None:
+    s = (value or "").strip()
+    if not s:
+        return None
+    try:
+        v = float(s)
+    except ValueError as exc:
+        raise ValueError(f"{column} {s[:40]!r} is not a number") from exc
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{column} {s[:40]!r} is not a finite number >= 0")
+    return v
+
+
+def _source(value: str | None) -> str | None:
+    s = (value or "").strip()
+    if not s:
+        return None
+    if not IDENTIFIER_RE.fullmatch(s) or ".." in s:
+        raise ValueError(f"source {s[:40]!r} is not an identifier ([A-Za-z0-9._-], 1-128 characters)")
+    return s
+
+
+class LineParser:
+    """Parses the data lines of one file whose header line was ``header``."""
+
+    def __init__(self, header: list[str], *, rel_path: str, naive_utc: bool = False,
+                 slo_of: Callable[[str], float] | None = None, window_s: int = 900):
+        self.header = [h.strip() for h in header]
+        self.fmt = detect_format(self.header)
+        self.rel_path = rel_path
+        self.naive_utc = naive_utc
+        self.slo_of = slo_of or (lambda s: float("inf"))
+        self.window_s = window_s
+
+    def parse(self, raw: bytes, line: int, problems: list[Problem]) -> Event | Part | None:
+        """One complete line (without its newline): an ``Event``, a ``Part`` (sample form),
+        or None (blank line, or a bad row: a ``Problem`` is added)."""
+        if len(raw) > MAX_LINE_BYTES:
+            problems.append(Problem("malformed", self.rel_path, f"line of {len(raw)} bytes is longer than "
+                                                                f"{MAX_LINE_BYTES}", line))
+            return None
+        try:
+            text = raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError:
+            problems.append(Problem("malformed", self.rel_path, "not UTF-8", line))
+            return None
+        if not text.strip():
+            return None
+        try:
+            row = next(csv.reader([text]))
+        except (csv.Error, StopIteration) as exc:
+            problems.append(Problem("malformed", self.rel_path, f"not CSV: {exc}", line))
+            return None
+        if len(row) != len(self.header):
+            problems.append(Problem("malformed", self.rel_path,
+                                    f"{len(row)} fields, header has {len(self.header)}", line))
+            return None
+        d = dict(zip(self.header, row, strict=True))
+        try:
+            if self.fmt == "samples":
+                from ..latency.store import part_from_row
+
+                return part_from_row(d, naive_utc=self.naive_utc, slo_of=self.slo_of, window_s=self.window_s)
+            return self._event(d)
+        except ValueError as exc:
+            problems.append(Problem("malformed", self.rel_path, str(exc), line))
+            return None
+
+    def _event(self, d: dict[str, str]) -> Event:
+        error = normalise_status(d.get("status")) == "error"
+        if self.fmt == "legacy":
+            ack = event_time(d.get("ts_ack"), naive_utc=self.naive_utc, column="ts_ack")
+            emit_raw = (d.get("ts_emit") or "").strip()
+            if error and not emit_raw:
+                return Event(ack, None, True, _source(d.get("source")) or "legacy")
+            emit = event_time(emit_raw, naive_utc=self.naive_utc, column="ts_emit")
             lat = (ack - emit).total_seconds() * 1000.0
-            ts, source, p95 = ack, row.get("source") or "legacy", lat
             if lat < 0:
                 raise ValueError("ts_ack is before ts_emit")
-        else:
-            ts = parse_ts(row.get("timestamp_utc") or "")
-            source = row.get("source") or "unknown"
-            ok, lat = to_float(row, "latency_ms", rel_path=rel_path, line=line, problems=problems)
-            if not ok:  # the problem names the column and the value
-                return None
-            ok, p95 = to_float(row, "p95_latency_ms", rel_path=rel_path, line=line, problems=problems)
-            if not ok:
-                return None
-            p95 = lat if p95 is None else p95
-        for v in (lat, p95):
-            if v is not None and (v != v or v in (float("inf"), float("-inf")) or v < 0):
-                raise ValueError(f"latency {v!r} is not a finite non-negative number")
-    except (TypeError, ValueError) as exc:
-        problems.append(Problem("malformed", rel_path, str(exc), line))
-        return None
-    return {"timestamp": ts, "source": source, "latency_ms": lat, "p95_ms": p95,
-            "status": normalise_status(row.get("status"))}
+            return Event(ack, lat, error, _source(d.get("source")) or "legacy")
+        ts = event_time(d.get("timestamp_utc"), naive_utc=self.naive_utc)
+        lat = _latency(d.get("latency_ms"), "latency_ms")
+        if lat is None and not error:
+            raise ValueError("no latency_ms")
+        return Event(ts, lat, error, _source(d.get("source")))
 
 
-def read_latency_samples(data_root: Path, start: datetime, end: datetime,
-                         problems: list[Problem]) -> list[dict]:
-    """Samples with ``start <= timestamp < end``, sorted by (timestamp, source). A missing
-    file is an optional input: [] plus a ``missing`` problem."""
+def complete_lines(data: bytes) -> tuple[list[bytes], int]:
+    """(complete lines without newlines, bytes left after the last newline)."""
+    cut = data.rfind(b"\n") + 1
+    return data[:cut].split(b"\n")[:-1], len(data) - cut
+
+
+def read_latency_parts(data_root: Path, start: datetime, end: datetime, problems: list[Problem], *,
+                       slo_of: Callable[[str], float], window_s: int = 900, naive_utc: bool = False,
+                       counts: dict | None = None,
+                       name_of: Callable[[str | None], str | None] | None = None) -> list[Part]:
+    """Window parts of ``<data_root>/ops/signal_latency.csv`` (any form) whose window starts
+    in ``[start, end)``, sorted by (start, source). Events are grouped by event-time
+    window; sample rows are parts already. A missing file is an optional input: [] plus a
+    ``missing`` problem. ``counts`` (if given) receives ``lines``, ``bad_rows`` and
+    ``torn_bytes`` (an incomplete last line, not read). ``name_of`` maps a row's source
+    to the source name (None: not counted); default: the row's source."""
     path = Path(data_root) / LATENCY_REL
     if not path.exists():
         problems.append(Problem("missing", LATENCY_REL, "latency sample file not found"))
         return []
-    header, rows = read_csv(path, rel_path=LATENCY_REL, problems=problems)
-    if not ({"timestamp_utc", "latency_ms"} <= set(header) or {"ts_emit", "ts_ack"} <= set(header)):
-        problems.append(Problem("malformed", LATENCY_REL, f"unrecognised header {header}", 1))
+    data = path.read_bytes()
+    lines, torn = complete_lines(data)
+    if counts is not None:
+        counts.update(lines=max(0, len(lines) - 1), bad_rows=0, torn_bytes=torn)
+    if not lines:
         return []
-    out = []
-    for line, row in rows:
-        s = parse_latency_row(row, rel_path=LATENCY_REL, line=line, problems=problems)
-        if s and start <= s["timestamp"] < end:
-            out.append(s)
-    out.sort(key=lambda s: (s["timestamp"], s["source"]))
-    return out
+    try:
+        header = next(csv.reader([lines[0].decode("utf-8-sig")]))
+        parser = LineParser(header, rel_path=LATENCY_REL, naive_utc=naive_utc, slo_of=slo_of, window_s=window_s)
+    except (UnicodeDecodeError, ValueError, StopIteration, csv.Error) as exc:
+        problems.append(Problem("malformed", LATENCY_REL, f"unrecognised header: {exc}", 1))
+        return []
+    lo, hi = epoch(start), epoch(end)
+    events: list[Event] = []
+    parts: list[Part] = []
+    n_before = len(problems)
+    for i, raw in enumerate(lines[1:], start=2):
+        item = parser.parse(raw, i, problems)
+        if name_of is not None and item is not None:
+            name = name_of(item.source)
+            if name is None:
+                continue
+            item.source = name
+        if isinstance(item, Event):
+            if lo <= floor_to(epoch(item.ts), window_s) < hi:
+                events.append(item)
+        elif isinstance(item, Part) and lo <= item.start < hi:
+            parts.append(item)
+    if counts is not None:
+        counts["bad_rows"] = len(problems) - n_before
+    parts += parts_from_events(events, window_s=window_s, slo_of=slo_of)
+    parts.sort(key=lambda p: (p.start, p.source))
+    return parts

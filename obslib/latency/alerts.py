@@ -1,10 +1,13 @@
-"""Latency SLO alerts: payloads from streak notifications, the outbox and delivery.
+"""Latency SLO alerts: payloads from the rule decisions, the outbox and delivery.
 
-Payload (``schemas/latency_alert.schema.json``)::
+The boundary for alert routing: ``streaks.evaluate_source`` decides (streak, absent data,
+burn rate), ``build_payload`` turns a run's ``Decision`` list into the payload
+(``schemas/latency_alert.schema.json``)::
 
-    {schema_version, payload_id, generated_at, job_id, source_command, commit_sha,
-     alerts: [{id, severity (warning|critical|resolved), message, owner, next_action,
-               source, streak, last_breach_at, p95_ms, slo_ms, timestamp, streak_started_at}]}
+    {schema_version "2", payload_id, generated_at, job_id, source_command, commit_sha,
+     alerts: [{id "latency-<rule>:<source>" (stable), rule, severity (warning|critical|
+               resolved), previous_severity (ok|warning|critical), message, summary, reason,
+               owner, next_action (runbook#signal-latency), source, timestamp, details}]}
 
 A run's payload is committed with its raw rows (in the journal) as a file in
 ``ops/latency_alert_outbox/<YYYYMMDDTHHMMSSZ>-<payload_id>.json``. ``deliver_outbox`` then
@@ -28,9 +31,9 @@ from ..schemas import validate
 from ..storage import atomic_write_bytes, canonical_json_bytes, file_lock, read_json, sha256_bytes
 from ..timeutil import to_rfc3339
 from .paths import LatencyPaths
-from .streaks import Notification
+from .streaks import Decision
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SCHEMA_NAME = "latency_alert.schema.json"
 RUNBOOK_ANCHOR = "signal-latency"
 
@@ -56,32 +59,23 @@ def target_from_env(env: dict[str, str]) -> AlertTarget:
     return AlertTarget(url, tuple(secrets))
 
 
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.0f} ms"
+def alert_from_decision(d: Decision, *, owner: str, next_action: str) -> dict:
+    """One alert dict from a rule decision (``streaks.Decision``): the stable ``id``
+    (``latency-<rule>:<source>``), ``rule``, ``severity``, ``previous_severity``, ``reason``,
+    ``summary``, ``source``, ``timestamp``, ``details``; ``message`` = summary + reason."""
+    return {"id": d.id, "rule": d.rule, "severity": d.severity, "previous_severity": d.previous_severity,
+            "message": f"{d.summary}: {d.reason}", "summary": d.summary, "reason": d.reason, "owner": owner,
+            "next_action": next_action, "source": d.source, "timestamp": d.timestamp, "details": d.details}
 
 
-def alert_from_notification(n: Notification, *, owner: str, next_action: str, slo_ms: float) -> dict:
-    """One alert dict. ``id`` is deterministic: ``lat-`` + 16 hex of sha256 over
-    (source, severity, streak start, timestamp)."""
-    aid = "lat-" + sha256_bytes(f"{n.source}|{n.severity}|{n.streak_started_at}|{n.timestamp}".encode())[:16]
-    if n.severity == "resolved":
-        msg = (f"{n.source}: latency back within SLO (p95 {_fmt(n.p95_ms)} <= {slo_ms:.0f} ms) "
-               f"after a streak of {n.streak} breaching/error sample(s)")
-    else:
-        msg = (f"{n.source}: {n.severity}: {n.streak} consecutive breaching/error sample(s), "
-               f"latest p95 {_fmt(n.p95_ms)} vs SLO {slo_ms:.0f} ms")
-    return {"id": aid, "severity": n.severity, "message": msg, "owner": owner, "next_action": next_action,
-            "source": n.source, "streak": n.streak, "last_breach_at": n.last_breach_at, "p95_ms": n.p95_ms,
-            "slo_ms": slo_ms, "timestamp": n.timestamp, "streak_started_at": n.streak_started_at}
-
-
-def build_payload(notes: list[Notification], *, now: datetime, job_id: str, owner: str, runbook: str,
-                  slo_ms: float, source_command: str, commit_sha: str | None) -> dict:
-    """The validated alert payload for a run's notifications (raises ``ValidationError``)."""
+def build_payload(decisions: list[Decision], *, now: datetime, job_id: str, owner: str, runbook: str,
+                  source_command: str, commit_sha: str | None) -> dict:
+    """The validated alert payload for a run's decisions (raises ``ValidationError``).
+    ``payload_id`` hashes the alerts, so the same decisions give the same webhook-id."""
     next_action = f"{runbook}#{RUNBOOK_ANCHOR}"
-    alerts = [alert_from_notification(n, owner=owner, next_action=next_action, slo_ms=slo_ms) for n in notes]
+    alerts = [alert_from_decision(d, owner=owner, next_action=next_action) for d in decisions]
     payload = {"schema_version": SCHEMA_VERSION,
-               "payload_id": "latency-" + sha256_bytes(canonical_json_bytes([a["id"] for a in alerts]))[:16],
+               "payload_id": "latency-" + sha256_bytes(canonical_json_bytes(alerts))[:16],
                "generated_at": to_rfc3339(now), "job_id": job_id, "source_command": source_command,
                "commit_sha": commit_sha, "alerts": alerts}
     validate(payload, SCHEMA_NAME, "latency alert payload")

@@ -152,9 +152,52 @@ def finish_rotation(paths: LatencyPaths) -> Rotation | None:
 
 
 def read_archive_bytes(paths: LatencyPaths, entry: dict) -> bytes:
-    """The uncompressed bytes of an archive (exactly the live file it came from)."""
+    """The uncompressed bytes of an archive (exactly the live file it came from). Raises
+    ``OSError``/``EOFError``/``zlib.error`` when it does not decompress."""
     with gzip.open(paths.archive_dir / entry["path"], "rb") as fh:
         return fh.read()
+
+
+class DamagedArchive(Exception):
+    """An archive that fails its sha256 or does not decompress (``reason`` says which)."""
+
+
+def load_archive(paths: LatencyPaths, entry: dict) -> bytes:
+    """An archive's bytes after checking the manifest's sha256 (when recorded) and that it
+    decompresses. Raises ``DamagedArchive`` naming the file and the reason."""
+    import zlib
+
+    path = paths.archive_dir / entry["path"]
+    try:
+        if entry.get("sha256") and sha256_file(path) != entry["sha256"]:
+            raise DamagedArchive(f"{paths.rel(path)}: sha256 differs from the manifest")
+        return read_archive_bytes(paths, entry)
+    except FileNotFoundError as exc:
+        raise DamagedArchive(f"{paths.rel(path)}: missing") from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DamagedArchive(f"{paths.rel(path)}: does not decompress ({exc.__class__.__name__}: "
+                             f"{str(exc)[:80]})") from exc
+
+
+def quarantine_archive(paths: LatencyPaths, entry: dict, reason: str) -> str:
+    """Move a damaged archive to ``ops/signal_latency_archive/quarantine/`` (kept for a
+    person to look at), drop its manifest entry, and return a message naming both. Caller
+    holds the latency lock."""
+    src = paths.archive_dir / entry["path"]
+    qdir = paths.archive_dir / "quarantine"
+    qdir.mkdir(parents=True, exist_ok=True)
+    dst = qdir / src.name
+    n = 1
+    while dst.exists():
+        n += 1
+        dst = qdir / f"{src.stem}-{n}{src.suffix}"
+    if src.exists():
+        os.replace(src, dst)
+        fsync_dir(qdir)
+    manifest = read_manifest(paths)
+    manifest["entries"] = [e for e in manifest["entries"] if e["path"] != entry["path"]]
+    _write_manifest(paths, manifest)
+    return f"{reason}; moved to {paths.rel(dst)}"
 
 
 @dataclass

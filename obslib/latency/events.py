@@ -1,22 +1,22 @@
 """Incremental reader of a signal event log (an ``event_log`` latency source).
 
-Formats, told apart by the header (row parsing is shared with
-``obslib.inputs.latency_events``):
+Rows are parsed by ``obslib.inputs.latency_events.LineParser`` (event form, legacy form,
+the kit's sample rows; bad rows are reported with file:line and skipped). The reader
+resumes from a persisted ``Cursor`` (byte offset, the file's device/inode, sha256
+fingerprints of the first and last 4 KB before the offset, the size last seen):
 
-- ``timestamp_utc,latency_ms,status,detail,source`` (latency in ms);
-- legacy ``signal_id,ts_emit,ts_ack,status,detail``: the event time is ``ts_ack`` and
-  latency = ``ts_ack - ts_emit`` in ms.
-
-The reader resumes from a persisted ``Cursor`` (byte offset plus the file's device/inode
-and sha256 fingerprints of the first and last 4 KB before the offset):
-
-- only complete lines are consumed; a torn last line (no trailing newline) is left for
-  the next run;
-- a file that was truncated, shrunk or replaced (other inode, or other bytes before the
-  offset) is re-read from its first data line, skipping events at or before the
-  high-water mark (the newest event time already consumed), so no event is counted twice;
-- a file replaced by a copy that keeps the consumed bytes unchanged (an atomic rewrite
-  that only appended) continues at the offset.
+- only complete lines are consumed; a torn last line (no trailing newline) waits;
+- **rename-rotation** (the path now names another inode): the old file is looked up by
+  inode in the same folder; when found (and its head fingerprint matches) its remaining
+  complete lines are read first, then the new file from its first data line. When it
+  cannot be found, the bytes known to be lost (size last seen - offset) are reported and
+  the new file is treated as a replacement (below);
+- a file truncated, shrunk or replaced in place is re-read from its first data line,
+  skipping events at or before the high-water mark (the newest event time consumed);
+  a replacement that kept the consumed bytes continues at the offset;
+- with ``now``: an event later than ``now + max_future_skew_s`` is a bad row (counted,
+  never the high-water mark); an event in ``(now, now + skew]`` stops the read there: it
+  and every line after it wait for a later run (``held_rows``).
 """
 
 from __future__ import annotations
@@ -24,19 +24,18 @@ from __future__ import annotations
 import csv
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
 from ..inputs import Problem
-from ..inputs.latency_events import normalise_status, parse_latency_row
+from ..inputs.latency_events import LineParser, complete_lines, detect_format  # noqa: F401 (re-export)
 from ..storage import sha256_bytes
 from ..timeutil import parse_ts, to_rfc3339
+from .model import Event, Part
 
 FINGERPRINT_BYTES = 4096
-MODERN_COLUMNS = {"timestamp_utc", "latency_ms", "status"}
-LEGACY_COLUMNS = {"signal_id", "ts_emit", "ts_ack", "status"}
 
 
 @dataclass
@@ -52,6 +51,7 @@ class Cursor:
     tail_len: int
     tail_sha: str
     hwm_ts: str | None = None
+    seen_size: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,18 +67,13 @@ class Cursor:
 
 
 @dataclass
-class Event:
-    """One event: aware UTC time, latency in ms (None for an error without a latency)."""
-
-    ts: datetime
-    latency_ms: float | None
-    error: bool
-    source: str | None = None  # the row's ``source`` column, when the log has one
-
-
-@dataclass
 class ReadResult:
-    """New events since the cursor, the cursor to persist, and what was noticed."""
+    """New events since the cursor, the cursor to persist, and what was noticed:
+    ``problems`` bad rows (file:line, reason; consumed), ``torn_bytes`` an incomplete last
+    line (waits), ``held_rows`` lines held back from an event after ``now`` (within the
+    skew), ``future_rows`` events more than the skew after ``now`` (bad rows, also in
+    ``problems``), ``rotated_from`` the old file finished after a rename-rotation,
+    ``lost_bytes`` bytes of a rotated-away file that could not be found (a lower bound)."""
 
     events: list[Event]
     cursor: Cursor
@@ -88,38 +83,11 @@ class ReadResult:
     continued_after_replace: bool = False
     torn_bytes: int = 0
     replay_skipped: int = 0
-
-
-def detect_format(header: list[str]) -> str:
-    """``modern`` or ``legacy`` from a header row; raises ValueError otherwise."""
-    cols = {c.strip() for c in header}
-    if MODERN_COLUMNS <= cols:
-        return "modern"
-    if LEGACY_COLUMNS <= cols:
-        return "legacy"
-    raise ValueError(f"unrecognised event-log header {header!r} (expected timestamp_utc,latency_ms,status,... "
-                     "or signal_id,ts_emit,ts_ack,status,detail)")
-
-
-def parse_event(row: dict[str, str], *, rel_path: str, line: int, problems: list[Problem]) -> Event | None:
-    """One CSV row (as a dict) as an ``Event``; a bad row adds a ``Problem`` and gives None.
-    An error-status row may have an empty latency."""
-    status = normalise_status(row.get("status"))
-    lat_raw = (row.get("latency_ms") or "").strip() if "latency_ms" in row else None
-    if status == "error" and (lat_raw == "" or (lat_raw is None and not (row.get("ts_ack") or "").strip())):
-        key = "timestamp_utc" if "timestamp_utc" in row else "ts_emit"
-        try:
-            return Event(parse_ts(row.get(key) or ""), None, True, row.get("source") or None)
-        except ValueError as exc:
-            problems.append(Problem("malformed", rel_path, str(exc), line))
-            return None
-    s = parse_latency_row(row, rel_path=rel_path, line=line, problems=problems)
-    if s is None:
-        return None
-    if s["latency_ms"] is None:
-        problems.append(Problem("malformed", rel_path, "no latency_ms", line))
-        return None
-    return Event(s["timestamp"], float(s["latency_ms"]), s["status"] == "error", row.get("source") or None)
+    held_rows: int = 0
+    future_rows: int = 0
+    rotated_from: str | None = None
+    lost_bytes: int = 0
+    parts: list[Part] = field(default_factory=list)
 
 
 def _sha_range(fh, start: int, length: int) -> str:
@@ -142,13 +110,91 @@ def _resume_point(fh, st: os.stat_result, cursor: Cursor | None, header_end: int
     return header_end, True, False
 
 
-def read_new_events(path: str | os.PathLike, cursor: Cursor | None, *, rel_path: str | None = None) -> ReadResult:
-    """Read the complete event lines appended to ``path`` since ``cursor``.
+def find_rotated(path: Path, cursor: Cursor) -> Path | None:
+    """The file in ``path``'s folder that is the cursor's inode (and still starts with the
+    bytes the cursor saw), or None."""
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return None
+    for e in sorted(entries, key=lambda e: e.name):
+        try:
+            st = e.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) != (cursor.dev, cursor.inode) or Path(e.path) == path:
+            continue
+        try:
+            with open(e.path, "rb") as fh:
+                if _sha_range(fh, 0, cursor.head_len) == cursor.head_sha:
+                    return Path(e.path)
+        except OSError:
+            continue
+    return None
 
-    Returns every new parsed event (no time filtering), the new cursor (offset after the
-    last complete line) and the problems found (bad rows: file, line, reason; they are
-    consumed and counted, not retried). Raises ``InputError`` when the file is missing,
-    unreadable or has an unrecognised header.
+
+class _Scan:
+    """Parses complete lines into events/parts with the future guard and counts."""
+
+    def __init__(self, parser: LineParser, rel: str, now: datetime | None, skew_s: float):
+        self.parser, self.rel = parser, rel
+        self.now = now
+        self.limit = now + timedelta(seconds=skew_s) if now is not None else None
+        self.events: list[Event] = []
+        self.parts: list[Part] = []
+        self.problems: list[Problem] = []
+        self.held = 0
+        self.future = 0
+
+    def run(self, data: bytes, line0: int, hwm: datetime | None = None) -> tuple[int, int, int]:
+        """Scan complete lines of ``data``. Returns (bytes consumed, lines consumed, replay
+        skipped). Stops before a held line."""
+        lines, _ = complete_lines(data)
+        used = 0
+        skipped = 0
+        for i, raw in enumerate(lines):
+            item = self.parser.parse(raw, line0 + i + 1, self.problems)
+            ts = item.ts if isinstance(item, Event) else None
+            if ts is not None and self.limit is not None and ts > self.now:
+                if ts > self.limit:
+                    self.future += 1
+                    self.problems.append(Problem("malformed", self.rel, f"event time {to_rfc3339(ts)} is more "
+                                                 f"than the allowed skew after now ({to_rfc3339(self.now)})",
+                                                 line0 + i + 1))
+                else:
+                    self.held = len(lines) - i
+                    return used, i, skipped
+            elif isinstance(item, Event):
+                if hwm is not None and item.ts <= hwm:
+                    skipped += 1
+                else:
+                    self.events.append(item)
+            elif isinstance(item, Part):
+                self.parts.append(item)
+            used += len(raw) + 1
+        return used, len(lines), skipped
+
+
+def _open_header(fh, rel_path: str) -> tuple[list[str] | None, int]:
+    header_line = fh.readline()
+    if not header_line.endswith(b"\n"):
+        return None, len(header_line)
+    try:
+        header = next(csv.reader([header_line.decode("utf-8-sig")]))
+        detect_format(header)
+    except (UnicodeDecodeError, ValueError, StopIteration, csv.Error) as exc:
+        raise InputError(rel_path, str(exc), line=1) from exc
+    return header, len(header_line)
+
+
+def read_new_events(path: str | os.PathLike, cursor: Cursor | None, *, rel_path: str | None = None,
+                    now: datetime | None = None, max_future_skew_s: float = 300.0, naive_utc: bool = False,
+                    slo_of=None, window_s: int = 900) -> ReadResult:
+    """Read the complete lines appended to ``path`` since ``cursor`` (see the module doc).
+
+    Returns the new events (no time filtering besides the future guard), the new cursor,
+    and every count. Raises ``InputError`` when the file is missing, unreadable or has an
+    unrecognised header.
     """
     p = Path(path)
     rel_path = rel_path or p.name
@@ -158,55 +204,84 @@ def read_new_events(path: str | os.PathLike, cursor: Cursor | None, *, rel_path:
         raise InputError(rel_path, "event log not found") from exc
     except OSError as exc:
         raise InputError(rel_path, f"cannot read event log: {exc.__class__.__name__}") from exc
+    rotated_from, lost, pre = None, 0, None
     with fh:
         st = os.fstat(fh.fileno())
-        header_line = fh.readline()
-        if not header_line.endswith(b"\n"):  # empty file or a torn header: nothing yet
+        if cursor is not None and (st.st_dev, st.st_ino) != (cursor.dev, cursor.inode):
+            old = find_rotated(p, cursor)
+            if old is not None:
+                pre = _finish_old(old, cursor, rel_path, now, max_future_skew_s, naive_utc, slo_of, window_s)
+                if pre is not None and pre.held_rows:
+                    return pre  # the old file still holds events after now: finish it first
+                rotated_from = old.name
+                cursor = None
+            else:
+                lost = max(0, cursor.seen_size - cursor.offset)
+        header, header_end = _open_header(fh, rel_path)
+        if header is None:  # empty file or a torn header: nothing yet
             empty = Cursor(st.st_dev, st.st_ino, 0, 0, 0, sha256_bytes(b""), 0, sha256_bytes(b""),
-                           cursor.hwm_ts if cursor else None)
-            return ReadResult([], empty, "unknown", torn_bytes=len(header_line))
-        header_end = len(header_line)
-        try:
-            header = next(csv.reader([header_line.decode("utf-8-sig")]))
-            fmt = detect_format(header)
-        except (UnicodeDecodeError, ValueError, StopIteration) as exc:
-            raise InputError(rel_path, str(exc), line=1) from exc
-        header = [h.strip() for h in header]
+                           (pre.cursor.hwm_ts if pre else (cursor.hwm_ts if cursor else None)), st.st_size)
+            res = ReadResult([], empty, "unknown", torn_bytes=header_end)
+            return _combine(pre, res, rotated_from, lost)
+        parser = LineParser(header, rel_path=rel_path, naive_utc=naive_utc, slo_of=slo_of, window_s=window_s)
         start, replaced, continued = _resume_point(fh, st, cursor, header_end)
+        if rotated_from is not None:
+            replaced = False
         fh.seek(start)
         data = fh.read(max(0, st.st_size - start))
-        cut = data.rfind(b"\n") + 1
-        new_offset = start + cut
         line0 = 1 if start == header_end else (cursor.lines if cursor else 1)
-        problems: list[Problem] = []
-        events: list[Event] = []
         hwm = parse_ts(cursor.hwm_ts) if cursor and cursor.hwm_ts else None
-        replay_skipped = 0
-        for i, raw in enumerate(data[:cut].splitlines()):
-            line = line0 + i + 1
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                problems.append(Problem("malformed", rel_path, "not UTF-8", line))
-                continue
-            if not text.strip():
-                continue
-            row = next(csv.reader([text]))
-            if len(row) != len(header):
-                problems.append(Problem("malformed", rel_path,
-                                        f"{len(row)} fields, header has {len(header)}", line))
-                continue
-            ev = parse_event(dict(zip(header, row, strict=True)), rel_path=rel_path, line=line, problems=problems)
-            if ev is None:
-                continue
-            if replaced and not continued and hwm is not None and ev.ts <= hwm:
-                replay_skipped += 1
-                continue
-            events.append(ev)
-        new_hwm = max([e.ts for e in events] + ([hwm] if hwm else []), default=None)
-        fp_len = min(new_offset, FINGERPRINT_BYTES)  # head and tail fingerprints
-        new_cursor = Cursor(st.st_dev, st.st_ino, new_offset, line0 + data[:cut].count(b"\n"),
-                            fp_len, _sha_range(fh, 0, fp_len),
+        scan = _Scan(parser, rel_path, now, max_future_skew_s)
+        used, nlines, skipped = scan.run(data, line0, hwm if (replaced and not continued) else None)
+        new_offset = start + used
+        base_hwm = hwm or (parse_ts(pre.cursor.hwm_ts) if pre and pre.cursor.hwm_ts else None)
+        new_hwm = max([e.ts for e in scan.events] + ([base_hwm] if base_hwm else []), default=None)
+        fp_len = min(new_offset, FINGERPRINT_BYTES)
+        new_cursor = Cursor(st.st_dev, st.st_ino, new_offset, line0 + nlines, fp_len, _sha_range(fh, 0, fp_len),
                             fp_len, _sha_range(fh, new_offset - fp_len, fp_len),
-                            to_rfc3339(new_hwm) if new_hwm else None)
-    return ReadResult(events, new_cursor, fmt, problems, replaced, continued, len(data) - cut, replay_skipped)
+                            to_rfc3339(new_hwm) if new_hwm else None, st.st_size)
+    _, torn = complete_lines(data)
+    res = ReadResult(scan.events, new_cursor, parser.fmt, scan.problems, replaced, continued, torn, skipped,
+                     scan.held, scan.future, parts=scan.parts)
+    return _combine(pre, res, rotated_from, lost)
+
+
+def _finish_old(old: Path, cursor: Cursor, rel_path: str, now, skew, naive_utc, slo_of,
+                window_s) -> ReadResult | None:
+    """The rest of a rotated-away file after the cursor (a final line without newline is a
+    bad row: the writer has moved on). The result's cursor still points at that file."""
+    with open(old, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        header, header_end = _open_header(fh, f"{rel_path} (rotated: {old.name})")
+        if header is None:
+            return None
+        parser = LineParser(header, rel_path=f"{rel_path} (rotated: {old.name})", naive_utc=naive_utc,
+                            slo_of=slo_of, window_s=window_s)
+        start = max(cursor.offset, header_end)
+        fh.seek(start)
+        data = fh.read(max(0, st.st_size - start))
+        scan = _Scan(parser, parser.rel_path, now, skew)
+        used, nlines, _ = scan.run(data, cursor.lines if cursor.offset >= header_end else 1)
+        _, torn = complete_lines(data)
+        if torn and not scan.held:
+            scan.problems.append(Problem("malformed", parser.rel_path, f"incomplete last line ({torn} bytes) in "
+                                         "a rotated file", cursor.lines + nlines + 1))
+        new_offset = start + used
+        hwm = max([e.ts for e in scan.events] + ([parse_ts(cursor.hwm_ts)] if cursor.hwm_ts else []), default=None)
+        fp_len = min(new_offset, FINGERPRINT_BYTES)
+        cur = Cursor(st.st_dev, st.st_ino, new_offset, cursor.lines + nlines, fp_len, _sha_range(fh, 0, fp_len),
+                     fp_len, _sha_range(fh, new_offset - fp_len, fp_len), to_rfc3339(hwm) if hwm else None,
+                     st.st_size)
+    return ReadResult(scan.events, cur, parser.fmt, scan.problems, held_rows=scan.held, future_rows=scan.future,
+                      rotated_from=old.name, parts=scan.parts)
+
+
+def _combine(pre: ReadResult | None, res: ReadResult, rotated_from: str | None, lost: int) -> ReadResult:
+    res.rotated_from = rotated_from
+    res.lost_bytes = lost
+    if pre is not None:
+        res.events = pre.events + res.events
+        res.parts = pre.parts + res.parts
+        res.problems = pre.problems + res.problems
+        res.future_rows += pre.future_rows
+    return res

@@ -21,16 +21,20 @@ from ..config import Config
 from ..errors import LockTimeout
 from ..heartbeat import write_heartbeat
 from ..storage import file_lock
-from ..timeutil import parse_ts, to_rfc3339
+from ..timeutil import UTC, parse_ts, to_rfc3339
 from ._faults import checkpoint
 from .alerts import AlertTarget, build_payload, deliver_outbox, outbox_name
 from .archive import apply_raw_retention, finish_rotation, maybe_rotate
 from .events import Cursor
+from .model import Event, Part, Stats, epoch, floor_to, parts_from_events, query, window_status
 from .paths import ROLLUP_JOB, SAMPLE_JOB, LatencyPaths
 from .rollup import mark_rolled_up, rollup_is_current, update_rollups
+from .sketch import Sketch
 from .sources import SourceSample, sample_source
-from .store import STATE_SCHEMA_VERSION, apply_journal, file_size, format_row, read_json_or, write_journal
-from .streaks import StreakState, step
+from .store import STATE_SCHEMA_VERSION, apply_journal, file_size, format_part, read_json_or, write_journal
+from .streaks import Decision, StreakState, WindowFacts, evaluate_source
+
+LOOKBACK_WINDOWS = 24  # at most 6 h (at 15-minute windows) of closed windows evaluated per run
 
 
 def recover(paths: LatencyPaths) -> dict[str, Any]:
@@ -45,85 +49,195 @@ def _skipped(exc: LockTimeout, waited_ms: float, extra: dict) -> dict:
             **extra, "_runlog_extra": {"lock_wait_ms": round(waited_ms, 1), "skipped": True}}
 
 
-def _sample_summary(s: SourceSample) -> dict:
-    return {"kind": s.kind, "status": s.status, "latency_ms": s.latency_ms, "p95_ms": s.p95_ms,
-            "samples": s.samples, "detail": s.detail, "stale_events": s.stale_events, "bad_lines": len(s.problems)}
+BAD_ROW_MESSAGES_PER_FILE = 20
+COUNT_KEYS = ("events_read", "bad_rows", "future_rows", "held_rows", "torn_bytes", "replay_skipped", "lost_bytes")
+
+
+def capped_problem_messages(problems: list, per_file: int = BAD_ROW_MESSAGES_PER_FILE) -> list[str]:
+    """At most ``per_file`` ``bad input row`` messages per file plus one ``and K more`` line."""
+    by_file: dict[str, list] = {}
+    for p in problems:
+        by_file.setdefault(p.path, []).append(p)
+    out = []
+    for path, ps in by_file.items():
+        out += [f"bad input row: {p}" for p in ps[:per_file]]
+        if len(ps) > per_file:
+            out.append(f"bad input rows: {path}: and {len(ps) - per_file} more")
+    return out
+
+
+def _window_s(minutes: float) -> int:
+    return int(round(float(minutes) * 60))
+
+
+def _recent_parts(doc: dict) -> list[Part]:
+    return [Part(src, int(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4]), Sketch.from_text(r[5]))
+            for src, rows in doc.items() for r in rows]
+
+
+def _recent_doc(parts: list[Part]) -> dict:
+    out: dict[str, list] = {}
+    for p in sorted(parts, key=lambda p: (p.source, p.start)):
+        out.setdefault(p.source, []).append([p.start, p.span_s, p.events, p.bad, p.errors, p.sketch.to_text()])
+    return out
+
+
+def _stats_summary(st: Stats | None) -> dict:
+    if st is None:
+        return {"samples": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None, "bad_events": 0,
+                "error_samples": 0, "method": None}
+    return {"samples": st.samples, "p50_ms": st.p50, "p95_ms": st.p95, "p99_ms": st.p99, "max_ms": st.max,
+            "bad_events": st.bad_events, "error_samples": st.error_samples, "method": st.method}
+
+
+def evaluate_windows(cfg: Config, rules: dict, recent: list[Part], window_of: dict[str, int], now: datetime,
+                     new_starts: dict[str, int]) -> tuple[dict, dict, list[Decision], list[Part]]:
+    """Run the alert rules over each source's closed windows not evaluated yet (at most
+    ``LOOKBACK_WINDOWS`` back; a source seen for the first time starts at its first new
+    window). Window stats come from ``model.query`` over the recent parts. Returns (rules
+    state, latest window per source, decisions, the recent parts still needed)."""
+    lat = cfg.latency
+    now_s = epoch(now)
+    decisions: list[Decision] = []
+    latest: dict[str, dict] = {}
+    keep: list[Part] = []
+    by_src: dict[str, list[Part]] = {}
+    for p in recent:
+        by_src.setdefault(p.source, []).append(p)
+    for src in sorted(set(rules) | set(by_src)):
+        w = window_of.get(src, _window_s(lat.window_minutes))
+        doc = dict(rules.get(src) or {})
+        closed_end = floor_to(now_s, w)
+        until = doc.get("evaluated_until")
+        if until is None:
+            until = min(new_starts.get(src, closed_end), closed_end)
+        until = max(int(until), closed_end - LOOKBACK_WINDOWS * w)
+        starts = list(range(until, closed_end, w))
+        slo_ms, target = lat.slo_for(src)
+        stats = query(by_src.get(src, []), by="window", slo_of=lat.slo_of, start=until, end=closed_end)
+        facts = []
+        for ws in starts:
+            st = stats.get((ws, src))
+            facts.append(WindowFacts(_iso(ws), _iso(ws + w), st.samples if st else 0, st.bad_events if st else 0,
+                                     st.error_samples if st else 0, st.p95 if st else None,
+                                     window_status(st, min_events=lat.min_events)))
+        nwin = w and 3600 // w or 4
+        doc, dec = evaluate_source(src, doc, facts, slo_ms=slo_ms, slo_target=target,
+                                   absent_warning=lat.absent_warning_windows,
+                                   absent_critical=lat.absent_critical_windows, burn_page=lat.burn_page,
+                                   burn_warn=lat.burn_warn, burn_windows=(1, nwin, 6 * nwin))
+        decisions += dec
+        if starts:
+            doc["evaluated_until"] = closed_end
+            last = starts[-1]
+            st = stats.get((last, src))
+            doc["latest"] = {"window_start": _iso(last), "window_end": _iso(last + w),
+                             "status": window_status(st, min_events=lat.min_events), **_stats_summary(st)}
+        rules[src] = doc
+        if doc.get("latest"):
+            latest[src] = doc["latest"]
+        lo = int(doc.get("evaluated_until", until)) - w  # the last evaluated window stays for status
+        keep += [p for p in by_src.get(src, []) if p.start >= lo]
+    return rules, latest, decisions, keep
+
+
+def _iso(epoch_s: int) -> str:
+    return to_rfc3339(datetime.fromtimestamp(epoch_s, UTC))
 
 
 def _sample_locked(cfg: Config, paths: LatencyPaths, ctx: Any, now: datetime, data_root: Path,
                    http_get: Callable | None, source_command: str, commit_sha: str | None) -> dict:
-    slo = cfg.latency.slo_ms
+    lat = cfg.latency
     recovered = recover(paths)
     checkpoint("recovered")
     offsets = (read_json_or(paths.offsets, {}) or {}).get("sources", {})
     state_doc = read_json_or(paths.state, {}) or {}
-    states = {k: StreakState.from_dict(v) for k, v in state_doc.get("sources", {}).items()}
-    latest = dict(state_doc.get("latest", {}))
-    ts = to_rfc3339(now.replace(microsecond=0))  # the raw file's timestamps are whole seconds
-    newest = max((st.last_sample_at for st in states.values() if st.last_sample_at), default=None)
+    if str(state_doc.get("schema_version")) != STATE_SCHEMA_VERSION:  # older state: keep the streaks
+        state_doc = {"rules": {k: {"streak": v} for k, v in (state_doc.get("sources") or {}).items()}}
+    ts = to_rfc3339(now.replace(microsecond=0))
+    newest = state_doc.get("updated_at")
     if newest is not None and parse_ts(newest) > parse_ts(ts):
-        # rows stay in time order: a run whose time is older than a sample already written
-        # (a pretend --now in the past, a clock stepped back) adds nothing
+        # a run whose time is older than the last run's (a pretend --now in the past, a
+        # clock stepped back) reads and writes nothing: its "now" would hold or reject events
         return {"status": "skipped", "skipped": True, "samples_written": 0, "rollups_written": 0,
                 "breach_count": 0, "next_rotation_bytes": None, "recovered": recovered,
-                "reason": f"a sample at {newest} already exists (this run's time is {ts})"}
+                "reason": f"a run at {newest} already happened (this run's time is {ts})"}
     samples: list[SourceSample] = []
     new_offsets = dict(offsets)
+    window_of: dict[str, int] = {}
+    naive_utc = lat.naive_timestamps == "utc"
     for src in cfg.latency_sources(data_root):
         cursor = None
+        wsec = _window_s(src.window_minutes)
         if src.kind == "event_log":
             src_path = str(Path(src.path).resolve())
             o = offsets.get(src.name) or {}
             cursor = Cursor.from_dict(o.get("cursor")) if o.get("path") == src_path else None
-        s = sample_source(src, now=now, slo_ms=slo, cursor=cursor, http_get=http_get,
-                          rel_path=_rel(src.path, data_root))
+        s = sample_source(src, now=now, slo_of=lat.slo_of, window_s=wsec, cursor=cursor, http_get=http_get,
+                          rel_path=_rel(src.path, data_root), max_future_skew_s=lat.max_future_skew_s,
+                          naive_utc=naive_utc)
+        if s.status == "error":  # an unreadable source is an error event now (streak: critical)
+            s.parts = parts_from_events([Event(now, None, True, src.name)], window_s=wsec, slo_of=lat.slo_of)
         samples.append(s)
+        for p in s.parts:
+            window_of[p.source] = wsec
+        window_of.setdefault(src.name, wsec)
         if src.kind == "event_log" and s.cursor is not None:
             new_offsets[src.name] = {"path": src_path, "cursor": s.cursor.to_dict()}
-    rows = "".join(format_row(ts, s.source, s.latency_ms, s.p95_ms, s.status, s.samples, ctx.job_id)
-                   for s in samples)
-    notes = []
-    for s in samples:
-        st, note = step(states.get(s.source, StreakState()), source=s.source, timestamp=ts, p95_ms=s.p95_ms,
-                        status=s.status, slo_ms=slo)
-        states[s.source] = st
-        latest[s.source] = {"timestamp": ts, "status": s.status, "latency_ms": s.latency_ms, "p95_ms": s.p95_ms,
-                            "samples": s.samples}
-        if note is not None:
-            notes.append(note)
-    payload = build_payload(notes, now=now, job_id=ctx.job_id, owner=cfg.owner, runbook=cfg.runbook, slo_ms=slo,
-                            source_command=source_command, commit_sha=commit_sha) if notes else None
-    state = {"schema_version": STATE_SCHEMA_VERSION, "updated_at": ts, "job_id": ctx.job_id, "slo_ms": slo,
-             "sources": {k: v.to_dict() for k, v in sorted(states.items())}, "latest": dict(sorted(latest.items()))}
+    parts = sorted((p for s in samples for p in s.parts), key=lambda p: (p.start, p.source))
+    rows = "".join(format_part(p, slo_ms=lat.slo_of(p.source), job_id=ctx.job_id, sampled_at=ts) for p in parts)
+    new_starts: dict[str, int] = {}
+    for p in parts:
+        new_starts[p.source] = min(new_starts.get(p.source, p.start), p.start)
+    recent = _recent_parts(state_doc.get("recent") or {}) + parts
+    rules, latest, decisions, keep = evaluate_windows(cfg, dict(state_doc.get("rules") or {}), recent, window_of,
+                                                      now, new_starts)
+    payload = build_payload(decisions, now=now, job_id=ctx.job_id, owner=cfg.owner, runbook=cfg.runbook,
+                            source_command=source_command, commit_sha=commit_sha) if decisions else None
+    state = {"schema_version": STATE_SCHEMA_VERSION, "updated_at": ts, "job_id": ctx.job_id, "slo_ms": lat.slo_ms,
+             "rules": dict(sorted(rules.items())), "recent": _recent_doc(keep)}
     write_journal(paths, job_id=ctx.job_id, append=rows,
                   offsets={"schema_version": STATE_SCHEMA_VERSION, "sources": new_offsets}, state=state,
                   outbox_name=outbox_name(payload) if payload else None, outbox_payload=payload)
     checkpoint("journal_written")
     apply_journal(paths)
-    rollup = update_rollups(paths, now=now, slo_ms=slo, raw_retention_days=cfg.latency.raw_retention_days,
-                            rollup_retention_days=cfg.latency.rollup_retention_days)
+    rollup = update_rollups(paths, now=now, slo_of=lat.slo_of, raw_retention_days=lat.raw_retention_days,
+                            rollup_retention_days=lat.rollup_retention_days)
     checkpoint("rolled_up")
-    rotation = maybe_rotate(paths, rotate_bytes=cfg.latency.rotate_bytes, now=now, job_id=ctx.job_id)
+    rotation = maybe_rotate(paths, rotate_bytes=lat.rotate_bytes, now=now, job_id=ctx.job_id)
     current = rollup_is_current(paths)
-    retention = apply_raw_retention(paths, now=now, days=cfg.latency.raw_retention_days)
+    retention = apply_raw_retention(paths, now=now, days=lat.raw_retention_days)
     if retention.live_rewritten and current:
         mark_rolled_up(paths)
     checkpoint("retention_done")
-    problems = [str(p) for s in samples for p in s.problems]
+    problems = [p for s in samples for p in s.problems]
+    counts = {k: sum(s.counts.get(k, 0) for s in samples) for k in COUNT_KEYS}
+    per_source: dict[str, dict] = {}
+    for s in samples:
+        per_source[s.source] = {"kind": s.kind, "status": s.status, "detail": s.detail, "events": s.events,
+                                "rows": len(s.parts), **{k: s.counts.get(k, 0) for k in COUNT_KEYS}}
     summary = {
-        "samples_written": len(samples),
+        "samples_written": len(parts),
+        "rows_written": len(parts),
         "rollups_written": rollup.rows_written,
-        "breach_count": sum(1 for s in samples if s.status == "breach"),
+        "breach_count": sum(1 for v in latest.values() if v.get("status") == "breach"),
         "error_count": sum(1 for s in samples if s.status == "error"),
-        "next_rotation_bytes": max(0, cfg.latency.rotate_bytes - file_size(paths.live)),
-        "sources": {s.source: _sample_summary(s) for s in samples},
-        "notifications": [{"source": n.source, "severity": n.severity, "streak": n.streak} for n in notes],
+        "next_rotation_bytes": max(0, lat.rotate_bytes - file_size(paths.live)),
+        "sources": per_source,
+        "windows": latest,
+        "notifications": [{"id": d.id, "rule": d.rule, "source": d.source, "severity": d.severity,
+                           "previous_severity": d.previous_severity} for d in decisions],
         "recovered": recovered,
         "rotated": rotation.archive if rotation else None,
         "retention": {"raw_rows_dropped": retention.rows_dropped, "archives_pruned": retention.archives_pruned},
+        "quarantined": rollup.quarantined,
+        **counts,
         "bad_lines": len(problems),
-        "_messages": [f"bad input line: {p}" for p in problems[:50]]
-                     + [f"source {s.source}: {s.status}: {s.detail}" for s in samples if s.status == "error"],
+        "_messages": capped_problem_messages(problems)
+                     + [f"source {s.source}: {s.status}: {s.detail}" for s in samples if s.status == "error"]
+                     + [f"source {s.source}: {s.detail}" for s in samples
+                        if s.status != "error" and (s.counts.get("lost_bytes") or s.counts.get("held_rows"))]
+                     + [f"warning: damaged archive quarantined: {q}" for q in rollup.quarantined],
     }
     write_heartbeat(paths.ops_dir, SAMPLE_JOB, ctx.job_id, now, "ok",
                     {"source_command": source_command, "commit_sha": commit_sha,
@@ -193,14 +307,16 @@ def run_rollup(cfg: Config, ctx: Any, now: datetime, *, full: bool = False,
                monotonic: Callable[[], float] = time.monotonic) -> dict:
     """Hourly rollup run under the latency lock: finishes a crashed sample's commit first,
     then ``update_rollups`` (``full`` forces a full recompute). Returns the job summary
-    ``{status, rollups_written, rollup_rows, full, changed, skipped, lock_wait_ms}``."""
+    ``{status, rollups_written, rollup_rows, full, changed, skipped, lock_wait_ms,
+    raw_rows_read, bad_rows, quarantined}``; a damaged archive is quarantined and named
+    (a warning), the run still exits 0."""
     paths = LatencyPaths.from_config(cfg)
     t0 = monotonic()
     try:
         with file_lock(paths.lock, cfg.lock_timeout_s) as waited_ms:
             try:
                 recover(paths)
-                res = update_rollups(paths, now=now, slo_ms=cfg.latency.slo_ms,
+                res = update_rollups(paths, now=now, slo_of=cfg.latency.slo_of,
                                      raw_retention_days=cfg.latency.raw_retention_days,
                                      rollup_retention_days=cfg.latency.rollup_retention_days, full=full)
             except Exception as exc:
@@ -211,25 +327,57 @@ def run_rollup(cfg: Config, ctx: Any, now: datetime, *, full: bool = False,
         return _skipped(exc, (monotonic() - t0) * 1000, {"rollups_written": 0})
     return {"status": "ok", "skipped": False, "lock_wait_ms": round(waited_ms, 1), "rollups_written": res.rows_written,
             "rollup_rows": res.total_rows, "full": res.full, "changed": res.changed, "raw_rows_read": res.raw_rows,
+            "bad_rows": res.bad_rows, "quarantined": res.quarantined,
+            "_messages": capped_problem_messages(res.problems)
+                         + [f"warning: damaged archive quarantined: {q}" for q in res.quarantined],
             "_artefacts": [paths.rel(paths.rollup), paths.rel(paths.rollup_heartbeat)],
-            "_runlog_extra": {"lock_wait_ms": round(waited_ms, 1), "rollups_written": res.rows_written}}
+            "_runlog_extra": {"lock_wait_ms": round(waited_ms, 1), "rollups_written": res.rows_written,
+                              "bad_rows": res.bad_rows, "quarantined": len(res.quarantined)}}
 
 
-def latency_status(cfg: Config) -> dict:
-    """Current streaks and the latest sample per source, from ``ops/signal_latency_state.json``
-    (no lock needed: the file is replaced atomically). ``{slo_ms, updated_at, sources:{name:
-    {severity, streak, streak_started_at, last_breach_at, latest_at, latest_status,
-    latest_p95_ms, latest_latency_ms}}}``."""
+def latency_status(cfg: Config, *, since: datetime | None = None, until: datetime | None = None) -> dict:
+    """Per source: the rule states and the last evaluated window (its stats from
+    ``model.query`` over the parts kept in ``ops/signal_latency_state.json``; no lock
+    needed: the file is replaced atomically). With ``since``/``until`` also ``range``:
+    ``model.query`` over the sample rows of ``[since, until)`` per source (the same
+    numbers as the rollups and the weekly payload). Shape: ``{slo_ms, updated_at,
+    sources: {name: {severity, streak, streak_started_at, last_breach_at, absent, burn,
+    latest_at, latest_window_start, latest_status, latest_p95_ms, latest_p50_ms,
+    latest_samples, latest_method, range?}}}``."""
     paths = LatencyPaths.from_config(cfg)
     doc = read_json_or(paths.state, {}) or {}
-    out = {}
-    latest = doc.get("latest", {})
-    for name in sorted(set(doc.get("sources", {})) | set(latest)):
-        st = StreakState.from_dict(doc.get("sources", {}).get(name))
-        lt = latest.get(name, {})
+    rules = doc.get("rules", {}) if str(doc.get("schema_version")) == STATE_SCHEMA_VERSION else {}
+    recent = _recent_parts(doc.get("recent") or {}) if rules else []
+    out: dict[str, dict] = {}
+    for name in sorted(rules):
+        r = rules[name]
+        st = StreakState.from_dict(r.get("streak"))
+        lt = r.get("latest") or {}
+        stats = None
+        if lt.get("window_start"):
+            ws = epoch(parse_ts(lt["window_start"]))
+            stats = query(recent, by="window", slo_of=cfg.latency.slo_of, start=ws,
+                          end=epoch(parse_ts(lt["window_end"])), sources={name}).get((ws, name))
         out[name] = {"severity": st.severity, "streak": st.streak, "streak_started_at": st.streak_started_at,
-                     "last_breach_at": st.last_breach_at, "latest_at": lt.get("timestamp"),
-                     "latest_status": lt.get("status"), "latest_p95_ms": lt.get("p95_ms"),
-                     "latest_latency_ms": lt.get("latency_ms")}
-    return {"status": "ok", "slo_ms": doc.get("slo_ms", cfg.latency.slo_ms), "updated_at": doc.get("updated_at"),
-            "sources": out}
+                     "last_breach_at": st.last_breach_at,
+                     "absent": (r.get("absent") or {}).get("severity", "ok"),
+                     "burn": (r.get("burn") or {}).get("severity", "ok"),
+                     "latest_at": lt.get("window_end"), "latest_window_start": lt.get("window_start"),
+                     "latest_status": lt.get("status"),
+                     "latest_p95_ms": stats.p95 if stats else None, "latest_p50_ms": stats.p50 if stats else None,
+                     "latest_samples": stats.samples if stats else 0, "latest_method": stats.method if stats else None}
+    res: dict[str, Any] = {"status": "ok", "slo_ms": doc.get("slo_ms", cfg.latency.slo_ms),
+                           "updated_at": doc.get("updated_at"), "sources": out}
+    if since is not None or until is not None:
+        from .rollup import store_query
+
+        lo = since or datetime(1970, 1, 1, tzinfo=UTC)
+        hi = until or datetime(9999, 1, 1, tzinfo=UTC)
+        stats, problems, quarantined = store_query(paths, slo_of=cfg.latency.slo_of, start=lo, end=hi)
+        res["range"] = {"since": to_rfc3339(lo), "until": to_rfc3339(hi), "bad_rows": len(problems),
+                        "skipped_archives": quarantined,
+                        "sources": {k[1]: {"p50_ms": v.p50, "p95_ms": v.p95, "p99_ms": v.p99, "max_ms": v.max,
+                                           "samples": v.samples, "windows": v.windows, "bad_events": v.bad_events,
+                                           "error_samples": v.error_samples, "method": v.method}
+                                    for k, v in stats.items()}}
+    return res

@@ -23,68 +23,90 @@ from typing import Any
 from ..config import LatencySource
 from ..errors import InputError
 from ..inputs import Problem
-from ..stats import percentile
 from ..timeutil import parse_ts
 from .events import Cursor, read_new_events
-from .streaks import is_breach
+from .model import Event, Part, parts_from_events
 
 TAIL_BYTES = 64 * 1024
 
 
 @dataclass
 class SourceSample:
-    """One source's sample: ``latency_ms`` is the window median, ``p95_ms`` its p95 (ms)."""
+    """One source's read for one run: ``parts`` the window parts of the new events (named
+    by source), ``status`` ``ok`` or ``error`` (the source could not be read), ``detail``
+    what was noticed, ``problems`` bad rows, ``cursor`` to persist, ``counts`` of held,
+    dropped and lost input (see ``events.ReadResult``)."""
 
     source: str
     kind: str
     status: str
-    latency_ms: float | None = None
-    p95_ms: float | None = None
-    samples: int = 0
+    parts: list[Part] = field(default_factory=list)
     detail: str = ""
     problems: list[Problem] = field(default_factory=list)
     cursor: Cursor | None = None
-    stale_events: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def events(self) -> int:
+        return sum(p.events for p in self.parts)
 
 
-def window_stats(values: list[float]) -> tuple[float | None, float | None]:
-    """(median, p95) of ``values`` in ms, type-7 linear; (None, None) when empty."""
-    return percentile(values, 50), percentile(values, 95)
+def _name_of(src: LatencySource, row_source: str | None) -> str | None:
+    """The source an event counts for (None: not this source's)."""
+    if src.by_source_column:
+        return row_source or src.name
+    if src.match_source is not None:
+        return src.name if row_source == src.match_source else None
+    return src.name
 
 
-def classify(p95_ms: float | None, *, error: bool, slo_ms: float) -> str:
-    """``error`` | ``no_data`` | ``breach`` | ``ok`` (see the module docstring)."""
-    if error:
-        return "error"
-    if p95_ms is None:
-        return "no_data"
-    return "breach" if is_breach(p95_ms, slo_ms) else "ok"
-
-
-def sample_event_log(src: LatencySource, cursor: Cursor | None, now: datetime, slo_ms: float,
+def sample_event_log(src: LatencySource, cursor: Cursor | None, now: datetime, *, slo_of, window_s: int,
+                     max_future_skew_s: float = 300.0, naive_utc: bool = False,
                      rel_path: str | None = None) -> SourceSample:
-    """New events since ``cursor`` with time > ``now - src.window_minutes`` make the window
-    (older new events are consumed and counted as ``stale_events``). With
-    ``src.match_source`` set, only events whose ``source`` column equals it count (several
-    configured sources can share one log, each with its own cursor). The returned
-    ``cursor`` must be persisted together with the sample row."""
-    res = read_new_events(src.path, cursor, rel_path=rel_path)
-    since = now - timedelta(minutes=src.window_minutes)
-    mine = [e for e in res.events if src.match_source is None or e.source == src.match_source]
-    window = [e for e in mine if e.ts > since]
-    lat = [e.latency_ms for e in window if not e.error and e.latency_ms is not None]
-    errors = sum(1 for e in window if e.error)
-    p50, p95 = window_stats(lat)
+    """Every new complete event since ``cursor`` (any event time up to ``now``; see
+    ``events.read_new_events`` for held and bad rows) grouped into event-time window parts.
+    With ``src.match_source`` only rows whose ``source`` column equals it count (named
+    ``src.name``); with ``src.by_source_column`` each value of that column is a source.
+    The returned ``cursor`` must be persisted together with the rows."""
+    res = read_new_events(src.path, cursor, rel_path=rel_path, now=now, max_future_skew_s=max_future_skew_s,
+                          naive_utc=naive_utc, slo_of=slo_of, window_s=window_s)
+    mine = []
+    for e in res.events:
+        name = _name_of(src, e.source)
+        if name is not None:
+            e.source = name
+            mine.append(e)
+    parts = parts_from_events(mine, window_s=window_s, slo_of=slo_of)
+    for p in res.parts:  # a log in the kit's own sample layout
+        name = _name_of(src, p.source)
+        if name is not None:
+            p.source = name
+            parts.append(p)
     notes = []
+    errors = sum(p.errors for p in parts)
     if errors:
         notes.append(f"{errors} error event(s)")
-    if res.replaced:
+    if res.rotated_from:
+        notes.append(f"finished rotated file {res.rotated_from}")
+    if res.lost_bytes:
+        notes.append(f"event log rotated away and not found: at least {res.lost_bytes} byte(s) lost")
+    elif res.replaced:
         notes.append("event log replaced" + (" (content kept)" if res.continued_after_replace else ""))
     if res.problems:
-        notes.append(f"{len(res.problems)} bad line(s)")
-    return SourceSample(src.name, src.kind, classify(p95, error=errors > 0, slo_ms=slo_ms), p50, p95,
-                        len(lat) + errors, "; ".join(notes), res.problems, res.cursor,
-                        len(mine) - len(window))
+        notes.append(f"{len(res.problems)} bad row(s)")
+    if res.held_rows:
+        notes.append(f"{res.held_rows} row(s) held: event time after now")
+    counts = {"events_read": len(res.events), "bad_rows": len(res.problems), "future_rows": res.future_rows,
+              "held_rows": res.held_rows, "torn_bytes": res.torn_bytes, "replay_skipped": res.replay_skipped,
+              "lost_bytes": res.lost_bytes}
+    return SourceSample(src.name, src.kind, "ok", parts, "; ".join(notes), res.problems, res.cursor, counts)
+
+
+def _one(src: LatencySource, now: datetime, ms: float | None, error: bool, detail: str, *, slo_of,
+         window_s: int) -> SourceSample:
+    ev = Event(now, ms, error, src.name)
+    return SourceSample(src.name, src.kind, "ok", parts_from_events([ev], window_s=window_s, slo_of=slo_of),
+                        detail)
 
 
 def _newest_bar_time(path: Path) -> datetime:
@@ -118,47 +140,48 @@ def _newest_bar_time(path: Path) -> datetime:
     return newest
 
 
-def sample_feed_freshness(src: LatencySource, now: datetime, slo_ms: float) -> SourceSample:
-    """Latency = ``now - (newest bar time + bar_minutes)`` in ms, floored at 0 (bar times
-    without a zone are UTC). One value, so median = p95."""
+def sample_feed_freshness(src: LatencySource, now: datetime, *, slo_of, window_s: int) -> SourceSample:
+    """One event at ``now``: latency = ``now - (newest bar time + bar_minutes)`` in ms,
+    floored at 0 (bar times without a zone are UTC)."""
     newest = _newest_bar_time(Path(src.path))
     lat = max(0.0, (now - (newest + timedelta(minutes=src.bar_minutes))).total_seconds() * 1000.0)
-    return SourceSample(src.name, src.kind, classify(lat, error=False, slo_ms=slo_ms), lat, lat, 1,
-                        f"newest bar {newest.isoformat()}")
+    return _one(src, now, lat, False, f"newest bar {newest.isoformat()}", slo_of=slo_of, window_s=window_s)
 
 
-def sample_http_probe(src: LatencySource, slo_ms: float,
+def sample_http_probe(src: LatencySource, now: datetime, *, slo_of, window_s: int,
                       get: Callable[..., Any] | None = None,
                       monotonic: Callable[[], float] = time.monotonic) -> SourceSample:
-    """GET ``src.url`` with ``src.timeout_s``; latency = response time in ms. A non-2xx
-    response or a timeout/connection error gives ``status=error``. The URL is never put
-    in ``detail``."""
+    """One event at ``now``: GET ``src.url`` with ``src.timeout_s``; latency = response
+    time in ms. A non-2xx response or a timeout/connection error is an error event. The
+    URL is never put in ``detail``."""
     import requests
 
     get = get or requests.get
     t0 = monotonic()
+    kw = {"slo_of": slo_of, "window_s": window_s}
     try:
         resp = get(src.url, timeout=src.timeout_s)
     except requests.Timeout:
-        return SourceSample(src.name, src.kind, "error", samples=1, detail=f"timeout after {src.timeout_s:g} s")
+        return _one(src, now, None, True, f"timeout after {src.timeout_s:g} s", **kw)
     except requests.RequestException as exc:
-        return SourceSample(src.name, src.kind, "error", samples=1, detail=f"request failed: {exc.__class__.__name__}")
+        return _one(src, now, None, True, f"request failed: {exc.__class__.__name__}", **kw)
     ms = (monotonic() - t0) * 1000.0
     code = resp.status_code
-    if not 200 <= code < 300:
-        return SourceSample(src.name, src.kind, "error", ms, ms, 1, f"HTTP {code}")
-    return SourceSample(src.name, src.kind, classify(ms, error=False, slo_ms=slo_ms), ms, ms, 1, f"HTTP {code}")
+    return _one(src, now, ms, not 200 <= code < 300, f"HTTP {code}", **kw)
 
 
-def sample_source(src: LatencySource, *, now: datetime, slo_ms: float, cursor: Cursor | None = None,
-                  http_get: Callable[..., Any] | None = None, rel_path: str | None = None) -> SourceSample:
-    """Sample any source; unreadable input becomes ``status=error`` (cursor unchanged)."""
+def sample_source(src: LatencySource, *, now: datetime, slo_of, window_s: int = 900, cursor: Cursor | None = None,
+                  http_get: Callable[..., Any] | None = None, rel_path: str | None = None,
+                  max_future_skew_s: float = 300.0, naive_utc: bool = False) -> SourceSample:
+    """Read any source; unreadable input gives ``status=error`` (cursor unchanged, no
+    parts), so the other sources are still read."""
     try:
         if src.kind == "event_log":
-            return sample_event_log(src, cursor, now, slo_ms, rel_path=rel_path)
+            return sample_event_log(src, cursor, now, slo_of=slo_of, window_s=window_s,
+                                    max_future_skew_s=max_future_skew_s, naive_utc=naive_utc, rel_path=rel_path)
         if src.kind == "feed_freshness":
-            return sample_feed_freshness(src, now, slo_ms)
-        return sample_http_probe(src, slo_ms, get=http_get)
+            return sample_feed_freshness(src, now, slo_of=slo_of, window_s=window_s)
+        return sample_http_probe(src, now, slo_of=slo_of, window_s=window_s, get=http_get)
     except InputError as exc:
         return SourceSample(src.name, src.kind, "error", detail=str(exc), cursor=cursor)
     except OSError as exc:

@@ -1,11 +1,19 @@
 """The live raw-sample file ``ops/signal_latency.csv`` and its write-ahead journal.
 
-Row format (one per source per sample run)::
+Row format (one per (source, window) part written by a sample run)::
 
-    timestamp_utc,source,latency_ms,p95_latency_ms,status,samples_in_window,job_id
+    timestamp_utc,source,latency_ms,p95_latency_ms,status,samples_in_window,job_id,
+    window_s,bad_events,error_events,max_ms,sampled_at,sketch
 
-``latency_ms`` is the window's median and ``p95_latency_ms`` its p95 (ms, 3 decimals,
-empty when there is no value); ``status`` is ok|breach|error|no_data.
+``timestamp_utc`` is the start of the event-time window ``[timestamp_utc, +window_s)``;
+``latency_ms``/``p95_latency_ms`` the part's p50/p95 (ms, 3 decimals, empty without a
+latency); ``status`` ok|breach|error; ``samples_in_window`` the part's events (errors
+included); ``bad_events`` the non-error events above the source's SLO; ``max_ms`` the
+exact maximum; ``sampled_at`` the run's time; ``sketch`` the part's distribution
+(``obslib.latency.sketch``). Late events for a window already written make another row
+for that window: the rows merge. The old 7-column layout (a row = one window median at
+the sample's time) is still read: one value, ``latency_ms``, in the window holding
+``timestamp_utc``.
 
 Commit protocol (caller holds ``ops/signal_latency.lock``): the run writes one journal
 file atomically holding the exact bytes to append, the live file's size before the
@@ -20,17 +28,21 @@ killed run is visible.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..storage import atomic_write_bytes, atomic_write_json, canonical_json_bytes, fsync_dir, read_json
-from ..timeutil import parse_ts
+from ..timeutil import UTC, parse_ts, to_rfc3339
+from .model import HOUR_S, Part, epoch, floor_to
+from .sketch import Sketch
 from ._faults import checkpoint
 from .paths import LatencyPaths
 
-RAW_COLUMNS = ["timestamp_utc", "source", "latency_ms", "p95_latency_ms", "status", "samples_in_window", "job_id"]
+OLD_COLUMNS = ["timestamp_utc", "source", "latency_ms", "p95_latency_ms", "status", "samples_in_window", "job_id"]
+RAW_COLUMNS = OLD_COLUMNS + ["window_s", "bad_events", "error_events", "max_ms", "sampled_at", "sketch"]
 HEADER = ",".join(RAW_COLUMNS) + "\n"
-STATE_SCHEMA_VERSION = "1"
+STATE_SCHEMA_VERSION = "2"
 
 
 def fmt_ms(v: float | None) -> str:
@@ -38,12 +50,55 @@ def fmt_ms(v: float | None) -> str:
     return "" if v is None else f"{v:.3f}"
 
 
-def format_row(timestamp: str, source: str, latency_ms: float | None, p95_ms: float | None, status: str,
-               samples: int, job_id: str) -> str:
-    """One raw CSV line (newline-terminated). Source names must not contain , or quotes."""
-    if any(c in source for c in ',"\n\r'):
-        raise ValueError(f"latency source name {source!r} must not contain commas, quotes or newlines")
-    return f"{timestamp},{source},{fmt_ms(latency_ms)},{fmt_ms(p95_ms)},{status},{samples},{job_id}\n"
+def part_status(part: Part, slo_ms: float) -> str:
+    """``error`` (an error event), ``breach`` (p95 > SLO), ``ok``; ``no_data`` when empty."""
+    if part.errors:
+        return "error"
+    p95 = part.sketch.quantile(0.95)
+    if p95 is None:
+        return "no_data"
+    return "breach" if p95 > slo_ms else "ok"
+
+
+def format_part(part: Part, *, slo_ms: float, job_id: str, sampled_at: str) -> str:
+    """One raw CSV line (newline-terminated) for a window part. Source names are
+    identifiers (checked at config load and per row), so nothing needs quoting."""
+    if any(c in part.source for c in ',"\n\r'):
+        raise ValueError(f"latency source name {part.source!r} must not contain commas, quotes or newlines")
+    sk = part.sketch
+    return (f"{to_rfc3339(datetime.fromtimestamp(part.start, UTC))},{part.source},{fmt_ms(sk.quantile(0.5))},"
+            f"{fmt_ms(sk.quantile(0.95))},{part_status(part, slo_ms)},{part.events},{job_id},{part.span_s},"
+            f"{part.bad},{part.errors},{fmt_ms(sk.max)},{sampled_at},{sk.to_text()}\n")
+
+
+def part_from_row(d: dict[str, str], *, naive_utc: bool = False, slo_of=None, window_s: int = 900) -> Part:
+    """A raw row (dict by column name, either layout) as a ``Part``. Raises ValueError."""
+    from ..inputs.latency_events import _latency, _source, event_time
+
+    ts = event_time(d.get("timestamp_utc"), naive_utc=naive_utc)
+    src = _source(d.get("source")) or "unknown"
+    start = epoch(ts)
+    if "sketch" in d:
+        span = int(d.get("window_s") or window_s)
+        if span <= 0 or HOUR_S % span:
+            raise ValueError(f"window_s {span} does not divide an hour")
+        try:
+            sk = Sketch.from_text(d.get("sketch") or "")
+            events, bad, errors = (int(d.get(k) or 0) for k in ("samples_in_window", "bad_events", "error_events"))
+        except ValueError as exc:
+            raise ValueError(f"sketch/counts do not parse: {exc}") from exc
+        if events != sk.count + errors or not 0 <= bad <= sk.count:
+            raise ValueError(f"counts disagree: {events} events, {errors} errors, {sk.count} in the sketch")
+        return Part(src, floor_to(start, span), span, events, bad, errors, sk)
+    lat = _latency(d.get("latency_ms"), "latency_ms")
+    status = (d.get("status") or "").strip().lower()
+    error = status in ("error", "failed", "failure", "timeout", "err")
+    if status == "no_data" or (lat is None and not error):
+        return Part(src, floor_to(start, window_s), window_s, 0, 0, 0, Sketch())
+    slo = slo_of(src) if slo_of else float("inf")
+    if error:
+        return Part(src, floor_to(start, window_s), window_s, 1, 0, 1, Sketch())
+    return Part(src, floor_to(start, window_s), window_s, 1, int(lat > slo), 0, Sketch.of([lat]))
 
 
 def read_json_or(path: Path, default: Any) -> Any:

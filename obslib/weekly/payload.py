@@ -15,9 +15,12 @@
 - Utilisation status rule (percent of equity): ``breach`` when utilisation > budget;
   ``warning`` when headroom (budget - utilisation) < 20 % of budget
   (``utilisation_warning_headroom_frac``); else ``ok``.
-- Latency: the week's samples from ``ops/signal_latency.csv``; ``p95_ms`` is the type-7
-  p95 of their per-sample p95 (ms); ``breaches`` are the warning/critical severity
-  changes of the breach streaks replayed over the week's samples only.
+- Latency (the latency model, docs/architecture.md): the events (or sample rows) of
+  ``ops/signal_latency.csv`` whose event-time window starts in the week, grouped into
+  window parts and merged by ``obslib.latency.model.query``: ``p95_ms`` over every event
+  of the week, per-source p50/p95/p99/max with their ``method`` (exact type 7 up to 64
+  events, else DDSketch within 1 %), ``hourly`` p95 per (hour, source); ``breaches`` are
+  the warning/critical changes of the breach streaks replayed over the week's windows.
 - Data outside the week never fills an empty week: a missing section is empty plus an alert.
 
 Everything is sorted, so the same inputs and ``now`` give a byte-identical payload
@@ -35,10 +38,11 @@ from ..alerts import make_alert, sort_alerts
 from ..config import Config
 from ..errors import InputError
 from ..inputs import Problem
-from ..inputs.latency_events import LATENCY_REL, read_latency_samples
+from ..inputs.latency_events import LATENCY_REL
 from ..inputs.reports import TELEMETRY_REL, read_benchmarks, read_router_telemetry
 from ..inputs.runs import INDEX_REL, read_daily, read_run_index
 from ..inputs.state_archive import parse_snapshot
+from ..latency.sketch import METHOD_EXACT
 from ..latency.streaks import replay
 from ..provenance import input_entries, provenance
 from ..stats import PERCENTILE_METHOD, ev_per_trade, percentile
@@ -252,26 +256,82 @@ def _telemetry(data_root: Path, cfg: Config, wk: str, week_end: datetime, proble
     return util, {"slippage_bps": slip, "reject_rate": rej}
 
 
+def latency_name_of(cfg: Config, data_root: Path):
+    """How the sampler names the sources of ``<data_root>/ops/signal_latency.csv`` (so the
+    weekly payload uses the same names): the configured ``event_log`` source on that file
+    (``match_source`` -> its name, ``by_source_column`` -> the row's source), else one
+    source per value of the ``source`` column (``signal_events`` without one)."""
+    from ..latency.sources import _name_of
+
+    log = (Path(data_root) / LATENCY_REL).resolve()
+    mine = [s for s in cfg.latency_sources(data_root) if s.kind == "event_log" and s.path
+            and Path(s.path).resolve() == log]
+
+    def name_of(row_source: str | None) -> str | None:
+        for s in mine:
+            n = _name_of(s, row_source)
+            if n is not None:
+                return n
+        return None if mine else (row_source or "signal_events")
+
+    return name_of
+
+
+def latency_parts(data_root: Path, cfg: Config, start: datetime, end: datetime, problems: list[Problem],
+                  counts: dict | None = None) -> list:
+    """Window parts (``obslib.latency.model.Part``) of the data root's latency file with
+    windows starting in ``[start, end)``, named as the sampler names them."""
+    from ..inputs.latency_events import read_latency_parts
+
+    name_of = latency_name_of(cfg, data_root)
+    parts = read_latency_parts(data_root, start, end, problems, slo_of=cfg.latency.slo_of,
+                               window_s=int(round(cfg.latency.window_minutes * 60)),
+                               naive_utc=cfg.latency.naive_timestamps == "utc", counts=counts,
+                               name_of=name_of)
+    return parts
+
+
 def _latency(data_root: Path, cfg: Config, week_start: datetime, week_end: datetime, problems: list[Problem],
              alerts: list[dict], used_inputs: list[str]) -> dict:
+    """The payload's latency section: every number from ``obslib.latency.model.query`` over
+    the week's window parts (the same query as the rollups and ``obs latency status``)."""
+    import dataclasses
+
+    from ..latency.model import epoch, query, window_status
+
     wk = week_start.date().isoformat()
-    samples = read_latency_samples(data_root, week_start, week_end, problems)
+    lat = cfg.latency
+    parts = latency_parts(data_root, cfg, week_start, week_end, problems)
     if (Path(data_root) / LATENCY_REL).exists():
         used_inputs.append(LATENCY_REL)
-    slo = cfg.latency.slo_ms
-    values = [s["p95_ms"] for s in samples if s["p95_ms"] is not None and s["status"] != "no_data"]
-    by_src: dict[str, list[float]] = {}
-    for s in samples:
-        if s["p95_ms"] is not None and s["status"] != "no_data":
-            by_src.setdefault(s["source"], []).append(s["p95_ms"])
-    sources = [{"source": k, "samples": len(v), "p50_ms": _r(percentile(v, 50), 3),
-                "p95_ms": _r(percentile(v, 95), 3)} for k, v in sorted(by_src.items())]
-    _, notes = replay(({"source": s["source"], "timestamp": to_rfc3339(s["timestamp"]), "p95_ms": s["p95_ms"],
-                        "status": s["status"]} for s in samples), slo)
+    slo = lat.slo_ms
+    lo, hi = epoch(week_start), epoch(week_end)
+    per_src = query(parts, by="range", slo_of=lat.slo_of, start=lo, end=hi)
+    total = query([dataclasses.replace(p, source="*") for p in parts], by="range", slo_of=lambda s: slo,
+                  start=lo, end=hi).get((lo, "*"))
+    sources = [{"source": st.source, "samples": st.samples, "p50_ms": _r(st.p50, 3), "p95_ms": _r(st.p95, 3),
+                "p99_ms": _r(st.p99, 3), "max_ms": _r(st.max, 3), "windows": st.windows,
+                "bad_events": st.bad_events, "error_samples": st.error_samples, "method": st.method}
+               for st in per_src.values()]
+    hourly = [{"hour_utc": to_rfc3339(st.start_dt), "source": st.source, "p95_ms": _r(st.p95, 3),
+               "samples": st.samples, "method": st.method}
+              for st in query(parts, by="hour", slo_of=lat.slo_of, start=lo, end=hi).values()]
+    windows = query(parts, by="window", slo_of=lat.slo_of, start=lo, end=hi)
+    wsec = int(round(lat.window_minutes * 60))
+    seq = []
+    for src in sorted({p.source for p in parts}):
+        for ws in range(lo, hi, wsec):
+            st = windows.get((ws, src))
+            status = window_status(st, min_events=lat.min_events)
+            seq.append({"source": src, "timestamp": to_rfc3339(datetime.fromtimestamp(ws + wsec, timezone.utc)),
+                        "p95_ms": st.p95 if st else None,
+                        "status": status if status in ("ok", "breach", "error") else "no_data"})
+    seq.sort(key=lambda x: (x["timestamp"], x["source"]))
+    _, notes = replay(seq, slo)
     breaches = sorted(({"timestamp": n.timestamp, "source": n.source, "p95_ms": _r(n.p95_ms, 3),
                         "status": n.severity} for n in notes if n.severity in ("warning", "critical")),
                       key=lambda b: (b["timestamp"], b["source"]))
-    if not values:
+    if total is None or total.samples == 0:
         alerts.append(make_alert(f"latency-no-samples:{wk}", "warning", f"no latency samples in week {wk}",
                                  anchor="signal-latency", owner=cfg.owner))
     for b in breaches:
@@ -279,8 +339,9 @@ def _latency(data_root: Path, cfg: Config, week_start: datetime, week_end: datet
                                  f"{b['source']}: p95 {b['p95_ms']} ms above the {slo:g} ms SLO "
                                  f"({b['status']} streak at {b['timestamp']})", anchor="signal-latency",
                                  owner=cfg.owner))
-    return {"p95_ms": _r(percentile(values, 95), 3), "samples": len(values), "slo_ms": slo,
-            "method": PERCENTILE_METHOD, "sources": sources, "breaches": breaches}
+    return {"p95_ms": _r(total.p95, 3) if total else None, "samples": total.samples if total else 0, "slo_ms": slo,
+            "method": total.method if total else METHOD_EXACT, "sources": sources, "breaches": breaches,
+            "hourly": hourly}
 
 
 def build_weekly_payload(data_root: Path, week_start: datetime, *, cfg: Config, now: datetime, job_id: str,

@@ -179,18 +179,12 @@ def alerts_table(p: dict) -> Table:
 
 
 def latency_hourly(data_root: Path, p: dict) -> dict[str, list[tuple]]:
-    """``{source: [(hour_start datetime UTC, p95 ms), ...]}`` in time order: the type-7 p95
-    of each source's samples (their ``p95_ms`` values) within each clock hour of the week."""
-    from ..inputs.latency_events import read_latency_samples
-    from ..stats import percentile
-
-    start, end = parse_ts(p["week_start"]), parse_ts(p["week_end"])
-    groups: dict[tuple, list[float]] = defaultdict(list)
-    for s in read_latency_samples(data_root, start, end, []):
-        groups[(s["source"], s["timestamp"].replace(minute=0, second=0, microsecond=0))].append(s["p95_ms"])
+    """``{source: [(hour_start datetime UTC, p95 ms), ...]}`` in time order: the payload's
+    ``latency.hourly`` series, computed by the latency query (``obslib.latency.model.query``,
+    the same numbers as the hourly rollups). ``data_root`` is kept for the call signature."""
     out: dict[str, list[tuple]] = defaultdict(list)
-    for (src, hour), vals in sorted(groups.items()):
-        out[src].append((hour, percentile(vals, 95)))
+    for h in sorted(p["latency"].get("hourly", []), key=lambda h: (h["source"], h["hour_utc"])):
+        out[h["source"]].append((parse_ts(h["hour_utc"]), h["p95_ms"]))
     return dict(out)
 
 

@@ -1,0 +1,281 @@
+"""A deterministic, mergeable latency sketch: DDSketch's logarithmic mapping (alpha = 1 %)
+plus the exact values while there are few of them.
+
+The mapping is the one of the ``ddsketch`` library's ``LogarithmicMapping(0.01)`` (tests
+check it against the library): ``gamma = 1 + 2*alpha/(1-alpha)``, ``multiplier = ln 2 /
+log1p(2*alpha/(1-alpha))``, a value ``v > 0`` goes to the bucket ``key = ceil(log2(v) *
+multiplier)`` and a bucket stands for ``2**(key/multiplier) * 2/(1+gamma)``; values
+``<= 2.2e-308`` (zero latencies) are counted in ``zero``. The q-quantile is the bucket
+holding rank ``q*(n-1)`` (0-based), as in ``DDSketch.get_quantile_value``, clamped to the
+exact maximum (which only moves it closer to the true value).
+
+Bound: with ``x_r`` the value at rank ``r = floor(q*(n-1))`` of the sorted values,
+``|estimate - x_r| <= alpha * x_r``. The linear type-7 percentile lies between ``x_r`` and
+``x_(r+1)``, so ``(1-alpha) * x_r <= estimate <= (1+alpha) * x_(r+1)``.
+
+Exact part: while ``count <= EXACT_MAX`` the sorted values themselves are kept and the
+quantiles are exact type 7 (``method = exact_type7``). Merging adds bucket counts (and
+concatenates the exact values while the union still has at most ``EXACT_MAX``), so a
+sketch is a function of the multiset of values only: any split into windows, any order
+of merging gives the same sketch and the same text (``to_text``).
+
+Text form (no commas, so it fits a CSV field):
+
+- ``x1:<v1>;<v2>;...`` the sorted exact values (shortest round-trip decimal, ``.0`` dropped);
+- ``dd1:<base64>``: little-endian ``<B width, i first key, I bins, d max, Q zero>`` then
+  ``bins`` uint8 gaps (key step from the previous bin, a zero-count bin fills a gap over 255)
+  and ``bins`` counts of ``width`` bytes (1, 2, 4 or 8).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import struct
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ALPHA = 0.01
+EXACT_MAX = 64
+_GM = 2 * ALPHA / (1 - ALPHA)
+GAMMA = 1 + _GM
+MULTIPLIER = math.log(2) / math.log1p(_GM)
+MIN_POSITIVE = sys.float_info.min * GAMMA
+_LN2 = math.log(2)
+_HEAD = struct.Struct("<BiIdQ")
+METHOD_EXACT = "exact_type7"
+METHOD_SKETCH = "ddsketch_a0.01"
+
+
+def keys_of(values: np.ndarray) -> np.ndarray:
+    """Bucket keys (int64) of positive values (ms), vectorised; same as the library's
+    ``LogarithmicMapping(0.01).key``."""
+    v = np.asarray(values, dtype=np.float64)
+    return np.ceil(np.log(v) / _LN2 * MULTIPLIER).astype(np.int64)
+
+
+def value_of(key: int) -> float:
+    """The value a bucket stands for (the library's ``LogarithmicMapping.value``)."""
+    return math.pow(2.0, key / MULTIPLIER) * (2.0 / (1 + GAMMA))
+
+
+def _fmt(v: float) -> str:
+    s = repr(float(v))
+    return s[:-2] if s.endswith(".0") else s
+
+
+def type7(sorted_values: Sequence[float], q: float) -> float | None:
+    """Linear (Hyndman-Fan type 7) quantile, q in [0, 1], of already sorted values."""
+    n = len(sorted_values)
+    if n == 0:
+        return None
+    h = (n - 1) * q
+    lo = math.floor(h)
+    hi = min(lo + 1, n - 1)
+    a, b = float(sorted_values[lo]), float(sorted_values[hi])
+    t = h - lo
+    d = b - a
+    if a == b:
+        return a
+    return b - d * (1 - t) if t >= 0.5 else a + d * t  # numpy's lerp, so results equal np.percentile
+
+
+@dataclass
+class Sketch:
+    """Latencies (ms, >= 0) of a set of events. ``bins`` maps key -> count (positive
+    values), ``zero`` counts values too small to map, ``exact`` holds the sorted values
+    while ``count <= EXACT_MAX`` (else None), ``max`` the exact maximum (None when empty)."""
+
+    count: int = 0
+    zero: int = 0
+    bins: dict[int, int] = field(default_factory=dict)
+    exact: list[float] | None = field(default_factory=list)
+    max: float | None = None
+
+    # --- building -----------------------------------------------------------------------
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Sketch:
+        """The sketch of ``values`` (ms; finite and >= 0, the caller checks)."""
+        arr = np.sort(np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64))
+        return cls.of_sorted(arr)
+
+    @classmethod
+    def of_sorted(cls, arr: np.ndarray) -> Sketch:
+        n = int(arr.size)
+        if n == 0:
+            return cls()
+        pos = arr[arr > MIN_POSITIVE]
+        bins: dict[int, int] = {}
+        if pos.size:
+            k, c = np.unique(keys_of(pos), return_counts=True)
+            bins = dict(zip(k.tolist(), c.tolist(), strict=True))
+        return cls(n, n - int(pos.size), bins, arr.tolist() if n <= EXACT_MAX else None, float(arr[-1]))
+
+    def merge(self, other: Sketch) -> Sketch:
+        """A new sketch of the union (neither input changes)."""
+        if other.count == 0:
+            return self.copy()
+        if self.count == 0:
+            return other.copy()
+        bins = dict(self.bins)
+        for k, c in other.bins.items():
+            bins[k] = bins.get(k, 0) + c
+        n = self.count + other.count
+        exact = None
+        if n <= EXACT_MAX and self.exact is not None and other.exact is not None:
+            exact = sorted(self.exact + other.exact)
+        return Sketch(n, self.zero + other.zero, bins, exact, max(self.max, other.max))
+
+    def copy(self) -> Sketch:
+        return Sketch(self.count, self.zero, dict(self.bins), None if self.exact is None else list(self.exact),
+                      self.max)
+
+    @staticmethod
+    def merge_all(sketches: Iterable[Sketch]) -> Sketch:
+        """The sketch of the union of several (in any order: the result is the same)."""
+        parts = [s for s in sketches if s.count]
+        if not parts:
+            return Sketch()
+        if len(parts) == 1:
+            return parts[0].copy()
+        n = sum(s.count for s in parts)
+        bins: dict[int, int] = {}
+        for s in parts:
+            for k, c in s.bins.items():
+                bins[k] = bins.get(k, 0) + c
+        exact = None
+        if n <= EXACT_MAX and all(s.exact is not None for s in parts):
+            exact = sorted(v for s in parts for v in s.exact)
+        return Sketch(n, sum(s.zero for s in parts), bins, exact, max(s.max for s in parts))
+
+    # --- reading ------------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        """``exact_type7`` while the values are kept, else ``ddsketch_a0.01``."""
+        return METHOD_EXACT if self.exact is not None else METHOD_SKETCH
+
+    def quantile(self, q: float, *, clamp: bool = True) -> float | None:
+        """The q-quantile (q in [0, 1]) in ms; None when empty. Exact type 7 while the
+        values are kept, else the DDSketch estimate (see the module docstring)."""
+        if self.count == 0:
+            return None
+        if self.exact is not None:
+            return type7(self.exact, q)
+        return self.sketch_quantile(q, clamp=clamp)
+
+    def sketch_quantile(self, q: float, *, clamp: bool = True) -> float | None:
+        """The DDSketch estimate even when exact values are kept (for tests and docs)."""
+        if self.count == 0:
+            return None
+        rank = q * (self.count - 1)
+        if rank < self.zero:
+            return 0.0
+        rank -= self.zero
+        run = 0
+        key = None
+        for key in sorted(self.bins):
+            run += self.bins[key]
+            if run > rank:
+                break
+        v = value_of(key)
+        return min(v, self.max) if clamp and self.max is not None else v
+
+    def count_above(self, threshold: float) -> int:
+        """Values strictly above ``threshold`` (ms): exact while the values are kept, else
+        counted by bucket (a bucket's values are within alpha of its value)."""
+        if self.exact is not None:
+            return sum(1 for v in self.exact if v > threshold)
+        return sum(c for k, c in self.bins.items() if value_of(k) > threshold)
+
+    # --- text ---------------------------------------------------------------------------
+    def to_text(self) -> str:
+        """The text form (see the module docstring); ``""`` for an empty sketch."""
+        if self.count == 0:
+            return ""
+        if self.exact is not None:
+            return "x1:" + ";".join(_fmt(v) for v in self.exact)
+        keys = sorted(self.bins)
+        ks: list[int] = []
+        cs: list[int] = []
+        prev = None
+        for k in keys:
+            if prev is not None:
+                while k - prev > 255:
+                    prev += 255
+                    ks.append(255)
+                    cs.append(0)
+                ks.append(k - prev)
+            else:
+                ks.append(0)
+            cs.append(self.bins[k])
+            prev = k
+        top = max(cs) if cs else 0
+        width, dt = next((w, d) for w, d, lim in ((1, "<u1", 1 << 8), (2, "<u2", 1 << 16), (4, "<u4", 1 << 32),
+                                                  (8, "<u8", 1 << 64)) if top < lim)
+        head = _HEAD.pack(width, keys[0] if keys else 0, len(cs), float(self.max), self.zero)
+        body = np.array(ks, dtype=np.uint8).tobytes() + np.array(cs, dtype=dt).tobytes()
+        return "dd1:" + base64.b64encode(head + body).decode("ascii")
+
+    @classmethod
+    def from_text(cls, text: str) -> Sketch:
+        """Parse ``to_text`` output. Raises ValueError for anything else."""
+        text = (text or "").strip()
+        if not text:
+            return cls()
+        if text.startswith("x1:"):
+            vals = [float(v) for v in text[3:].split(";")]
+            if any(not math.isfinite(v) or v < 0 for v in vals) or vals != sorted(vals) or len(vals) > EXACT_MAX:
+                raise ValueError("exact sketch values must be sorted, finite, >= 0 and at most "
+                                 f"{EXACT_MAX}")
+            return cls.of_sorted(np.asarray(vals, dtype=np.float64))
+        if text.startswith("dd1:"):
+            try:
+                raw = base64.b64decode(text[4:], validate=True)
+                width, k0, nb, mx, zero = _HEAD.unpack_from(raw)
+            except (ValueError, struct.error) as exc:
+                raise ValueError(f"sketch does not decode: {exc}") from exc
+            dt = {1: "<u1", 2: "<u2", 4: "<u4", 8: "<u8"}.get(width)
+            if dt is None or len(raw) != _HEAD.size + nb * (1 + width) or not math.isfinite(mx):
+                raise ValueError("sketch has the wrong length or width")
+            gaps = np.frombuffer(raw, dtype=np.uint8, count=nb, offset=_HEAD.size).astype(np.int64)
+            counts = np.frombuffer(raw, dtype=dt, count=nb, offset=_HEAD.size + nb)
+            keys = k0 + np.cumsum(gaps)
+            keep = counts > 0
+            bins = dict(zip(keys[keep].tolist(), counts[keep].tolist(), strict=True))
+            n = int(counts.sum()) + int(zero)
+            if n <= EXACT_MAX:
+                raise ValueError("a bucket sketch must hold more than the exact limit")
+            return cls(n, int(zero), bins, None, float(mx))
+        raise ValueError(f"unknown sketch form {text[:12]!r}")
+
+
+def grouped_sketches(groups: np.ndarray, values: np.ndarray) -> dict[int, Sketch]:
+    """Sketches of ``values`` grouped by the int64 ``groups`` (same length), vectorised:
+    one sort by (group, value), then each group's slice. Returns {group: Sketch}."""
+    groups = np.asarray(groups, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    if groups.size == 0:
+        return {}
+    order = np.lexsort((values, groups))
+    g, v = groups[order], values[order]
+    uniq, start, counts = np.unique(g, return_index=True, return_counts=True)
+    pos = v > MIN_POSITIVE
+    keys = np.zeros(v.size, dtype=np.int64)
+    keys[pos] = keys_of(v[pos])
+    out: dict[int, Sketch] = {}
+    for gi, s, c in zip(uniq.tolist(), start.tolist(), counts.tolist(), strict=True):
+        seg = v[s:s + c]
+        segpos = pos[s:s + c]
+        npos = int(segpos.sum())
+        bins: dict[int, int] = {}
+        if npos:
+            kk = keys[s:s + c][segpos]  # sorted, since values are sorted
+            cut = np.flatnonzero(np.diff(kk)) + 1
+            bk = kk[np.concatenate(([0], cut))]
+            bc = np.diff(np.concatenate(([0], cut, [kk.size])))
+            bins = dict(zip(bk.tolist(), bc.tolist(), strict=True))
+        out[gi] = Sketch(c, c - npos, bins, seg.tolist() if c <= EXACT_MAX else None, float(seg[-1]))
+    return out
