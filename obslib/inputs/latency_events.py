@@ -61,7 +61,7 @@ def detect_format(header: list[str]) -> str:
         return "events"
     if LEGACY_COLUMNS <= cols:
         return "legacy"
-    raise ValueError(f"unrecognised latency header {header!r} (expected timestamp_utc,latency_ms,status,... "
+    raise ValueError(f"unrecognised event-log header {header!r} (expected timestamp_utc,latency_ms,status,... "
                      "or signal_id,ts_emit,ts_ack,status,detail or the kit's sample columns)")
 
 

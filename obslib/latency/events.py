@@ -227,6 +227,8 @@ def read_new_events(path: str | os.PathLike, cursor: Cursor | None, *, rel_path:
         start, replaced, continued = _resume_point(fh, st, cursor, header_end)
         if rotated_from is not None:
             replaced = False
+        elif replaced and not continued and cursor is not None and not lost:
+            lost = max(0, cursor.seen_size - cursor.offset)  # what the cursor saw but had not consumed
         fh.seek(start)
         data = fh.read(max(0, st.st_size - start))
         line0 = 1 if start == header_end else (cursor.lines if cursor else 1)
