@@ -87,9 +87,9 @@ def test_real_index_reads_every_row(real_root):
 
 
 def test_latency_value_that_is_not_a_number_names_the_column():
-    from obslib.inputs.latency_events import parse_latency_row
+    from obslib.inputs.latency_events import LineParser
 
     problems = []
-    row = {"timestamp_utc": "2025-10-11T11:35:42Z", "latency_ms": "fast", "source": "router_demo"}
-    assert parse_latency_row(row, rel_path="ops/signal_latency.csv", line=2, problems=problems) is None
-    assert [str(p) for p in problems] == ["ops/signal_latency.csv:2: column 'latency_ms': 'fast' is not a number"]
+    parser = LineParser(["timestamp_utc", "latency_ms", "status", "source"], rel_path="ops/signal_latency.csv")
+    assert parser.parse(b"2025-10-11T11:35:42Z,fast,success,router_demo", 2, problems) is None
+    assert [str(p) for p in problems] == ["ops/signal_latency.csv:2: latency_ms 'fast' is not a number"]

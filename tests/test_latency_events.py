@@ -123,20 +123,23 @@ def test_unknown_header_and_missing_file(tmp_path):
         read_new_events(tmp_path / "nope.csv", None)
 
 
-def test_window_median_p95_and_error_events(tmp_path):
+def test_window_parts_by_event_time_and_error_events(tmp_path):
     log = tmp_path / "ev.csv"
     now = T0 + minutes(15)
-    lines = [event_line(T0 - minutes(1), 99999)]  # older than the 15-minute window: stale
+    lines = [event_line(T0 - minutes(1), 99999)]  # the previous window: its own part, not dropped
     lines += [event_line(T0 + minutes(i + 1), v) for i, v in enumerate([10, 20, 30, 40, 1000])]
     _write(log, EVENT_HEADER + "".join(lines))
-    s = sample_event_log(event_source(log), None, now, slo_ms=500)
+    s = sample_event_log(event_source(log), None, now, slo_of=lambda s: 500.0, window_s=900)
+    assert [(p.start, p.events) for p in s.parts] == [(int((T0 - minutes(15)).timestamp()), 1),
+                                                      (int(T0.timestamp()), 5)]
+    w = s.parts[1]
     # hand-computed type 7: sorted [10,20,30,40,1000]; median 30; p95: h=3.8 -> 40+0.8*960 = 808
-    assert s.latency_ms == pytest.approx(30.0)
-    assert s.p95_ms == pytest.approx(808.0)
-    assert (s.status, s.samples, s.stale_events) == ("breach", 5, 1)
+    assert w.sketch.quantile(0.5) == pytest.approx(30.0)
+    assert w.sketch.quantile(0.95) == pytest.approx(808.0)
+    assert (w.bad, w.errors) == (1, 0)
     _write(log, f"{iso(now + minutes(1))},,error,timeout,router\n", "a")
-    s2 = sample_event_log(event_source(log), s.cursor, now + minutes(2), slo_ms=500)
-    assert (s2.status, s2.samples, s2.latency_ms) == ("error", 1, None)
+    s2 = sample_event_log(event_source(log), s.cursor, now + minutes(2), slo_of=lambda s: 500.0, window_s=900)
+    assert [(p.events, p.errors, p.sketch.count) for p in s2.parts] == [(1, 1, 0)]
 
 
 def test_sample_job_with_real_event_log_copy(tmp_path):
@@ -146,9 +149,11 @@ def test_sample_job_with_real_event_log_copy(tmp_path):
     (data / "ops").mkdir(parents=True)
     (data / "ops" / "signal_latency.csv").write_bytes((REALDATA / "ops/signal_latency.csv").read_bytes())
     cfg = make_cfg(tmp_path, [event_source(data / "ops/signal_latency.csv", window_minutes=60)])
-    # the single real event is at 2025-10-11T11:35:42Z, 2100 ms
+    # the single real event is at 2025-10-11T11:35:42Z, 2100 ms: one row for window 11:00
     out = sample(cfg, T0.replace(day=11, hour=12))
-    assert out["sources"]["events"]["latency_ms"] == 2100.0
+    assert out["events_read"] == 1 and out["windows"]["events"]["p95_ms"] == 2100.0
     out2 = sample(cfg, T0.replace(day=11, hour=12, minute=15))
-    assert out2["sources"]["events"]["status"] == "no_data"
-    assert [r["samples_in_window"] for r in raw_rows(tmp_path)] == ["1", "0"]
+    assert out2["events_read"] == 0
+    rows = raw_rows(tmp_path)
+    assert [(r["timestamp_utc"], r["samples_in_window"], r["latency_ms"]) for r in rows] == [
+        ("2025-10-11T11:00:00Z", "1", "2100.000")]

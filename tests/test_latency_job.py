@@ -76,15 +76,18 @@ def test_cli_sample_contract_with_declared_sources(tmp_path):
               "lock_wait_ms", "job_id"):
         assert k in out
     assert (out["status"], out["samples_written"], out["skipped"]) == ("ok", 2, False)
-    # events: [100,200,300,400] -> median 250, p95 = 300 + 0.85*100 = 385 (type 7, by hand)
-    ev = out["sources"]["signal_events"]
-    assert (ev["latency_ms"], ev["samples"]) == (250.0, 4) and ev["p95_ms"] == pytest.approx(385.0)
-    # bar feed: newest bar 08:55 + 5 min = 09:00; now 09:02 -> 120000 ms, not > SLO
-    bar = out["sources"]["bar_feed"]
-    assert (bar["latency_ms"], bar["status"]) == (120000.0, "ok")
+    # events 08:50-08:53 (window 08:45, closed at 09:02): [100,200,300,400] -> median 250,
+    # p95 = 300 + 0.85*100 = 385 (type 7, by hand)
+    ev = out["windows"]["signal_events"]
+    assert (ev["p50_ms"], ev["samples"], ev["window_start"]) == (250.0, 4, "2025-10-13T08:45:00Z")
+    assert ev["p95_ms"] == pytest.approx(385.0)
+    assert out["sources"]["signal_events"]["events"] == 4 and out["sources"]["bar_feed"]["events"] == 1
+    # bar feed: newest bar 08:55 + 5 min = 09:00; now 09:02 -> one event of 120000 ms (window 09:00)
     rows = raw_rows(work)
-    assert [(r["source"], r["latency_ms"], r["p95_latency_ms"], r["status"], r["samples_in_window"]) for r in rows] \
-        == [("signal_events", "250.000", "385.000", "ok", "4"), ("bar_feed", "120000.000", "120000.000", "ok", "1")]
+    assert [(r["timestamp_utc"], r["source"], r["latency_ms"], r["p95_latency_ms"], r["status"],
+             r["samples_in_window"]) for r in rows] \
+        == [("2025-10-13T08:45:00Z", "signal_events", "250.000", "385.000", "ok", "4"),
+            ("2025-10-13T09:00:00Z", "bar_feed", "120000.000", "120000.000", "ok", "1")]
     assert {r["job_id"] for r in rows} == {out["job_id"]}
     hb = json.loads((work / "ops/latency_heartbeat.json").read_text())
     assert (hb["status"], hb["job_id"], hb["last_success_at"]) == ("ok", out["job_id"], "2025-10-13T09:02:00Z")
@@ -132,7 +135,8 @@ def test_alert_files_streaks_across_processes(tmp_path):
     for v in plan:
         with open(log, "a") as fh:
             fh.write(event_line(now - minutes(1), v))
-        p = _cli(work, "sample", "--data-root", str(data), "--now", iso(now))
+        p = _cli(work, "sample", "--data-root", str(data), "--now", iso(now),
+                 env_extra={"OBS_LATENCY_BURN_PAGE": "1e9", "OBS_LATENCY_BURN_WARN": "1e9"})  # streaks only
         assert p.returncode == 0, p.stderr
         now += minutes(15)
     files = sorted((work / "out/latency_alerts").glob("*.json"))
@@ -142,10 +146,12 @@ def test_alert_files_streaks_across_processes(tmp_path):
         VALIDATOR.validate(p)
         a = p["alerts"][0]
         assert a["owner"] == "obs-oncall" and a["next_action"] == "docs/runbook.md#signal-latency"
-        assert a["source"] == "signal_events"
+        assert a["source"] == "router" and a["id"] == "latency-streak:router"  # named by its source column
         assert f.name.endswith(f"-{p['payload_id']}.json")
-    assert [p["alerts"][0]["streak"] for p in payloads] == [2, 3, 4]
-    assert payloads[2]["alerts"][0]["last_breach_at"] == iso(T0 + minutes(45))
+    assert [p["alerts"][0]["previous_severity"] for p in payloads] == ["ok", "warning", "critical"]
+    # windows 08:45..09:30 breach (events at now - 1 min): streak 2, 3, then 4 ended
+    assert [p["alerts"][0]["details"]["streak"] for p in payloads] == [2, 3, 0]
+    assert payloads[2]["alerts"][0]["details"]["last_breach_at"] == iso(T0 + minutes(45))
     assert not list((work / "ops/latency_alert_outbox").glob("*.json"))
 
 
@@ -157,7 +163,7 @@ def test_real_signed_delivery_verifies_and_failed_delivery_is_retried(tmp_path, 
     secrets = ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "old-secret-value")
     log = tmp_path / "ev.csv"
     log.write_text(EVENT_HEADER)
-    cfg = make_cfg(tmp_path, [event_source(log)])
+    cfg = make_cfg(tmp_path, [event_source(log)], burn_page=1e9, burn_warn=1e9)  # streak alerts only
     cfg.webhook.max_attempts = 1
     target = AlertTarget(url, secrets)
     now = T0
@@ -211,12 +217,15 @@ def test_other_source_kinds_and_an_unreadable_source(tmp_path, httpserver):
             LatencySource(name="gone", kind="event_log", path=str(tmp_path / "missing.csv"))]
     out = sample(make_cfg(tmp_path, srcs), T0)
     s = out["sources"]
-    assert s["up"]["status"] == "ok" and s["up"]["latency_ms"] > 0
-    assert (s["down"]["status"], s["down"]["detail"]) == ("error", "HTTP 503")
-    assert s["slow"]["status"] == "error" and "timeout" in s["slow"]["detail"]
+    rows = {r["source"]: r for r in raw_rows(tmp_path)}
+    assert s["up"]["status"] == "ok" and float(rows["up"]["latency_ms"]) > 0 and rows["up"]["error_events"] == "0"
+    assert s["down"]["detail"] == "HTTP 503" and rows["down"]["status"] == "error"
+    assert "timeout" in s["slow"]["detail"] and rows["slow"]["status"] == "error"
     # newest complete bar 08:35 + 5 min = 08:40; now 09:00 -> 20 min = 1 200 000 ms (torn last line ignored)
-    assert (s["bars"]["latency_ms"], s["bars"]["status"]) == (1200000.0, "breach")
+    assert (rows["bars"]["latency_ms"], rows["bars"]["status"]) == ("1200000.000", "breach")
+    # an unreadable source: an error event (so the streak goes critical), the reason in detail
     assert s["gone"]["status"] == "error" and "not found" in s["gone"]["detail"]
+    assert rows["gone"]["status"] == "error" and rows["gone"]["timestamp_utc"] == "2025-10-13T09:00:00Z"
     assert out["samples_written"] == 5 and out["status"] == "ok"
     assert "127.0.0.1" not in json.dumps(out)
 
@@ -224,7 +233,7 @@ def test_other_source_kinds_and_an_unreadable_source(tmp_path, httpserver):
 def test_heartbeat_keeps_last_success_across_failure(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
-    data = _data_root(tmp_path, EVENT_HEADER)
+    data = _data_root(tmp_path, EVENT_HEADER + event_line(T0 - minutes(1), 100))
     assert _cli(work, "sample", "--data-root", str(data), "--now", iso(T0)).returncode == 0
     (work / "ops/signal_latency_state.json").write_text("{not json")
     p = _cli(work, "sample", "--data-root", str(data), "--now", iso(T0 + minutes(15)))
@@ -275,16 +284,17 @@ def test_feed_freshness_on_real_bars():
 
     src = LatencySource(name="bars", kind="feed_freshness", path=str(REALDATA / "data/sample_orb.csv"))
     # the newest real bar is 2018-01-25 06:35 (naive UTC), 5-minute bars: closed at 06:40
-    s = sample_feed_freshness(src, datetime(2018, 1, 25, 7, 0, tzinfo=timezone.utc), slo_ms=120000)
-    assert (s.latency_ms, s.status, s.samples) == (1200000.0, "breach", 1)
+    s = sample_feed_freshness(src, datetime(2018, 1, 25, 7, 0, tzinfo=timezone.utc), slo_of=lambda s: 120000.0,
+                              window_s=900)
+    assert [(p.events, p.sketch.max, p.bad) for p in s.parts] == [(1, 1200000.0, 1)]
 
 
 def test_default_demo_data_root(tmp_path):
-    """No --data-root: the demo repository is generated and its three emitters sampled,
-    each from its own rows of the demo event log (one demo sample per source per 15 min)."""
+    """No --data-root: the demo repository is generated and its event log read, one source
+    per value of its ``source`` column (one demo event per source per 15 min)."""
     p = _cli(tmp_path, "sample", "--now", iso(T0))
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
-    assert sorted(out["sources"]) == ["feed_ingest", "router_demo", "signal_bridge"]
-    for src in out["sources"].values():
-        assert src["samples"] == 1 and src["status"] in ("ok", "breach")
+    assert sorted(out["windows"]) == ["feed_ingest", "router_demo", "signal_bridge"]
+    for w in out["windows"].values():
+        assert w["samples"] == 1 and w["status"] in ("ok", "breach")

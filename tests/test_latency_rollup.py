@@ -7,7 +7,6 @@ import csv
 import io
 import random
 
-import pytest
 from latency_fixtures import (
     EVENT_HEADER,
     T0,
@@ -15,11 +14,11 @@ from latency_fixtures import (
     event_line,
     event_source,
     expected_rollups,
+    log_events,
     make_cfg,
     minutes,
     raw_rows,
     sample,
-    type7,
 )
 
 from obslib.latency.paths import LatencyPaths
@@ -73,12 +72,16 @@ def test_rollup_on_hand_written_raw_file(tmp_path):
         ("2025-10-13T10:15:00Z", "a", "7.000", "ok"),
     ]
     paths.live.write_text(HEADER + "".join(f"{t},{s},{v},{v},{st},1,j\n" for t, s, v, st in rows))
-    update_rollups(paths, now=T0 + minutes(120), slo_ms=100, raw_retention_days=14, rollup_retention_days=90)
-    # by hand: [10,20,30,200]: p50 = 20 + 0.5*10 = 25; p95: h = 2.85 -> 30 + 0.85*170 = 174.5
+    update_rollups(paths, now=T0 + minutes(120), slo_of=lambda s: 100.0, raw_retention_days=14,
+                   rollup_retention_days=90)
+    # the old layout: each row is one value (its latency_ms). By hand: [10,20,30,200]:
+    # p50 = 20 + 0.5*10 = 25; p95: h = 2.85 -> 30 + 0.85*170 = 174.5; p99: h = 2.97 -> 194.9;
+    # hour 10: the error row (1 event, no latency) and 7
     assert paths.rollup.read_text() == (
-        "hour_utc,source,p50_ms,p95_ms,samples,breach_flag,method,error_samples\n"
-        "2025-10-13T09:00:00Z,a,25.000,174.500,4,true,type7_linear,0\n"
-        "2025-10-13T10:00:00Z,a,7.000,7.000,1,false,type7_linear,1\n")
+        "hour_utc,source,p50_ms,p95_ms,samples,breach_flag,method,error_samples,p99_ms,max_ms,windows,bad_events,"
+        "sketch\n"
+        "2025-10-13T09:00:00Z,a,25.000,174.500,4,true,exact_type7,0,194.900,200.000,4,1,x1:10;20;30;200\n"
+        "2025-10-13T10:00:00Z,a,7.000,7.000,2,false,exact_type7,1,7.000,7.000,2,0,x1:7\n")
 
 
 def test_rerun_is_byte_identical_and_incremental(tmp_path):
@@ -87,10 +90,10 @@ def test_rerun_is_byte_identical_and_incremental(tmp_path):
     paths = LatencyPaths.from_config(cfg)
     before = paths.rollup.read_bytes()
     mtime = paths.rollup.stat().st_mtime_ns
-    res = update_rollups(paths, now=now, slo_ms=5000.0, raw_retention_days=14, rollup_retention_days=90)
+    res = update_rollups(paths, now=now, slo_of=lambda s: 5000.0, raw_retention_days=14, rollup_retention_days=90)
     assert (res.rows_written, res.changed) == (0, False)
     assert paths.rollup.read_bytes() == before and paths.rollup.stat().st_mtime_ns == mtime
-    full = update_rollups(paths, now=now, slo_ms=5000.0, raw_retention_days=14, rollup_retention_days=90, full=True)
+    full = update_rollups(paths, now=now, slo_of=lambda s: 5000.0, raw_retention_days=14, rollup_retention_days=90, full=True)
     assert full.full and paths.rollup.read_bytes() == before
     # tamper with the first hour: a later incremental run must not recompute it
     lines = before.decode().splitlines(keepends=True)
@@ -100,7 +103,7 @@ def test_rerun_is_byte_identical_and_incremental(tmp_path):
     _feed(tmp_path, 3, rng, start=now)
     after = paths.rollup.read_text().splitlines(keepends=True)
     assert after[1] == lines[1]  # untouched hour kept as it was
-    _check_new = expected_rollups(raw_rows(tmp_path), 5000.0)
+    _check_new = expected_rollups(log_events(tmp_path / "ev.csv"), 5000.0)
     last_hour = max(_check_new)
     assert _rollup(tmp_path)[last_hour]["samples"] == str(_check_new[last_hour][2])
 
@@ -114,7 +117,7 @@ def test_rollup_across_rotation_and_archives(tmp_path):
     # a full recompute from archives + live gives the same bytes
     before = paths.rollup.read_bytes()
     paths.rollup_state.unlink()
-    update_rollups(paths, now=T0 + minutes(400), slo_ms=5000.0, raw_retention_days=14, rollup_retention_days=90)
+    update_rollups(paths, now=T0 + minutes(400), slo_of=lambda s: 5000.0, raw_retention_days=14, rollup_retention_days=90)
     assert paths.rollup.read_bytes() == before
 
 
@@ -151,27 +154,3 @@ def _archive_jobs(paths):
         with gzip.open(paths.archive_dir / e["path"], "rt") as fh:
             jobs |= {r["job_id"] for r in csv.DictReader(fh)}
     return jobs
-
-
-def test_compute_rollups_blocks_and_unsorted_hours_match_independent(monkeypatch):
-    import numpy as np
-
-    from obslib.latency import rollup
-    from obslib.latency.rollup import RawArrays, compute_rollups
-
-    monkeypatch.setattr(rollup, "BLOCK_ROWS", 7)  # many blocks, hours out of order
-    rng = random.Random(9)
-    rows = [(rng.randint(480000, 480005), rng.randint(0, 2), round(rng.uniform(0, 1000), 3), rng.choice([1, 1, 1, 2, 0]))
-            for _ in range(400)]
-    raw = RawArrays(np.array([r[0] for r in rows]), np.array([r[1] for r in rows], dtype=np.int32),
-                    np.array([r[2] for r in rows]), np.array([r[3] for r in rows], dtype=np.int8), ["a", "b", "c"])
-    got = compute_rollups(raw, 500.0)
-    for (hour, src), line in got.items():
-        vals = sorted(r[2] for r in rows if r[0] == hour and "abc"[r[1]] == src and r[3] == 1)
-        f = line.split(",")
-        assert int(f[4]) == len(vals)
-        assert int(f[7]) == sum(1 for r in rows if r[0] == hour and "abc"[r[1]] == src and r[3] == 2)
-        if vals:
-            assert float(f[2]) == pytest.approx(type7(vals, 0.5), abs=1e-3)
-            assert float(f[3]) == pytest.approx(type7(vals, 0.95), abs=1e-3)
-    assert len(got) == len({(r[0], r[1]) for r in rows if r[3] in (1, 2)})

@@ -26,6 +26,18 @@ def _write_latency(root: Path, rows: list[tuple[str, float, str]]) -> None:
     (root / "ops/signal_latency.csv").write_text("\n".join(lines) + "\n")
 
 
+def _with_latency(root: Path) -> dict:
+    """WEEK plus the payload's latency section (its ``hourly`` series comes from the latency
+    query; the report helper only reshapes it)."""
+    from obslib.config import load_config
+    from obslib.timeutil import parse_ts
+    from obslib.weekly.payload import _latency
+
+    cfg = load_config(root / "work", env={}, overrides={"data_root": str(root)})
+    lat = _latency(root, cfg, parse_ts(WEEK["week_start"]), parse_ts(WEEK["week_end"]), [], [], [])
+    return {**WEEK, "latency": lat}
+
+
 def test_latency_hourly_is_type7_p95_per_source_per_hour(tmp_path):
     rows = [(f"2026-11-24T10:{m:02d}:00Z", 100.0 * (i + 1), "feed_a") for i, m in enumerate(range(0, 50, 5))]
     rows += [("2026-11-24T11:15:00Z", 50.0, "feed_a"),
@@ -33,7 +45,7 @@ def test_latency_hourly_is_type7_p95_per_source_per_hour(tmp_path):
              ("2026-11-22T23:59:59Z", 9999.0, "feed_a"),   # before the week
              ("2026-11-30T00:00:00Z", 9999.0, "feed_b")]   # week_end is exclusive
     _write_latency(tmp_path, rows)
-    got = report.latency_hourly(tmp_path, WEEK)
+    got = report.latency_hourly(tmp_path, _with_latency(tmp_path))
     h10 = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
     h11 = datetime(2026, 11, 24, 11, tzinfo=timezone.utc)
     # feed_a 10:00: 100..1000 ms -> rank 0.95*9 = 8.55 -> 900 + 0.55*100 = 955
@@ -44,7 +56,7 @@ def test_latency_hourly_is_type7_p95_per_source_per_hour(tmp_path):
 
 def test_latency_hourly_empty_week_is_empty(tmp_path):
     _write_latency(tmp_path, [("2026-11-01T10:00:00Z", 5.0, "feed_a")])
-    assert report.latency_hourly(tmp_path, WEEK) == {}
+    assert report.latency_hourly(tmp_path, _with_latency(tmp_path)) == {}
 
 
 def test_table_renders_html_and_text_with_blank_missing_values():

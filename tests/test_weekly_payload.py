@@ -114,12 +114,14 @@ def test_latency_p95_and_breach_streaks_in_week(tmp_path):
             ("2025-09-29T01:00:00Z", "200", "success", "", "a"),      # resolved
             ("2025-09-29T01:00:00Z", "50", "error", "down", "b")]     # error -> critical at once
     p = build(_latency_root(tmp_path, rows), "2025-09-29")
-    vals = sorted([100, 130000, 140000, 150000, 200, 50])  # type 7 p95: h = 5*0.95 = 4.75
-    expected = vals[4] + 0.75 * (vals[5] - vals[4])
-    assert p["latency"]["p95_ms"] == pytest.approx(expected)
+    # the events' latencies (an error event is counted, not a latency):
+    vals = sorted([100, 130000, 140000, 150000, 200])  # type 7 p95: h = 4*0.95 = 3.8
+    expected = vals[3] + 0.8 * (vals[4] - vals[3])     # 140000 + 0.8*10000 = 148000
+    assert p["latency"]["p95_ms"] == pytest.approx(expected) and p["latency"]["samples"] == 6
+    # streaks over event-time windows, stamped with the window's end
     assert [(b["timestamp"], b["source"], b["status"]) for b in p["latency"]["breaches"]] == [
-        ("2025-09-29T00:30:00Z", "a", "warning"), ("2025-09-29T00:45:00Z", "a", "critical"),
-        ("2025-09-29T01:00:00Z", "b", "critical")]
+        ("2025-09-29T00:45:00Z", "a", "warning"), ("2025-09-29T01:00:00Z", "a", "critical"),
+        ("2025-09-29T01:15:00Z", "b", "critical")]
 
 
 def test_malformed_row_fails_by_default_and_is_reported_when_allowed(tmp_path):

@@ -34,10 +34,10 @@ from typing import Any
 
 from ..storage import atomic_write_bytes, atomic_write_json, canonical_json_bytes, fsync_dir, read_json
 from ..timeutil import UTC, parse_ts, to_rfc3339
-from .model import HOUR_S, Part, epoch, floor_to
-from .sketch import Sketch
 from ._faults import checkpoint
+from .model import HOUR_S, Part, epoch, floor_to
 from .paths import LatencyPaths
+from .sketch import Sketch
 
 OLD_COLUMNS = ["timestamp_utc", "source", "latency_ms", "p95_latency_ms", "status", "samples_in_window", "job_id"]
 RAW_COLUMNS = OLD_COLUMNS + ["window_s", "bad_events", "error_events", "max_ms", "sampled_at", "sketch"]

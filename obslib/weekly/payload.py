@@ -45,7 +45,7 @@ from ..inputs.state_archive import parse_snapshot
 from ..latency.sketch import METHOD_EXACT
 from ..latency.streaks import replay
 from ..provenance import input_entries, provenance
-from ..stats import PERCENTILE_METHOD, ev_per_trade, percentile
+from ..stats import ev_per_trade
 from ..storage import canonical_json_bytes, sha256_bytes
 from ..timeutil import parse_ts, to_rfc3339
 
