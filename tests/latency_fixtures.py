@@ -143,7 +143,7 @@ def check_rollup_file(work: Path, slo: float, log: Path | None = None) -> dict:
     return got
 
 
-def write_obs_toml(work: Path, event_log: Path, *, window_minutes=100000, **settings) -> None:
+def write_obs_toml(work: Path, event_log: Path, *, window_minutes=15, **settings) -> None:
     """A work root whose only latency source is ``event_log`` (top-level keys and
     ``[latency]`` keys from ``settings``: names prefixed ``latency_`` go to the section)."""
     top = {k: v for k, v in settings.items() if not k.startswith("latency_")}

@@ -3,8 +3,6 @@ default sources for the demo and for a real research repository."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from obslib.config import LatencySource, load_config
 from obslib.latency.sources import sample_event_log
 from obslib.timeutil import parse_ts
