@@ -38,9 +38,8 @@ latency: install ## sample every latency source once (cron: every 15 min), then 
 rollup: install ## recompute hourly latency rollups (cron: hourly)
 	@$(OBS) latency rollup $(OBS_FLAGS)
 
-dashboard: install ## execute the dashboard notebook (export all datasets), then verify
+dashboard: install ## export all datasets (verified before the switch), then execute the dashboard notebook
 	@$(OBS) dashboard run $(OBS_FLAGS)
-	@$(OBS) dashboard verify $(OBS_FLAGS)
 
 verify: install ## verify the dashboard bundle and its history
 	@$(OBS) dashboard verify $(OBS_FLAGS)
@@ -68,4 +67,4 @@ bench: install ## run the benchmark scripts (prints figures)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean: ## remove generated outputs (keeps ops/ history); `rm -rf .venv` for a full reset
-	rm -rf out/weekly_report out/dashboard out/latency_alerts out/demo_repo
+	rm -rf out/weekly_report out/dashboard out/dashboard.versions out/latency_alerts out/demo_repo

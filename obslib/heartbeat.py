@@ -7,7 +7,10 @@ than the job's cadence plus grace, or dated in the future.
 
 Shape::
 
-    {"job", "job_id", "generated_at", "status", "last_success_at", "last_failure", ...extra}
+    {"job", "job_id", "generated_at", "status", "last_success_at", "last_failure", "provenance", ...extra}
+
+``provenance`` is the block of ``obslib.provenance.block`` (generated_at, source_command,
+commit_sha, job_id, inputs, schema_version).
 
 Writes are atomic (temp file + ``os.replace``) under ``<file>.lock`` with a bounded wait,
 so two runs never lose each other's ``last_*`` fields and a crash never tears the file.
@@ -20,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from .provenance import block as provenance_block
 from .storage import atomic_write_json, file_lock, read_json_object
 from .timeutil import parse_ts, to_rfc3339
 
@@ -68,6 +72,7 @@ def write_heartbeat(ops_dir: str | os.PathLike, job: str, job_id: str, now: date
             "last_success_at": to_rfc3339(now) if status in OK_STATUSES else prev.get("last_success_at"),
             "last_failure": ({"at": to_rfc3339(now), "job_id": job_id, "error": error}
                              if status in ("error", "failed") else prev.get("last_failure")),
+            "provenance": provenance_block(generated_at=now, job_id=job_id),
         })
         atomic_write_json(path, hb)
     return hb

@@ -3,6 +3,7 @@ including the tamper tests of the issue."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import shutil
@@ -39,6 +40,12 @@ def sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
+def snapshot(work: Path, job_id: str) -> Path:
+    """The history snapshot of export ``job_id``."""
+    (p,) = (work / "ops" / "dashboard_export_history" / "snapshots").glob(f"*-{job_id}.json")
+    return p
+
+
 def test_export_publishes_everything_and_verifies(env, capsys):
     repo, work = env
     code, summary, _ = obs(capsys, work, "export", repo=repo)
@@ -63,7 +70,13 @@ def test_export_publishes_everything_and_verifies(env, capsys):
     assert [d["refresh_command"] for d in readme["datasets"]][0] == "obs dashboard export --dataset ev_history"
     hb = json.loads((work / "ops" / "dashboard_export_heartbeat.json").read_text())
     assert hb["status"] == "ok" and hb["last_success_at"] == T0 and hb["last_failure"] is None
-    assert (work / "ops" / "dashboard_export_history" / summary["job_id"] / "manifest.json").is_file()
+    snap = json.loads(snapshot(work, summary["job_id"]).read_text())
+    assert snap["sequence"] == 1 and {f["path"] for f in snap["files"]} == {e["path"] for e in m["datasets"]} | {
+        "README.json", "manifest.json"}
+    for f in snap["files"]:  # every file stored once, gzip, named by the sha256 of its bytes
+        obj = work / "ops" / "dashboard_export_history" / "objects" / f["sha256"][:2] / f"{f['sha256']}.gz"
+        assert hashlib.sha256(gzip.decompress(obj.read_bytes())).hexdigest() == f["sha256"] == sha(out / f["path"])
+    assert out.is_symlink() and out.resolve().parent.name == "dashboard.versions"
     code, v, _ = obs(capsys, work, "verify")
     assert code == 0 and v["findings"] == 0
 
@@ -152,29 +165,39 @@ def test_history_retention_and_history_findings(env, capsys):
     code, s1, _ = obs(capsys, work, "export", repo=repo, now="2024-01-01T00:00:00Z")
     _, s2, _ = obs(capsys, work, "export", repo=repo, now="2024-02-20T00:00:00Z")  # 50 days later: both kept
     hist = work / "ops" / "dashboard_export_history"
-    assert sorted(p.name for p in hist.iterdir()) == sorted([s1["job_id"], s2["job_id"]])
+    assert sorted(p.name for p in (hist / "snapshots").iterdir()) == [
+        f"0000000001-{s1['job_id']}.json", f"0000000002-{s2['job_id']}.json"]
     code, v, _ = obs(capsys, work, "verify", now="2024-02-27T00:00:00Z")  # first is now 57 days old
     assert code == 1 and v["codes"] == {"retention_exceeded": 1}
     _, s3, _ = obs(capsys, work, "export", repo=repo, now="2024-02-27T00:00:00Z")
-    assert s3["history_pruned"] == 1 and not (hist / s1["job_id"]).exists()
-    # a history copy altered, and sequences out of order
-    (hist / s2["job_id"] / "ev_history.parquet").write_bytes(b"tampered")
-    mp = hist / s3["job_id"] / "manifest.json"
-    m = json.loads(mp.read_text())
-    m["sequence"] = 1
-    mp.write_text(json.dumps(m))
+    assert s3["history_pruned"] == 1 and not snapshot_exists(work, s1["job_id"])
+    # an object altered, and a snapshot whose record says another sequence than its manifest
+    snap2 = json.loads(snapshot(work, s2["job_id"]).read_text())
+    pq_sha = next(f["sha256"] for f in snap2["files"] if f["path"] == "ev_history.parquet")
+    snap3 = json.loads(snapshot(work, s3["job_id"]).read_text())
+    assert pq_sha in {f["sha256"] for f in snap3["files"]}  # unchanged content: one object for both
+    (hist / "objects" / pq_sha[:2] / f"{pq_sha}.gz").write_bytes(gzip.compress(b"tampered"))
+    p3 = snapshot(work, s3["job_id"])
+    rec = json.loads(p3.read_text())
+    rec["sequence"] = 1
+    p3.write_text(json.dumps(rec))
     code, v, _ = obs(capsys, work, "verify", now="2024-02-27T00:00:00Z")
     assert code == 1
-    assert v["codes"]["history_checksum_mismatch"] == 1 and v["codes"]["sequence_not_increasing"] >= 1
+    assert v["codes"]["history_checksum_mismatch"] == 2 and v["codes"]["sequence_not_increasing"] >= 1
+
+
+def snapshot_exists(work: Path, job_id: str) -> bool:
+    return any((work / "ops" / "dashboard_export_history" / "snapshots").glob(f"*-{job_id}.json"))
 
 
 def test_retention_uses_recorded_time_not_folder_name(env, capsys):
     repo, work = env
     _, s, _ = obs(capsys, work, "export", repo=repo, now="2024-03-01T00:00:00Z")
-    hist = work / "ops" / "dashboard_export_history"
-    (hist / s["job_id"]).rename(hist / "dashboard_export-20000101T000000Z-old")  # name looks ancient
+    p = snapshot(work, s["job_id"])
+    old = p.with_name("0000000001-dashboard_export-20000101T000000Z-old.json")
+    p.rename(old)  # name looks ancient
     _, s2, _ = obs(capsys, work, "export", repo=repo, now="2024-03-02T00:00:00Z")
-    assert s2["history_pruned"] == 0 and (hist / "dashboard_export-20000101T000000Z-old").is_dir()
+    assert s2["history_pruned"] == 0 and old.is_file()
 
 
 def test_manifest_incomplete_and_schema_invalid(env, capsys):
@@ -197,7 +220,7 @@ def test_manifest_incomplete_and_schema_invalid(env, capsys):
         if e["path"] == "latency_rollups.json":
             e["bytes"], e["checksum_sha256"] = len(data), hashlib.sha256(data).hexdigest()
     (out / "manifest.json").write_text(json.dumps(m))
-    code, v, err = obs(capsys, work, "verify")
+    code, v, err = obs(capsys, work, "verify", "--deep")  # the default (streaming) verify trusts the checksums
     assert code == 1 and v["codes"] == {"schema_invalid": 1} and "samples" in err
 
 

@@ -41,6 +41,13 @@ def test_turnover_by_hand(repo):
     assert a1["drawdown_pips"] == 25.0 and a1["drawdown_pct"] == pytest.approx(-0.25)
     assert list(a1["missing_days"]) == ["2024-01-03", "2024-01-07"] and a1["missing_day_count"] == 2
     assert a1["week_end"] == pd.Timestamp("2024-01-08", tz="UTC")
+    # per-run span: run A's rows run 2024-01-01 .. 2024-01-14, run B's 2024-01-08 .. 2024-01-11 (fixture)
+    for row in (a1, _row(df, "run_A_20240115_000000", "2024-01-08")):
+        assert (row["start_ts"], row["end_ts"]) == (pd.Timestamp("2024-01-01", tz="UTC"),
+                                                    pd.Timestamp("2024-01-14", tz="UTC"))
+    b_span = _row(df, "run_B_20240115_000000", "2024-01-08")
+    assert (b_span["start_ts"], b_span["end_ts"]) == (pd.Timestamp("2024-01-08", tz="UTC"),
+                                                      pd.Timestamp("2024-01-11", tz="UTC"))
     a2 = _row(df, "run_A_20240115_000000", "2024-01-08")
     assert (a2["days_reported"], a2["active_days"], a2["fills"], a2["wins"]) == (6, 3, 7, 4)
     assert a2["avg_trades_per_day"] == pytest.approx(7 / 6, abs=1e-6)

@@ -29,20 +29,30 @@ def _hidden(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) if folder.is_dir() else []
 
 
-def test_history_copies_are_separate_files_and_no_temp_left(tmp_path, capsys):
+def _leftovers(work: Path) -> list[str]:
+    """Hidden (temp/staging) names anywhere under out/ and the history."""
+    return sorted(p.name for base in (work / "out", work / "ops" / "dashboard_export_history") if base.is_dir()
+                  for p in base.rglob(".*"))
+
+
+def test_versions_share_unchanged_files_and_no_temp_left(tmp_path, capsys):
     repo, work = make_repo(tmp_path / "repo"), tmp_path / "work"
     write_rollup(work)
     code, s = _export(capsys, repo, work)
     assert code == 0
-    out, hist = work / "out" / "dashboard", work / "ops" / "dashboard_export_history"
-    entry = hist / s["job_id"]
+    out = work / "out" / "dashboard"
+    v1 = out.resolve()
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(p.name for p in entry.iterdir()) and len(names) == 10
+    assert len(names) == 10 and v1.name == f"0000000001-{s['job_id']}"
+    code, s2 = _export(capsys, repo, work)  # same inputs: same content, so the same files (hard links)
+    v2 = out.resolve()
+    assert v2 != v1 and v1.is_dir()  # the previous version stays for readers still in it
     for name in names:
-        a, b = out / name, entry / name
-        assert a.read_bytes() == b.read_bytes()
-        assert a.stat().st_ino != b.stat().st_ino and a.stat().st_nlink == 1
-    assert _hidden(out) == [] and _hidden(hist) == []
+        if name not in ("manifest.json", "README.json"):
+            assert (v1 / name).stat().st_ino == (v2 / name).stat().st_ino
+    _export(capsys, repo, work)
+    assert not v1.exists() and v2.is_dir()  # only current + previous kept
+    assert _leftovers(work) == []
 
 
 def test_failed_dataset_leaves_no_temp_files(tmp_path, capsys):
@@ -54,12 +64,11 @@ def test_failed_dataset_leaves_no_temp_files(tmp_path, capsys):
     assert s["failed"][0]["rule"] == "p95_ge_p50"
     out = work / "out" / "dashboard"
     assert not (out / "latency_rollups.json").exists() and (out / "turnover_summary.json").exists()
-    assert _hidden(out) == [] and _hidden(work / "ops" / "dashboard_export_history") == []
+    assert _leftovers(work) == []
 
 
-def test_stager_discard_and_close_remove_temp_files(tmp_path):
-    out, hist = tmp_path / "out", tmp_path / "hist"
-    with Stager(out, hist, "job") as st:
+def test_stager_discard_removes_files(tmp_path):
+    with Stager(tmp_path) as st:
         write = st.stream("a.json")
         write(b"[1,")
         write(b"2]")
@@ -68,9 +77,11 @@ def test_stager_discard_and_close_remove_temp_files(tmp_path):
         write = st.stream("c.json")
         write(b"partial")
         st.discard("c.json")
-        st.publish("a.json")
-    assert (out / "a.json").read_bytes() == b"[1,2]"
-    assert sorted(p.name for p in out.iterdir()) == ["a.json"] and list(hist.iterdir()) == []
+        st.stage("d.json", b"{}")
+        st.discard("d.json")
+        assert sorted(p.name for p in st.wait()) == ["a.json", "b.json"]
+    assert (tmp_path / "a.json").read_bytes() == b"[1,2]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
 
 
 def test_chunked_rows_equal_canonical_json():

@@ -114,16 +114,20 @@ def test_restore_skips_a_damaged_entry_and_refuses_a_tampered_payload(tmp_path):
     root = tmp_path / "kit"
     data = tmp_path / "research_repo"
     export_twice(root, data)
-    hist = sorted((root / "ops/dashboard_export_history").iterdir(),
-                  key=lambda d: json.loads((d / "manifest.json").read_text())["sequence"])
-    older, newer = hist[-2], hist[-1]
-    victim = next(p for p in newer.iterdir() if p.suffix == ".parquet")
-    victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
+    hist = root / "ops/dashboard_export_history"
+    older, newer = sorted((hist / "snapshots").iterdir())  # named <sequence>-<job_id>.json
+    rec = json.loads(newer.read_text())
+    m_sha = next(f["sha256"] for f in rec["files"] if f["path"] == "manifest.json")  # this export's own object
+    victim = hist / "objects" / m_sha[:2] / f"{m_sha}.gz"
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
     shutil.rmtree(root / "out")
     p = obs(root, "restore")
     assert p.returncode == 0, p.stderr
     s = json.loads(p.stdout.strip().splitlines()[-1])
-    assert s["dashboard"]["job_id"] == older.name and s["dashboard"]["skipped"][0].startswith(newer.name)
+    assert s["dashboard"]["job_id"] == json.loads(older.read_text())["job_id"]
+    assert s["dashboard"]["skipped"][0].startswith(newer.stem) and s["dashboard"]["sequence"] == 1
     assert s["status"] == "warning" and s["weekly"] is None  # nothing delivered yet: said, not hidden
     # a weekly history file that no longer matches its receipt is refused
     hist_w = root / "ops/weekly_report_history"

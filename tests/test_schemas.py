@@ -14,7 +14,8 @@ SCHEMA_FILES = sorted(p.relative_to(SCHEMA_DIR).as_posix() for p in SCHEMA_DIR.r
 
 
 def test_all_fourteen_schemas_are_found():
-    assert len(SCHEMA_FILES) == 14 and "observability_weekly_report.schema.json" in SCHEMA_FILES
+    assert len(SCHEMA_FILES) >= 15 and "observability_weekly_report.schema.json" in SCHEMA_FILES
+    assert "provenance.schema.json" in SCHEMA_FILES
 
 
 @pytest.mark.parametrize("name", SCHEMA_FILES)

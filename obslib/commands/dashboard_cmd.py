@@ -55,7 +55,7 @@ def _verify(args: argparse.Namespace) -> int:
     def body(cfg, ctx, now):
         from ..dashboard.verify import verify_all
 
-        return _findings_summary(verify_all(cfg.work_root, now, cfg.history_retention_days))
+        return _findings_summary(verify_all(cfg.work_root, now, cfg.history_retention_days, deep=args.deep))
 
     return run_job(args, "dashboard_verify", body)
 
@@ -105,8 +105,11 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                    help="account currency per pip for turnover drawdown_pct (default %(default)s)")
     e.set_defaults(func=_export)
     v = dsub.add_parser("verify", parents=[parent], help="verify the bundle and its history (exit 1 on a finding)",
-                        description="Checksums, bytes, schemas, manifest completeness, sequence order, history "
-                                    "copies and retention. Each finding has a code.")
+                        description="Streamed checksums, bytes, Parquet schemas and row counts, JSON envelopes, "
+                                    "manifest completeness, sequence order, history objects and retention. "
+                                    "Each finding has a code.")
+    v.add_argument("--deep", action="store_true",
+                   help="also re-parse every JSON dataset and re-run its schema and row rules (slower)")
     v.set_defaults(func=_verify)
     pb = dsub.add_parser("publish", parents=[parent], help="copy a verified bundle to a folder or fsspec URL",
                          description="Verify the local bundle, copy it to <to>/<job_id>/, verify the copy, "

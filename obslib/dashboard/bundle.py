@@ -1,32 +1,51 @@
-"""``obs dashboard export``: build, check and publish datasets into ``out/dashboard/``.
+"""``obs dashboard export``: build, check and publish datasets as one bundle.
 
 For each selected dataset: build it, encode it as canonical JSON and check it (schema +
-row rules, ``rules.py``), encode the Parquet file, then write both files atomically.
-A dataset that fails (a rule, an input error) is **not** published: its previous files
-and manifest entries stay, the failure names the dataset and the rule, the other
-datasets are still published, and the result says ``failed`` (the CLI exits non-zero).
+row rules, ``rules.py``; the document carries the provenance block in-band), encode the
+Parquet file (its schema metadata carries the same block under ``obslib.provenance``), and
+write both into this run's private
+staging folder (``layout.new_stage``). A dataset that fails (a rule, an input error) is
+**not** published: its previous files and manifest entries stay, the failure names the
+dataset and the rule, the other datasets are still published, and the result says
+``failed`` (the CLI exits non-zero). New history objects are compressed off the lock.
 
 Then, under the export lock (``ops/dashboard_export.lock``, bounded wait):
 
-1. ``sequence`` = one more than any recorded (``history.next_sequence``), stored durably;
-2. ``out/dashboard/manifest.json``: ``{schema_version, sequence, generated_at, job_id,
-   datasets[{name, format, path, bytes, checksum_sha256, rows, generated_at, warnings,
-   provenance{source_command, commit_sha, job_id, data_root, inputs[{path, sha256}]}}]}``.
-   Entries of datasets not exported now are carried from the previous manifest (or, when
-   it is missing or corrupt, from the newest history manifest) if their file still has
-   the recorded checksum;
-3. ``out/dashboard/README.json`` (what each dataset is, when refreshed, how to refresh);
-4. the history entry ``ops/dashboard_export_history/<job_id>/`` and retention pruning;
-5. the heartbeat ``ops/dashboard_export_heartbeat.json``: ``job_id, generated_at,
+1. stale staging/temp files of killed runs are swept (``layout.sweep``, ``history.sweep_history``);
+2. ``sequence`` = one more than any recorded (``history.next_sequence``), stored durably;
+3. the staging folder is completed: entries of datasets not exported now are carried
+   from the current bundle (hard links) when their file still has the recorded checksum
+   (from the newest history manifest when the current manifest is missing or corrupt); a
+   freshly built dataset whose content (``content_sha256``: the JSON bytes without their
+   ``generated_at`` and ``provenance`` values) equals the current bundle's keeps the
+   current files byte for byte, so an unchanged dataset costs nothing in history;
+4. ``manifest.json``: ``{schema_version, sequence, generated_at, job_id, datasets[{name,
+   format, path, bytes, checksum_sha256, content_sha256, rows, generated_at, warnings,
+   provenance{source_command, commit_sha, job_id, data_root, inputs[{path, sha256}]}}]}``
+   and ``README.json`` (what each dataset is, when refreshed, how to refresh, and the
+   provenance block with the commit) are written into the staging folder;
+5. the staging folder is verified (every listed file's bytes and streamed sha256) and
+   renamed to ``out/dashboard.versions/<sequence>-<job_id>``, and ``out/dashboard`` is
+   switched to it in one ``os.replace`` (``layout.switch``): readers see the whole
+   previous bundle or the whole new one;
+6. the history snapshot (``history.record_snapshot``; objects stored once by sha256),
+   retention pruning, and old version folders removed;
+7. the heartbeat ``ops/dashboard_export_heartbeat.json``: ``job_id, generated_at,
    sequence, status, datasets{name: {status, rows, rule, error, warnings}},
-   last_success_at, last_failure``.
+   last_success_at, last_failure, provenance``.
 
-Input paths in provenance are relative to the data root, except
+A kill at any point leaves the previous bundle and history intact (each step above is
+one rename, or writes only into the private staging folder); what a killed run left is
+swept by the next run. Input paths in provenance are relative to the data root, except
 ``ops/signal_latency_rollup.csv`` which is relative to the kit's work root.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,22 +54,25 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..errors import ObsError, ValidationError
-from ..provenance import input_entries
+from ..provenance import block, input_entries
 from ..safepath import check_identifier
 from ..schemas import validate
-from ..storage import atomic_write_json, file_lock, fsync_dir, read_json_object, sha256_bytes, sha256_file
+from ..storage import fsync_dir, pretty_json_bytes, read_json_object, sha256_bytes, sha256_file
 from ..timeutil import to_rfc3339
-from . import DATASETS, DEFAULT_PIP_VALUE, SCHEMA_VERSION
+from . import DATASETS, DEFAULT_PIP_VALUE, SCHEMA_VERSION, _faults, layout
 from .columns import SPECS, refresh_command
 from .datasets import DatasetResult, build_ev_history, build_latency_rollups, build_slippage_telemetry
 from .history import (
+    commit_objects,
     history_entries,
-    history_root,
     next_sequence,
     prune_history,
-    record_history,
+    record_snapshot,
+    stage_objects,
     store_sequence,
+    sweep_history,
 )
+from .layout import bundle_dir  # noqa: F401 - re-exported (report.py, job.py)
 from .parquet import parquet_bytes
 from .rules import encode_and_check, schema_file
 from .staging import Stager
@@ -58,6 +80,7 @@ from .turnover import build_turnover_summary
 
 HEARTBEAT = "dashboard_export_heartbeat.json"
 LOCK = "dashboard_export.lock"
+NOTEBOOK_FILES = ("dashboard_bundle.ipynb", "dashboard_bundle.html")  # carried from version to version
 
 
 @dataclass
@@ -102,11 +125,6 @@ class ExportResult:
                 "datasets": self.datasets, "history_pruned": len(self.pruned)}
 
 
-def bundle_dir(work_root: Path) -> Path:
-    """``<work_root>/out/dashboard``."""
-    return Path(work_root) / "out" / "dashboard"
-
-
 def select(dataset: str) -> list[str]:
     """``all`` -> every dataset; a name -> [name]. Raises ``ObsError`` for an unknown name."""
     if dataset == "all":
@@ -133,17 +151,38 @@ def _inputs(res: DatasetResult, req: ExportRequest) -> list[dict]:
     return sorted(data + work, key=lambda d: d["path"])
 
 
+def _compact(obj) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def content_sha256(data: bytes, volatile: list[bytes]) -> str:
+    """sha256 of a dataset document without its ``volatile`` members (the exact
+    ``"generated_at":"...",`` and ``"provenance":{...},`` texts of its head): the parts
+    that change when the same content is exported again."""
+    view, h, pos = memoryview(data), hashlib.sha256(), 0
+    spans = sorted((k, len(v)) for v in volatile if (k := data.find(v, 0, 1 << 22)) >= 0)
+    for k, n in spans:
+        h.update(view[pos:k])
+        pos = k + n
+    h.update(view[pos:])
+    return h.hexdigest()
+
+
 def _prepare(name: str, req: ExportRequest, stager: Stager
-             ) -> tuple[dict[str, tuple[bytes, str]] | None, dict, list[dict] | None]:
+             ) -> tuple[dict[str, tuple[int, str]] | None, dict, list[dict] | None]:
     """Build and encode one dataset: ``(files {name: (bytes, sha256)} or None, status,
     provenance inputs or None)`` (hashes taken here, off the lock and alongside the other
     datasets). The ``stager`` writes the JSON while it is encoded and the Parquet file once
-    made (both discarded when the dataset fails)."""
+    made (both discarded when the dataset fails). ``status`` has ``content_sha256``."""
     try:
         res = build(name, req)
     except ObsError as exc:
         return None, {"status": "failed", "rows": None, "rule": "input", "error": f"{name}: {exc}"}, None
-    data, violations = encode_and_check(name, res.frame, req.now, res.warnings, sink=stager.stream(f"{name}.json"))
+    inputs = _inputs(res, req)
+    prov = block(generated_at=req.now, source_command=req.command, commit=req.commit_sha or None, job_id=req.job_id,
+                 inputs=inputs, schema_version=SCHEMA_VERSION, dataset=name, data_root=req.data_label)
+    data, violations = encode_and_check(name, res.frame, req.now, res.warnings, sink=stager.stream(f"{name}.json"),
+                                        provenance=prov)
     if data is None:
         stager.discard(f"{name}.json")
         msg = f"{name}: " + "; ".join(str(v) for v in violations)
@@ -151,15 +190,17 @@ def _prepare(name: str, req: ExportRequest, stager: Stager
                       "warnings": len(res.warnings)}, None
     stager.end(f"{name}.json")
     try:
-        pq_bytes = parquet_bytes(name, res.frame)
+        pq_bytes = parquet_bytes(name, res.frame, prov)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
         stager.discard(f"{name}.json")
         return None, {"status": "failed", "rows": len(res.frame), "rule": "parquet_schema",
                       "error": f"{name}: value does not fit the Parquet schema: {exc}"}, None
     stager.stage(f"{name}.parquet", pq_bytes)
-    return ({f"{name}.json": (data, sha256_bytes(data)), f"{name}.parquet": (pq_bytes, sha256_bytes(pq_bytes))},
-            {"status": "ok", "rows": len(res.frame), "rule": None, "error": None, "warnings": len(res.warnings)},
-            _inputs(res, req))
+    return ({f"{name}.json": (len(data), sha256_bytes(data)), f"{name}.parquet": (len(pq_bytes), sha256_bytes(pq_bytes))},
+            {"status": "ok", "rows": len(res.frame), "rule": None, "error": None, "warnings": len(res.warnings),
+             "content_sha256": content_sha256(data, [b'"generated_at":' + _compact(to_rfc3339(req.now)) + b",",
+                                                     b'"provenance":' + _compact(prov) + b","])},
+            inputs)
 
 
 def _prepare_all(req: ExportRequest, stager: Stager) -> dict[str, tuple]:
@@ -173,96 +214,192 @@ def _prepare_all(req: ExportRequest, stager: Stager) -> dict[str, tuple]:
         return {n: f.result() for n, f in futures.items()}
 
 
-def _previous_entries(out: Path, ops: Path) -> list[dict]:
-    manifest = read_json_object(out / "manifest.json")
+def _previous_manifest(cur: Path | None, ops: Path) -> dict:
+    """The current bundle's manifest, else (missing or corrupt) the newest history one."""
+    manifest = read_json_object(cur / "manifest.json") if cur is not None else None
     if manifest is None or not isinstance(manifest.get("datasets"), list):
-        hist = [m for _, m in history_entries(ops) if m and isinstance(m.get("datasets"), list)]
-        manifest = hist[-1] if hist else {"datasets": []}
-    kept = []
-    for e in manifest["datasets"]:
-        try:
-            p = out / e["path"]
-            if p.is_file() and sha256_file(p) == e["checksum_sha256"]:
-                kept.append(e)
-        except (TypeError, KeyError, OSError):
-            continue
-    return kept
+        hist = [m for e in reversed(history_entries(ops)) if (m := e.manifest()) and isinstance(m.get("datasets"), list)]
+        manifest = hist[0] if hist else {"datasets": []}
+    return manifest
+
+
+def _intact(cur: Path | None, e: dict) -> bool:
+    """The current bundle still holds entry ``e``'s file with its recorded bytes."""
+    try:
+        p = cur / e["path"]  # type: ignore[operator]
+        return p.is_file() and p.stat().st_size == e["bytes"] and sha256_file(p) == e["checksum_sha256"]
+    except (TypeError, KeyError, OSError):
+        return False
 
 
 def export_bundle(req: ExportRequest) -> ExportResult:
     """Export ``req.names`` (see module doc). Raises ``LockTimeout`` when another export
     holds the lock, ``ValidationError`` if the manifest itself would be invalid (a bug).
-    Datasets are built and their files written (fsynced temp files, ``staging``) before
-    the lock is taken; under the lock they are renamed into place."""
-    out, ops = bundle_dir(req.work_root), Path(req.work_root) / "ops"
-    with Stager(out, history_root(ops), req.job_id) as stager:
-        prepared = _prepare_all(req, stager)
+    Datasets are built and their files written into the staging folder before the lock is
+    taken; under the lock the bundle is completed and switched in one rename."""
+    ops = Path(req.work_root) / "ops"
+    stage = layout.new_stage(req.work_root, req.job_id)
+    pending: dict[str, Path] = {}
+    try:
+        _faults.checkpoint("stage_created")
+        with Stager(stage) as stager:
+            prepared = _prepare_all(req, stager)
+            stager.wait()
+        sources = {sha: stage / fname for files, _, _ in prepared.values() if files
+                   for fname, (_, sha) in files.items()}
+        pending = stage_objects(ops, sources)
+        _faults.checkpoint("objects_staged")
+        from ..storage import file_lock
+
         with file_lock(ops / LOCK, req.lock_timeout_s):
-            return _publish_locked(req, out, ops, prepared, stager)
+            return _publish_locked(req, stage, ops, prepared, pending)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        for tmp in pending.values():
+            tmp.unlink(missing_ok=True)
 
 
-def _publish_locked(req: ExportRequest, out: Path, ops: Path, prepared: dict[str, tuple],
-                    stager: Stager) -> ExportResult:
-    """Sequence, dataset files, manifest, README, history, heartbeat (lock held)."""
-    seq = next_sequence(ops, out / "manifest.json")
+def _entry(name: str, fname: str, size: int, checksum: str, status: dict, req: ExportRequest,
+           inputs: list[dict]) -> dict:
+    return {"name": name, "format": fname.rsplit(".", 1)[1], "path": fname, "bytes": size,
+            "checksum_sha256": checksum, "content_sha256": status["content_sha256"], "rows": status["rows"],
+            "generated_at": to_rfc3339(req.now), "warnings": status["warnings"],
+            "provenance": {"source_command": req.command, "commit_sha": req.commit_sha, "job_id": req.job_id,
+                           "data_root": req.data_label, "inputs": inputs}}
+
+
+def _carry_extras(cur: Path | None, stage: Path, listed: set[str]) -> None:
+    """Hard-link the notebook outputs and ``failed/`` of the current version into the new one."""
+    if cur is None:
+        return
+    for name in NOTEBOOK_FILES:
+        if name not in listed and (cur / name).is_file():
+            layout.link_or_copy(cur / name, stage / name)
+    failed = cur / "failed"
+    if failed.is_dir():
+        (stage / "failed").mkdir(exist_ok=True)
+        for p in failed.iterdir():
+            if p.is_file() and not p.name.startswith("."):
+                layout.link_or_copy(p, stage / "failed" / p.name)
+
+
+def check_staged(stage: Path, manifest: dict) -> None:
+    """The export's own verification: every listed file in ``stage`` has the manifest's
+    bytes and sha256 (streamed). Raises ``ValidationError``."""
+    for e in manifest["datasets"]:
+        p = stage / e["path"]
+        if not p.is_file() or p.stat().st_size != e["bytes"] or sha256_file(p) != e["checksum_sha256"]:
+            raise ValidationError(f"staged bundle file {e['path']} does not match its manifest entry")
+
+
+def _publish_locked(req: ExportRequest, stage: Path, ops: Path, prepared: dict[str, tuple],
+                    pending: dict[str, Path]) -> ExportResult:
+    """Sweep, sequence, complete the staging folder, switch, history, heartbeat (lock held)."""
+    work = Path(req.work_root)
+    layout.sweep(work)
+    sweep_history(ops)
+    _faults.checkpoint("swept")
+    cur = layout.current_version(work)
+    seq = next_sequence(ops, cur / "manifest.json" if cur is not None else stage / "manifest.json")
     result = ExportResult(sequence=seq)
+    prev = _previous_manifest(cur, ops)
+    prev_by_path = {e.get("path"): e for e in prev["datasets"] if isinstance(e, dict)}
     fresh = {n for n, (files, _, _) in prepared.items() if files is not None}
-    entries = [e for e in _previous_entries(out, ops) if e["name"] not in fresh]
-    publish = []
+    entries = [e for e in prev["datasets"] if isinstance(e, dict) and e.get("name") not in fresh and _intact(cur, e)]
+    for e in entries:
+        layout.link_or_copy(cur / e["path"], stage / e["path"])  # type: ignore[operator]
     for name, (files, status, inputs) in prepared.items():
-        result.datasets[name] = status
+        result.datasets[name] = {k: v for k, v in status.items() if k != "content_sha256"}
         if files is None:
             result.failed.append({"dataset": name, "rule": status["rule"], "error": status["error"]})
             continue
-        prov = {"source_command": req.command, "commit_sha": req.commit_sha, "job_id": req.job_id,
-                "data_root": req.data_label, "inputs": inputs}
-        for fname, (data, checksum) in files.items():
-            publish.append(fname)
-            entries.append({"name": name, "format": fname.rsplit(".", 1)[1], "path": fname, "bytes": len(data),
-                            "checksum_sha256": checksum, "rows": status["rows"],
-                            "generated_at": to_rfc3339(req.now), "warnings": status["warnings"],
-                            "provenance": prov})
+        olds = [prev_by_path.get(f) for f in files]
+        same = all(o is not None and o.get("content_sha256") == status["content_sha256"] and _intact(cur, o)
+                   for o in olds)
+        for fname, (size, checksum) in files.items():
+            if same:  # unchanged content: keep the current bytes (and their first generated_at)
+                old = prev_by_path[fname]
+                (stage / fname).unlink()
+                layout.link_or_copy(cur / fname, stage / fname)  # type: ignore[operator]
+                size, checksum = old["bytes"], old["checksum_sha256"]
+            entries.append(_entry(name, fname, size, checksum, status, req, inputs))
         result.published.append(name)
     order = {n: i for i, n in enumerate(DATASETS)}
     entries.sort(key=lambda e: (order.get(e["name"], 99), e["format"]))
     manifest = {"schema_version": SCHEMA_VERSION, "sequence": seq, "generated_at": to_rfc3339(req.now),
                 "job_id": req.job_id, "datasets": entries}
-    validate(manifest, schema_file("manifest"), "dashboard manifest")  # while the files are still being written
-    readme = readme_doc(manifest)
+    readme = readme_doc(manifest, req)
+    manifest["provenance"] = readme["provenance"]
+    validate(manifest, schema_file("manifest"), "dashboard manifest")
     validate(readme, schema_file("readme"), "dashboard README.json")
-    for fname in publish:
-        stager.publish(fname)  # fsynced temp file -> os.replace (atomic)
-    fsync_dir(out)
+    listed = {e["path"] for e in entries}
+    _carry_extras(cur, stage, listed)
+    readme_bytes, manifest_bytes = pretty_json_bytes(readme), pretty_json_bytes(manifest)
+    for fname, data in (("README.json", readme_bytes), ("manifest.json", manifest_bytes)):
+        with open(stage / fname, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    check_staged(stage, manifest)
+    fsync_dir(stage)
+    _faults.checkpoint("staged_complete")
     store_sequence(ops, seq)
-    atomic_write_json(out / "manifest.json", manifest)
-    atomic_write_json(out / "README.json", readme)
-    files = sorted({e["path"] for e in entries}) + ["README.json", "manifest.json"]
-    record_history(ops, req.job_id, out, files, staged=stager.history_files())
+    _faults.checkpoint("sequence_stored")
+    version = layout.versions_root(work) / f"{seq:010d}-{req.job_id}"
+    os.rename(stage, version)
+    fsync_dir(version.parent)
+    _faults.checkpoint("version_renamed")
+    layout.switch(work, version)
+    _faults.checkpoint("switched")
+    files = sorted(listed) + ["README.json", "manifest.json"]
+    shas = {e["path"]: (e["checksum_sha256"], e["bytes"]) for e in entries}
+    shas["README.json"] = (sha256_bytes(readme_bytes), len(readme_bytes))
+    shas["manifest.json"] = (sha256_bytes(manifest_bytes), len(manifest_bytes))
+    commit_objects(ops, pending, {shas[f][0]: version / f for f in files})
+    _faults.checkpoint("objects_committed")
+    record_snapshot(ops, seq, req.job_id, manifest["generated_at"],
+                    [{"path": f, "sha256": shas[f][0], "bytes": shas[f][1]} for f in files])
+    _faults.checkpoint("snapshot_recorded")
     result.pruned = prune_history(ops, req.now, req.retention_days)
+    layout.sweep(work)
+    _faults.checkpoint("pruned")
     write_heartbeat(ops, req, result)
+    _faults.checkpoint("heartbeat_written")
     result.artefacts = [f"out/dashboard/{f}" for f in files] + [f"ops/{HEARTBEAT}"]
     return result
 
 
-def readme_doc(manifest: dict) -> dict:
-    """README.json content for a manifest."""
+def readme_doc(manifest: dict, req: ExportRequest | None = None) -> dict:
+    """README.json content for a manifest (with the provenance block of the export)."""
     by_name: dict[str, list[dict]] = {}
     for e in manifest["datasets"]:
         by_name.setdefault(e["name"], []).append(e)
     out = []
+    inputs: dict[str, dict] = {}
     for name in DATASETS:
         es = by_name.get(name, [])
+        for e in es:
+            for i in e.get("provenance", {}).get("inputs", []):
+                inputs[i["path"]] = i
         out.append({"name": name, "description": SPECS[name].description, "key": list(SPECS[name].key),
                     "files": sorted(e["path"] for e in es), "schema": f"schemas/{schema_file(name)}",
                     "refreshed_at": max((e["generated_at"] for e in es), default=None),
                     "refresh_command": refresh_command(name)})
+    from ..timeutil import parse_ts
+
+    prov = block(generated_at=parse_ts(manifest["generated_at"]),
+                 source_command=req.command if req else None, commit=req.commit_sha if req else None,
+                 job_id=manifest["job_id"], inputs=sorted(inputs.values(), key=lambda d: d["path"]),
+                 schema_version=SCHEMA_VERSION)
     return {"schema_version": SCHEMA_VERSION, "generated_at": manifest["generated_at"],
-            "sequence": manifest["sequence"], "datasets": out}
+            "sequence": manifest["sequence"], "datasets": out, "provenance": prov}
 
 
 def write_heartbeat(ops: Path, req: ExportRequest, result: ExportResult) -> dict:
     """Write ``ops/dashboard_export_heartbeat.json`` (carrying last_success_at and
     last_failure forward from the previous heartbeat). Returns it."""
+    from ..storage import atomic_write_json
+
     prev = read_json_object(ops / HEARTBEAT) or {}
     now = to_rfc3339(req.now)
     datasets = {n: {"status": "not_selected"} for n in DATASETS}
@@ -272,7 +409,9 @@ def write_heartbeat(ops: Path, req: ExportRequest, result: ExportResult) -> dict
           "status": "ok" if result.ok else "failed", "datasets": datasets,
           "last_success_at": now if result.ok else prev.get("last_success_at"),
           "last_failure": ({"at": now, "job_id": req.job_id, "failures": result.failed} if result.failed
-                           else prev.get("last_failure"))}
+                           else prev.get("last_failure")),
+          "provenance": block(generated_at=req.now, source_command=req.command, commit=req.commit_sha or None,
+                              job_id=req.job_id, schema_version=SCHEMA_VERSION)}
     try:
         validate(hb, schema_file("heartbeat"), "dashboard heartbeat")
     except ValidationError:  # a corrupt previous heartbeat: do not carry its values forward

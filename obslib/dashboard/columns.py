@@ -42,13 +42,15 @@ SPECS: dict[str, Dataset] = {d.name: d for d in (
         "router telemetry snapshot, with the slippage z-score across the snapshot's strategies."),
     Dataset("turnover_summary", ("run_id", "week_start"), (
         ("run_id", "string"), ("week_start", "timestamp"), ("week_end", "timestamp"),
+        ("start_ts", "timestamp"), ("end_ts", "timestamp"),
         ("days_reported", "int"), ("active_days", "int"), ("fills", "int"), ("wins", "int"),
         ("pnl_pips", "float"), ("avg_trades_per_day", "float"), ("avg_trades_active_day", "float"),
         ("win_rate", "float"), ("pnl_per_trade", "float"), ("active_day_ratio", "float"),
         ("drawdown_pips", "float"), ("drawdown_pct", "float"), ("equity", "float"), ("pip_value", "float"),
         ("missing_day_count", "int"), ("missing_days", "string_list")),
         "Per backtest run and ISO week (Monday 00:00 UTC) with daily rows: trades per day, per active day, "
-        "win rate, pnl per trade and the intra-week drawdown, with missing trading days flagged."),
+        "win rate, pnl per trade and the intra-week drawdown, with missing trading days flagged; start_ts/end_ts "
+        "give each run's span (first and last day with data)."),
     Dataset("latency_rollups", ("hour_utc", "source"), (
         ("hour_utc", "timestamp"), ("source", "string"), ("p50_ms", "float"), ("p95_ms", "float"),
         ("samples", "int"), ("breach_flag", "bool"), ("method", "string"), ("streak_id", "string"),

@@ -4,17 +4,23 @@ The Arrow schema comes from ``columns.SPECS`` (never inferred from the data), so
 export has the same column names, order and types, even when a column is all null or
 the dataset is empty: ``string`` -> string, ``float`` -> float64, ``int`` -> int64,
 ``bool`` -> bool, ``timestamp`` -> timestamp[us, tz=UTC], ``string_list`` ->
-list<string>. Schema metadata carries ``dataset`` and ``schema_version``.
+list<string>. Schema metadata carries ``dataset``, ``schema_version`` and
+``obslib.provenance`` (JSON: generated_at, source_command, commit_sha, job_id, inputs with
+sha256, schema_version).
 """
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import SCHEMA_VERSION
 from .columns import SPECS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _TYPES = {"string": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(),
           "timestamp": pa.timestamp("us", tz="UTC"), "string_list": pa.list_(pa.string())}
@@ -27,12 +33,20 @@ def arrow_schema(name: str) -> pa.Schema:
     return pa.schema(fields, metadata={"dataset": name, "schema_version": SCHEMA_VERSION})
 
 
-def parquet_bytes(name: str, frame: pd.DataFrame) -> bytes:
-    """The Parquet file (bytes, snappy) of a typed frame. Raises ``pyarrow.ArrowInvalid``
-    when a value does not fit its column type."""
+def parquet_bytes(name: str, frame: pd.DataFrame, provenance: dict | None = None) -> bytes:
+    """The Parquet file (bytes, snappy) of a typed frame; ``provenance`` (the block of
+    ``obslib.provenance.block``) goes into the schema metadata under ``obslib.provenance``
+    as JSON. Raises ``pyarrow.ArrowInvalid`` when a value does not fit its column type."""
+    import json
+
+    from ..provenance import PARQUET_KEY
+
     schema = arrow_schema(name)
     table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-    table = table.replace_schema_metadata(schema.metadata)
+    meta = dict(schema.metadata)
+    if provenance is not None:
+        meta[PARQUET_KEY.encode()] = json.dumps(provenance, sort_keys=True, separators=(",", ":")).encode()
+    table = table.replace_schema_metadata(meta)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="snappy")
     return sink.getvalue().to_pybytes()

@@ -64,6 +64,12 @@ def run_export(*, data_root: str = "", as_of: str = "", work_root: str = "", out
     return DashboardRun(result, wr, root)
 
 
+def load_run(result_file: str, *, work_root: str, data_root: str = "") -> DashboardRun:
+    """The run ``obs dashboard run`` exported in its own process before the notebook
+    started (its ``export_result.json``): the notebook reads the files it wrote."""
+    return DashboardRun(load_result(Path(result_file)), Path(work_root), Path(data_root))
+
+
 def load_result(path: Path) -> ExportResult:
     """The ``ExportResult`` a notebook run wrote."""
     return ExportResult(**read_json(path))

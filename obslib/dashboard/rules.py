@@ -4,7 +4,7 @@ rules a schema cannot state (uniqueness and order across rows, comparisons of tw
 
 The JSON document (canonical JSON: sorted keys, compact, UTF-8, no NaN)::
 
-    {"dataset", "generated_at", "key", "row_count", "rows": [...], "schema_version", "warnings"}
+    {"dataset", "generated_at", "key", "provenance", "row_count", "rows": [...], "schema_version", "warnings"}
 
 Schema checks: the envelope and (up to ``FULL_CHECK_ROWS`` rows) the whole document go
 through a full draft 2020-12 validator with format checks (``jsonschema_rs`` when
@@ -29,11 +29,13 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from ..schemas import SCHEMA_DIR
 from ..timeutil import to_rfc3339
 from . import SCHEMA_VERSION
 from .columns import SPECS
 from .encode import Column, columns, rows_json_chunks
+from .schema_check import schema as _schema
+from .schema_check import schema_file
+from .schema_check import validator as _validator
 
 FULL_CHECK_ROWS = 20000
 MAX_VIOLATIONS = 20
@@ -47,29 +49,6 @@ class Violation:
 
     def __str__(self) -> str:
         return f"rule {self.rule}: {self.message}"
-
-
-def schema_file(name: str) -> str:
-    """Schema path relative to ``schemas/`` for a dataset (or ``manifest``/``heartbeat``)."""
-    return f"dashboard/{name}.schema.json"
-
-
-@functools.lru_cache(maxsize=None)
-def _schema(name: str) -> dict:
-    return json.loads((SCHEMA_DIR / schema_file(name)).read_text(encoding="utf-8"))
-
-
-@functools.lru_cache(maxsize=None)
-def _validator(name: str):
-    schema = _schema(name)
-    try:
-        import jsonschema_rs
-
-        return jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
-    except ImportError:  # pragma: no cover - exercised only without the compiled validator
-        from jsonschema import Draft202012Validator
-
-        return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def _path(parts) -> str:
@@ -163,14 +142,19 @@ def column_violations(name: str, cols: list[Column], limit: int = MAX_VIOLATIONS
     return out[:limit]
 
 
-def envelope(name: str, generated_at: datetime, warnings: list[str], row_count: int) -> dict:
-    """The document without rows."""
-    return {"schema_version": SCHEMA_VERSION, "dataset": name, "generated_at": to_rfc3339(generated_at),
-            "key": list(SPECS[name].key), "row_count": row_count, "warnings": list(warnings), "rows": []}
+def envelope(name: str, generated_at: datetime, warnings: list[str], row_count: int,
+             provenance: dict | None = None) -> dict:
+    """The document without rows (with the ``provenance`` block when given)."""
+    env = {"schema_version": SCHEMA_VERSION, "dataset": name, "generated_at": to_rfc3339(generated_at),
+           "key": list(SPECS[name].key), "row_count": row_count, "warnings": list(warnings), "rows": []}
+    if provenance is not None:
+        env["provenance"] = provenance
+    return env
 
 
 def encode_and_check(name: str, frame: pd.DataFrame, generated_at: datetime, warnings: list[str],
-                     sink: Callable[[bytes], None] | None = None) -> tuple[bytes | None, list[Violation]]:
+                     sink: Callable[[bytes], None] | None = None,
+                     provenance: dict | None = None) -> tuple[bytes | None, list[Violation]]:
     """Encode ``frame`` as the dataset's canonical JSON bytes and check it: the envelope
     against the schema, every row column by column (``column_violations``), the whole
     document again with the full validator when it has at most ``FULL_CHECK_ROWS`` rows,
@@ -178,7 +162,7 @@ def encode_and_check(name: str, frame: pd.DataFrame, generated_at: datetime, war
     otherwise. The bytes equal ``storage.canonical_json_bytes`` of the document. ``sink``
     (optional) is given the bytes piece by piece while they are encoded (before the checks
     that follow the encoding end: on ``(None, ...)`` the caller discards what it got)."""
-    env = envelope(name, generated_at, warnings, len(frame))
+    env = envelope(name, generated_at, warnings, len(frame), provenance)
     violations = schema_violations(name, env)
     cols = columns(name, frame)
     violations += column_violations(name, cols)

@@ -1,49 +1,41 @@
-"""Writing an export's dataset files to disk in the background while it keeps computing.
+"""Writing an export's dataset files into its staging folder in the background while it
+keeps computing.
 
 As a dataset's bytes are produced (``stream``: chunk by chunk while the JSON is still
-being encoded; ``stage``: a whole file), a background thread writes them twice: a hidden
-temp file in the bundle folder (``out/dashboard/.<name>.<random>.tmp``) and one in the
-history root (``ops/dashboard_export_history/.<job_id>.<name>.<random>.tmp``), each
-``fdatasync``ed every ``SYNC_EVERY`` bytes on the way and fsynced at the end (write and
+being encoded; ``stage``: a whole file), a background thread writes them to
+``<stage>/<name>`` (the run's private staging folder, ``layout.new_stage``),
+``fdatasync``ing every ``SYNC_EVERY`` bytes on the way and fsyncing at the end (write and
 sync release the GIL, so the disk work overlaps the encoding and the rest of the export).
-Under the export lock, ``publish`` ``os.replace``s the first into place (the same atomic
-write as ``storage.atomic_write_bytes``; the caller fsyncs the folder), and
-``history_files`` hands the second to ``history.record_history``, which renames it into
-the history entry instead of copying the published file back: two independent files
-(not links) with the same bytes. ``close`` removes every temp file not used (a failed
-dataset, an exception).
+``discard`` removes a failed dataset's file; ``wait`` returns once every kept file is
+complete on disk (re-raising a write error, ``OSError``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
+from . import _faults
+
 SYNC_EVERY = 64 << 20  # bytes written between fdatasync calls while streaming
 
 
-class _Pair:
-    """The two temp files of one bundle file; every method runs on the stager's thread, in
-    submission order. A failure is kept and raised by ``finish``."""
+class _File:
+    """One staged file; every method runs on the stager's thread, in submission order. A
+    failure is kept and raised by ``finish``."""
 
-    def __init__(self, bundle_dir: Path, history_root: Path, job_id: str, fname: str) -> None:
-        self.targets = ((bundle_dir, f".{fname}."), (history_root, f".{job_id}.{fname}."))
-        self.paths: list[Path] = []
-        self.files: list = []
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fh = None
         self.unsynced = 0
         self.error: BaseException | None = None
 
     def open(self) -> None:
         try:
-            for folder, prefix in self.targets:
-                folder.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=str(folder))
-                self.paths.append(Path(tmp))
-                self.files.append(os.fdopen(fd, "wb"))
+            self.fh = open(self.path, "wb")  # noqa: SIM115 - closed by finish/abort
         except BaseException as exc:  # noqa: BLE001 - reported by finish
             self.error = exc
 
@@ -51,67 +43,66 @@ class _Pair:
         if self.error is not None:
             return
         try:
-            for fh in self.files:
-                fh.write(chunk)
+            self.fh.write(chunk)
             self.unsynced += len(chunk)
             if self.unsynced >= SYNC_EVERY:  # start the disk writes now, not all at the final fsync
-                for fh in self.files:
-                    fh.flush()
-                    os.fdatasync(fh.fileno())
+                self.fh.flush()
+                os.fdatasync(self.fh.fileno())
                 self.unsynced = 0
         except BaseException as exc:  # noqa: BLE001 - reported by finish
             self.error = exc
 
-    def finish(self) -> tuple[Path, Path]:
+    def finish(self) -> Path:
         try:
             if self.error is not None:
                 raise self.error
-            for fh, p in zip(self.files, self.paths, strict=True):
-                fh.flush()
-                os.fsync(fh.fileno())
-                fh.close()
-                os.chmod(p, 0o644)
-            return self.paths[0], self.paths[1]
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            os.chmod(self.path, 0o644)
+            _faults.checkpoint(f"staged:{self.path.name}")
+            return self.path
         except BaseException:
             self.abort()
             raise
 
     def abort(self) -> None:
-        for fh in self.files:
+        if self.fh is not None:
             with contextlib.suppress(OSError):
-                fh.close()
-        for p in self.paths:
-            with contextlib.suppress(OSError):
-                p.unlink()
+                self.fh.close()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+def _unlink(p: Path) -> None:
+    with contextlib.suppress(OSError):
+        p.unlink()
 
 
 class Stager:
-    """Background writer of one export's dataset files (see module doc). Use as a context
-    manager; ``publish`` re-raises a write error (``OSError``)."""
+    """Background writer of one export's dataset files into ``stage`` (see module doc).
+    Use as a context manager."""
 
-    def __init__(self, bundle_dir: Path, history_root: Path, job_id: str) -> None:
-        self.bundle_dir, self.history_root, self.job_id = Path(bundle_dir), Path(history_root), job_id
+    def __init__(self, stage: Path) -> None:
+        self.folder = Path(stage)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-stage")
-        self._pairs: list[_Pair] = []
-        self._open: dict[str, _Pair] = {}
+        self._open: dict[str, _File] = {}
         self._staged: dict[str, Future] = {}
-        self._history: dict[str, Path] = {}
 
     def __enter__(self) -> Stager:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        self._pool.shutdown(wait=True)
 
     def stream(self, fname: str) -> Callable[[bytes], None]:
-        """Start bundle file ``fname``; returns ``write(chunk)``. ``end(fname)`` completes it."""
-        pair = _Pair(self.bundle_dir, self.history_root, self.job_id, fname)
-        self._pairs.append(pair)
-        self._pool.submit(pair.open)
-        self._open[fname] = pair
+        """Start staged file ``fname``; returns ``write(chunk)``. ``end(fname)`` completes it."""
+        f = _File(self.folder / fname)
+        self._pool.submit(f.open)
+        self._open[fname] = f
 
         def write(chunk: bytes) -> None:
-            self._pool.submit(pair.write, chunk)
+            self._pool.submit(f.write, chunk)
 
         return write
 
@@ -120,33 +111,19 @@ class Stager:
         self._staged[fname] = self._pool.submit(self._open.pop(fname).finish)
 
     def stage(self, fname: str, data: bytes) -> None:
-        """Write ``data`` for bundle file ``fname`` (both temp files) in the background."""
+        """Write ``data`` as staged file ``fname`` in the background."""
         self.stream(fname)(data)
         self.end(fname)
 
     def discard(self, fname: str) -> None:
-        """Drop ``fname`` (streaming or staged): its temp files are removed."""
-        pair = self._open.pop(fname, None)
-        if pair is not None:
-            self._pool.submit(pair.abort)
-        self._staged.pop(fname, None)
+        """Drop ``fname`` (streaming or staged): its file is removed."""
+        f = self._open.pop(fname, None)
+        if f is not None:
+            self._pool.submit(f.abort)
+        fut = self._staged.pop(fname, None)
+        if fut is not None:
+            self._pool.submit(_unlink, self.folder / fname)
 
-    def publish(self, fname: str) -> None:
-        """Wait for ``fname``'s temp files, then atomically replace ``bundle_dir/fname``."""
-        bundle_tmp, history_tmp = self._staged.pop(fname).result()
-        self._history[fname] = history_tmp
-        os.replace(bundle_tmp, self.bundle_dir / fname)
-
-    def history_files(self) -> dict[str, Path]:
-        """``{fname: fsynced temp file with the published bytes}`` for ``record_history``
-        (which renames them; any left are removed by ``close``)."""
-        return dict(self._history)
-
-    def close(self) -> None:
-        """Wait for the writer, then remove every temp file that was not used (renamed)."""
-        self._pool.shutdown(wait=True)
-        for pair in self._pairs:
-            pair.abort()  # closes handles; unlinking a renamed path fails harmlessly
-        self._pairs.clear()
-        self._staged.clear()
-        self._history.clear()
+    def wait(self) -> list[Path]:
+        """Block until every kept file is on disk; returns their paths (re-raises a write error)."""
+        return [fut.result() for fut in list(self._staged.values())]

@@ -5,6 +5,9 @@ Definitions (also in ``schemas/dashboard/turnover_summary.schema.json``):
 
 - ``week_start`` = Monday 00:00 UTC of the row dates' week; ``week_end`` = +7 days
   (exclusive). Daily dates are calendar days read as UTC.
+- Per-run span: ``start_ts`` / ``end_ts`` = 00:00 UTC of the first / last date with a row
+  in the run's ``daily.csv`` (the same on every row of the run; the span covers the whole
+  last day).
 - ``days_reported`` = daily rows in the week; ``active_days`` = rows with fills > 0;
   ``fills``, ``wins`` (counts) and ``pnl_pips`` (pips) are the week's sums.
 - ``avg_trades_per_day = fills / days_reported`` (a missing day is not counted as a
@@ -123,8 +126,9 @@ def build_turnover_summary(data_root: Path, *, pip_value: float = DEFAULT_PIP_VA
         seen.add(r["run_id"])
         runs.append(r)
     run_dirs = [r.get("run_dir") or f"runs/{r['run_id']}" for r in runs]
-    parts, orphans = [], []
+    parts, orphans, spans = [], [], []
     for batch in _prefetched(iter_daily_frames(data_root, run_dirs, problems, batch_files=batch_files)):
+        spans.append(batch.groupby("run_key", sort=False)["day"].agg(["min", "max"]))
         w, orphan = _weekly(batch)
         parts.append(w)
         orphans.append(orphan)
@@ -141,11 +145,14 @@ def build_turnover_summary(data_root: Path, *, pip_value: float = DEFAULT_PIP_VA
     week = w["gk"].to_numpy() % _KEY
     equity = np.array([r.get("equity") if r.get("equity") is not None else np.nan for r in runs], float)[rk]
     fills, days, active = w["fills"].to_numpy(), w["days_reported"].to_numpy(), w["active_days"].to_numpy()
+    span = pd.concat(spans).groupby(level=0).agg({"min": "min", "max": "max"})
+    first, last = span["min"].reindex(rk).to_numpy(), span["max"].reindex(rk).to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         frame = {
             "run_id": np.array([r["run_id"] for r in runs], dtype=object)[rk],
             "week_start": pd.to_datetime(week, unit="D", utc=True),
             "week_end": pd.to_datetime(week + 7, unit="D", utc=True),
+            "start_ts": pd.to_datetime(first, unit="D", utc=True), "end_ts": pd.to_datetime(last, unit="D", utc=True),
             "days_reported": days, "active_days": active, "fills": fills, "wins": w["wins"].to_numpy(),
             "pnl_pips": w["pnl_pips"].round(6).to_numpy(),
             "avg_trades_per_day": np.round(fills / days, 6),

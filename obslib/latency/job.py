@@ -20,6 +20,7 @@ from typing import Any
 from ..config import Config
 from ..errors import LockTimeout
 from ..heartbeat import write_heartbeat
+from ..provenance import refresh_sidecars
 from ..storage import file_lock
 from ..timeutil import UTC, parse_ts, to_rfc3339
 from ._faults import checkpoint
@@ -242,6 +243,8 @@ def _sample_locked(cfg: Config, paths: LatencyPaths, ctx: Any, now: datetime, da
     write_heartbeat(paths.ops_dir, SAMPLE_JOB, ctx.job_id, now, "ok",
                     {"source_command": source_command, "commit_sha": commit_sha,
                      "sources": {s.source: s.status for s in samples}})
+    refresh_sidecars([paths.live], generated_at=now, job_id=ctx.job_id)  # <csv>.provenance.json (lock held)
+    refresh_sidecars([paths.rollup], generated_at=now, job_id=ctx.job_id, inputs=[paths.live], root=paths.ops_dir.parent)
     return summary
 
 
@@ -323,6 +326,8 @@ def run_rollup(cfg: Config, ctx: Any, now: datetime, *, full: bool = False,
                 write_heartbeat(paths.ops_dir, ROLLUP_JOB, ctx.job_id, now, "error", error=exc.__class__.__name__)
                 raise
             write_heartbeat(paths.ops_dir, ROLLUP_JOB, ctx.job_id, now, "ok")
+            refresh_sidecars([paths.rollup], generated_at=now, job_id=ctx.job_id, inputs=[paths.live],
+                             root=paths.ops_dir.parent)
     except LockTimeout as exc:
         return _skipped(exc, (monotonic() - t0) * 1000, {"rollups_written": 0})
     return {"status": "ok", "skipped": False, "lock_wait_ms": round(waited_ms, 1), "rollups_written": res.rows_written,

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..alerts import make_alert
 from ..heartbeat import write_heartbeat
+from ..provenance import block as provenance_block
 from ..schedule import load_schedule
 from ..schemas import validate
 from ..storage import atomic_write_json, file_lock
@@ -45,6 +46,7 @@ def nightly_check(cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str], *, 
         prev = load_previous(report_path)
         report = run_check(ops_dir=ops, jobs=jobs, now=now, prev=prev, since=since, lookback=lookback,
                            owner=cfg.owner, runbook=cfg.runbook, job_id=ctx.job_id)
+        report["provenance"] = provenance_block(generated_at=now, job_id=ctx.job_id)
         validate(report, SCHEMA_FILE, "nightly check report")
         if not send:
             # a preview (--no-send) must not move the "since the last check" window, or the

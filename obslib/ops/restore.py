@@ -2,17 +2,19 @@
 
 Sources (read-only):
 
-- ``ops/dashboard_export_history/<job_id>/``: ``manifest.json``, ``README.json`` and every
-  dataset file the manifest lists (written by ``obslib.dashboard.history.record_history``);
+- ``ops/dashboard_export_history/``: one snapshot per export naming the sha256 of each of
+  its files, stored once each as gzip objects (``obslib.dashboard.history``), and the old
+  layout's full copies ``<job_id>/``;
 - ``ops/weekly_report_history/<week_start>.json``: the exact bytes delivered, and
   ``<week_start>.receipt.json`` with their ``payload_checksum_sha256``
   (written by ``obslib.weekly.delivery``).
 
 Targets: ``out/dashboard/`` (manifest, README.json and the datasets of the newest history
-entry whose every file matches its manifest's bytes and sha256) and
+entry whose every file matches its recorded bytes and sha256, staged as a new version
+folder and switched in with one ``os.replace`` under the export lock, as an export does) and
 ``out/weekly_report/<week_start>/payload.json`` (the newest delivered week's bytes, checked
-against the receipt). Files are copied byte for byte, each written atomically, the
-manifest last, so a crash mid-restore leaves an old manifest or the complete new bundle.
+against the receipt). Files are copied byte for byte; a crash mid-restore leaves the old bundle or the
+complete restored one.
 Executed notebooks and HTML are not kept in history and are not restored.
 """
 
@@ -24,80 +26,82 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, ValidationError
-from ..safepath import UnsafePath, check_identifier, check_relpath, contained
+from ..safepath import check_identifier, check_relpath, contained
 from ..storage import atomic_write_bytes, read_json, rel, sha256_bytes
 from ..timeutil import parse_week_start
 
 WEEK_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.json$")
 
 
-def _entry_problems(folder: Path, manifest: dict) -> list[str]:
-    out = []
-    for e in manifest.get("datasets", []):
-        try:  # a manifest names files; each must stay inside its entry (and later out/dashboard/)
-            p = contained(folder, folder / check_relpath(e.get("path"), what="dataset path"), what="dataset path")
-        except (UnsafePath, AttributeError) as exc:
-            out.append(f"{str(e.get('path') if isinstance(e, dict) else e)[:80]}: unsafe path ({exc})")
-            continue
-        if not p.is_file():
-            out.append(f"{e['path']}: missing")
-            continue
-        data = p.read_bytes()
-        if len(data) != e.get("bytes") or sha256_bytes(data) != e.get("checksum_sha256"):
-            out.append(f"{e['path']}: bytes/checksum differ from the manifest")
-    return out
-
-
-def pick_dashboard_entry(cfg: Any, job_id: str | None = None) -> tuple[Path, dict, list[str]]:
-    """The history entry to restore: ``job_id``'s, else the newest intact one (by recorded
-    time and sequence). Returns ``(folder, manifest, skipped)`` where ``skipped`` lists newer
-    entries passed over and why. Raises ``InputError`` when there is none (or ``job_id``
-    is missing), ``ValidationError`` when ``job_id``'s entry is damaged."""
-    from ..dashboard.history import history_entries, history_root
+def pick_dashboard_entry(cfg: Any, job_id: str | None = None) -> tuple[Any, list[str]]:
+    """The history entry to restore: ``job_id``'s, else the newest intact one (by
+    sequence). Returns ``(entry, skipped)`` where ``skipped`` lists newer entries passed
+    over and why. Raises ``InputError`` when there is none (or ``job_id`` is missing),
+    ``ValidationError`` when ``job_id``'s entry is damaged."""
+    from ..dashboard.history import entry_problems, history_entries, history_root
 
     entries = history_entries(Path(cfg.ops_dir))
     skipped: list[str] = []
     if job_id:
         check_identifier(job_id, what="--job-id")
-        match = [(d, m) for d, m in entries if d.name == job_id]
-        if not match or match[0][1] is None:
+        match = [e for e in entries if job_id in (e.job_id, e.name)]
+        if not match or match[0].files is None:
             raise InputError(rel(history_root(Path(cfg.ops_dir)) / job_id, cfg.work_root), "no readable history entry")
-        d, m = match[0]
-        probs = _entry_problems(d, m)
+        probs = entry_problems(match[0])
         if probs:
-            raise ValidationError(f"{rel(d, cfg.work_root)}: damaged history entry: {'; '.join(probs[:5])}")
-        return d, m, skipped
-    for d, m in reversed(entries):
-        if m is None:
-            skipped.append(f"{d.name}: unreadable manifest")
-            continue
-        probs = _entry_problems(d, m)
+            raise ValidationError(f"{rel(match[0].where, cfg.work_root)}: damaged history entry: {'; '.join(probs[:5])}")
+        return match[0], skipped
+    for e in reversed(entries):
+        probs = entry_problems(e)
         if probs:
-            skipped.append(f"{d.name}: {probs[0]}")
+            skipped.append(f"{e.name}: {probs[0]}")
             continue
-        return d, m, skipped
+        return e, skipped
     raise InputError(rel(history_root(Path(cfg.ops_dir)), cfg.work_root), "no intact dashboard export in history: nothing "
                      "to restore")
 
 
 def restore_dashboard(cfg: Any, *, job_id: str | None = None, dry_run: bool = False) -> dict[str, Any]:
-    """Copy a history entry into ``out/dashboard/``. Returns ``{job_id, sequence, files,
+    """Restore a history entry as the bundle ``out/dashboard/`` (a new version folder,
+    switched in under the export lock). Returns ``{job_id, sequence, generated_at, files,
     skipped}`` (``files``: ``[{path, sha256}]`` relative to the work root)."""
-    folder, manifest, skipped = pick_dashboard_entry(cfg, job_id)
-    dest = Path(cfg.out_dir) / "dashboard"
-    names = [e["path"] for e in manifest.get("datasets", [])]
-    if (folder / "README.json").is_file():
-        names.append("README.json")
-    names.append("manifest.json")  # last: the bundle is complete once it appears
+    import os
+
+    from ..dashboard import layout
+    from ..dashboard.bundle import LOCK
+    from ..storage import file_lock, fsync_dir
+
+    entry, skipped = pick_dashboard_entry(cfg, job_id)
+    manifest = entry.manifest() or {}
+    dest = layout.bundle_dir(cfg.work_root)
+    names = [f["path"] for f in entry.files or [] if f["path"] != "manifest.json"] + ["manifest.json"]
     files = []
-    for name in names:
-        data = contained(folder, folder / name, what="history file").read_bytes()
-        target = contained(dest, dest / check_relpath(name, what="restore target"), what="restore target")
-        if not dry_run:
-            atomic_write_bytes(target, data)
-        files.append({"path": rel(target, cfg.work_root), "sha256": sha256_bytes(data)})
-    return {"job_id": folder.name, "sequence": manifest.get("sequence"), "generated_at": manifest.get("generated_at"),
-            "files": files, "skipped": skipped}
+    with file_lock(Path(cfg.ops_dir) / LOCK, cfg.lock_timeout_s):
+        stage = None if dry_run else layout.new_stage(cfg.work_root, entry.job_id or entry.name)
+        try:
+            for name in names:
+                check_relpath(name, what="history file path")
+                data = entry.read(name)
+                if stage is not None:  # each file must land inside the new version folder
+                    contained(stage, stage / name, what="restore target").write_bytes(data)
+                files.append({"path": rel(dest / name, cfg.work_root), "sha256": sha256_bytes(data)})
+            if stage is not None:
+                for name in names:
+                    with open(stage / name, "rb+") as fh:
+                        os.fsync(fh.fileno())
+                version = layout.versions_root(cfg.work_root) / f"{manifest.get('sequence', 0):010d}-restored-{os.getpid()}"
+                os.rename(stage, version)
+                fsync_dir(version.parent)
+                layout.switch(cfg.work_root, version)
+                stage = None
+                layout.sweep(cfg.work_root)
+        finally:
+            if stage is not None:
+                import shutil
+
+                shutil.rmtree(stage, ignore_errors=True)
+    return {"job_id": entry.job_id or entry.name, "sequence": manifest.get("sequence"),
+            "generated_at": manifest.get("generated_at"), "files": files, "skipped": skipped}
 
 
 def restore_weekly(cfg: Any, *, week_start: str | None = None, dry_run: bool = False) -> dict[str, Any]:
