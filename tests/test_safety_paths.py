@@ -140,13 +140,12 @@ def test_publish_refuses_a_manifest_job_id_that_leaves_the_target(exported, tmp_
 
 def test_restore_skips_a_history_entry_whose_manifest_names_a_path_outside(exported, tmp_path):
     root = _copy(exported, tmp_path / "kit")
-    (entry,) = [d for d in (root / "ops/dashboard_export_history").iterdir() if not d.name.startswith(".")]
-    mp = entry / "manifest.json"
-    m = json.loads(mp.read_text())
-    first = m["datasets"][0]
-    (root / "ops" / "esc_restore.json").write_bytes((entry / first["path"]).read_bytes())  # a real file to copy
+    (entry,) = (root / "ops/dashboard_export_history/snapshots").iterdir()  # the one export's record
+    m = json.loads(entry.read_text())
+    first = m["files"][0]
+    (root / "ops" / "esc_restore.json").write_bytes(b"x")  # a real file there
     first["path"] = "../../../esc_restore.json"
-    mp.write_text(json.dumps(m))
+    entry.write_text(json.dumps(m))
     before = snapshot(tmp_path, skip=root)
     rc = main(["restore", "--work-root", str(root), "--now", NOW])
     assert rc == 2  # the only entry is unsafe: nothing to restore
@@ -154,16 +153,16 @@ def test_restore_skips_a_history_entry_whose_manifest_names_a_path_outside(expor
     with pytest.raises(Exception, match="unsafe path|damaged"):
         from obslib.ops.restore import pick_dashboard_entry
 
-        pick_dashboard_entry(load_config(root), entry.name)
+        pick_dashboard_entry(load_config(root), m["job_id"])
 
 
-def test_record_history_and_export_request_refuse_crafted_ids(tmp_path):
+def test_record_snapshot_and_export_request_refuse_crafted_ids(tmp_path):
     from obslib.dashboard.bundle import ExportRequest
-    from obslib.dashboard.history import record_history
+    from obslib.dashboard.history import record_snapshot
 
     for bad in BAD_IDS:
         with pytest.raises(UnsafePath):
-            record_history(tmp_path / "ops", bad, tmp_path, [])
+            record_snapshot(tmp_path / "ops", 1, bad, "2024-01-01T00:00:00Z", [])
         with pytest.raises(UnsafePath):
             ExportRequest(names=["ev_history"], data_root=tmp_path, work_root=tmp_path, now=NOW_DT, job_id=bad,
                           command="", commit_sha=None, data_label="demo")

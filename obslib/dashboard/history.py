@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from ..safepath import check_relpath, contained, safe_child
+from ..safepath import UnsafePath, check_relpath, contained, safe_child
 from ..storage import atomic_write_json, fsync_dir, read_json_object
 from ..timeutil import parse_ts
 from .layout import is_stale, temp_name
@@ -331,6 +331,11 @@ def entry_problems(e: Entry) -> list[str]:
         return ["unreadable record"]
     out = []
     for f in e.files:
+        try:  # a record names files: each must be a safe relative path (it becomes one on restore)
+            check_relpath(f["path"], what="history file path")
+        except UnsafePath as exc:
+            out.append(f"{str(f['path'])[:80]}: unsafe path ({exc})")
+            continue
         try:
             data = e.read(f["path"])
         except (OSError, KeyError, StopIteration, EOFError, zlib.error):
