@@ -9,7 +9,7 @@ from __future__ import annotations
 
 SEVERITIES = ("info", "warning", "critical")
 RUNBOOK_ANCHORS = ("signal-latency", "weekly-webhook", "dashboard-exports", "missed-runs", "secrets-rotation",
-                   "disaster-recovery", "weekly-report-inputs", "utilisation-budget")
+                   "disaster-recovery", "weekly-report-inputs", "utilisation-budget", "dashboard-publish")
 
 
 def make_alert(alert_id: str, severity: str, message: str, *, anchor: str, owner: str = "obs-oncall",

@@ -117,6 +117,18 @@ class NotebookConfig:
 
 
 @dataclass
+class PublishConfig:
+    """``[publish]``: where ``obs dashboard publish`` (scheduled weekly) copies the bundle.
+    ``to``: a folder or an fsspec URL (empty: not configured, the job does nothing);
+    ``retention_days``: copies kept there, never fewer than 60 days; ``alert_after_failures``:
+    consecutive failed runs that raise the ``dashboard-publish-failed`` alert."""
+
+    to: str = ""
+    retention_days: int = 60
+    alert_after_failures: int = 2
+
+
+@dataclass
 class Config:
     """The kit's configuration. Paths are resolved against ``work_root``.
 
@@ -140,6 +152,7 @@ class Config:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     notebook: NotebookConfig = field(default_factory=NotebookConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
 
     @property
     def out_dir(self) -> Path:
@@ -177,7 +190,7 @@ class Config:
         return out
 
 
-_SECTIONS = {"latency": LatencyConfig, "webhook": WebhookConfig, "notebook": NotebookConfig}
+_SECTIONS = {"latency": LatencyConfig, "webhook": WebhookConfig, "notebook": NotebookConfig, "publish": PublishConfig}
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:

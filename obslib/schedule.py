@@ -120,6 +120,12 @@ DEFAULT_JOBS: tuple[ScheduledJob, ...] = (
                  "execute the dashboard notebook: export the four datasets, manifest, heartbeat, history",
                  grace_s=1800, max_duration_s=1800, anchor="dashboard-exports",
                  heartbeat="dashboard_export_heartbeat.json", escalate_after=2),
+    ScheduledJob("dashboard_publish", "dashboard_publish", "0 22 * * 0", ("dashboard", "publish"),
+                 "copy the verified dashboard bundle to [publish] to (after Sunday's export, before the weekly "
+                 "report); a failed upload stays queued and is retried next run",
+                 grace_s=1800, max_duration_s=1800, anchor="dashboard-publish",
+                 heartbeat="dashboard_publish_heartbeat.json", heartbeat_required=False, escalate_after=2,
+                 secrets=ALERT_ENV),
     ScheduledJob("weekly_report", "weekly_report", "30 23 * * 0", ("weekly", "run"),
                  "weekly report notebook, HTML and signed payload delivery",
                  grace_s=900, max_duration_s=2700, anchor="weekly-webhook",

@@ -224,26 +224,6 @@ def test_manifest_incomplete_and_schema_invalid(env, capsys):
     assert code == 1 and v["codes"] == {"schema_invalid": 1} and "samples" in err
 
 
-def test_publish_to_folder_verifies_and_prunes(env, capsys, tmp_path):
-    repo, work = env
-    target = tmp_path / "share"
-    _, s1, _ = obs(capsys, work, "export", repo=repo, now="2024-01-01T00:00:00Z")
-    code, p1, _ = obs(capsys, work, "publish", "--to", f"file://{target}", now="2024-01-01T00:00:00Z")
-    assert code == 0 and p1["copied_job_id"] == s1["job_id"] and p1["files"] == 10
-    m = json.loads((target / s1["job_id"] / "manifest.json").read_text())
-    for e in m["datasets"]:
-        assert sha(target / s1["job_id"] / e["path"]) == e["checksum_sha256"]
-    _, s2, _ = obs(capsys, work, "export", repo=repo, now="2024-03-01T00:00:00Z")
-    code, p2, _ = obs(capsys, work, "publish", "--to", str(target), now="2024-03-01T00:00:00Z")
-    assert code == 0 and p2["pruned"] == [s1["job_id"]]
-    assert json.loads((target / "latest.json").read_text())["job_id"] == s2["job_id"]
-    # a tampered local bundle is not published
-    p = work / "out" / "dashboard" / "turnover_summary.parquet"
-    p.write_bytes(p.read_bytes()[:-1] + b"X")
-    code, p3, _ = obs(capsys, work, "publish", "--to", str(target), now="2024-03-01T00:00:00Z")
-    assert code == 1 and p3["codes"] == {"checksum_mismatch": 1}
-
-
 def test_unknown_dataset_is_a_usage_error(env, capsys):
     repo, work = env
     with pytest.raises(SystemExit) as exc:

@@ -43,7 +43,8 @@ def write_toml(root: Path, body: str) -> None:
 
 
 def toml_only(*keep: str, extra: str = "") -> str:
-    all_jobs = ("latency_sample", "latency_rollup", "dashboard_export", "weekly_report", "nightly_check")
+    all_jobs = ("latency_sample", "latency_rollup", "dashboard_export", "dashboard_publish", "weekly_report",
+                "nightly_check")
     parts = [f'[schedule.{j}]\nenabled = false\n' for j in all_jobs if j not in keep]
     return "\n".join(parts) + extra
 

@@ -168,6 +168,9 @@ class Pilot:
         write_heartbeat(self.ops, "dashboard_export", jid, t, "error" if fail else "ok",
                         error="simulated failure" if fail else None)
 
+    def dashboard_publish(self, t):  # no [publish] to in the pilot: the job runs and says so
+        assert self.cli("dashboard_publish", t, ["dashboard", "publish"]) == 0
+
     def weekly_report(self, t):
         if t == WEEKLY_503:
             receiver.weekly_code = 503

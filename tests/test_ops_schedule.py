@@ -49,7 +49,7 @@ def test_crontab_lines_parse_and_set_job_env(tmp_path):
     assert p.returncode == 0, p.stderr
     assert SECRET not in p.stdout and URL not in p.stdout
     jobs = [ln for ln in p.stdout.splitlines() if ln and not ln.startswith("#") and "=" not in ln.split()[0]]
-    assert len(jobs) == 5
+    assert len(jobs) == 6
     base = datetime(2026, 3, 1, tzinfo=UTC)
     for ln in jobs:
         fields = ln.split()

@@ -62,11 +62,11 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     def body(cfg, ctx, now):
-        from ..dashboard.publish import publish_bundle
+        from ..dashboard.publish import run_publish
 
-        res = publish_bundle(cfg.work_root, args.to, now=now, retention_days=cfg.history_retention_days)
-        out = _findings_summary(res.findings)
-        out.update(res.summary())
+        out = run_publish(cfg, ctx, now, to=args.to)
+        for e in out.get("published", []):
+            say(f"obs dashboard publish: {e['job_id']} -> {e['uri']}")
         return out
 
     return run_job(args, "dashboard_publish", body)
@@ -112,9 +112,12 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                    help="also re-parse every JSON dataset and re-run its schema and row rules (slower)")
     v.set_defaults(func=_verify)
     pb = dsub.add_parser("publish", parents=[parent], help="copy a verified bundle to a folder or fsspec URL",
-                         description="Verify the local bundle, copy it to <to>/<job_id>/, verify the copy, "
-                                     "prune copies older than the retention there.")
-    pb.add_argument("--to", required=True, help="target folder or fsspec URL (e.g. file:///mnt/share/dashboard)")
+                         description="Queue the current bundle, then for each queued export: verify it, copy it "
+                                     "to <to>/<job_id>/, verify the copy, prune copies older than max(retention, "
+                                     "60 days) there. A failed upload stays queued for the next run; failures in "
+                                     "a row raise an alert. Without --to or [publish] to: nothing to do (exit 0).")
+    pb.add_argument("--to", help="target folder or fsspec URL (e.g. file:///mnt/share/dashboard); default "
+                                 "[publish] to in obs.toml / $OBS_PUBLISH_TO")
     pb.set_defaults(func=_publish)
     r = dsub.add_parser("run", parents=[parent], help="execute the dashboard notebook (export all datasets)",
                         description="Execute notebooks/dashboard_bundle.ipynb with papermill (it runs the export "

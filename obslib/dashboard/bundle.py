@@ -56,7 +56,6 @@ import pyarrow as pa
 from ..errors import ObsError, ValidationError
 from ..provenance import block, input_entries
 from ..safepath import check_identifier
-from ..schemas import validate
 from ..storage import fsync_dir, pretty_json_bytes, read_json_object, sha256_bytes, sha256_file
 from ..timeutil import to_rfc3339
 from . import DATASETS, DEFAULT_PIP_VALUE, SCHEMA_VERSION, _faults, layout
@@ -75,6 +74,7 @@ from .history import (
 from .layout import bundle_dir  # noqa: F401 - re-exported (report.py, job.py)
 from .parquet import parquet_bytes
 from .rules import encode_and_check, schema_file
+from .schema_check import validate
 from .staging import Stager
 from .turnover import build_turnover_summary
 
@@ -330,8 +330,8 @@ def _publish_locked(req: ExportRequest, stage: Path, ops: Path, prepared: dict[s
                 "job_id": req.job_id, "datasets": entries}
     readme = readme_doc(manifest, req)
     manifest["provenance"] = readme["provenance"]
-    validate(manifest, schema_file("manifest"), "dashboard manifest")
-    validate(readme, schema_file("readme"), "dashboard README.json")
+    validate(manifest, "manifest", "dashboard manifest")
+    validate(readme, "readme", "dashboard README.json")
     listed = {e["path"] for e in entries}
     _carry_extras(cur, stage, listed)
     readme_bytes, manifest_bytes = pretty_json_bytes(readme), pretty_json_bytes(manifest)
@@ -413,12 +413,12 @@ def write_heartbeat(ops: Path, req: ExportRequest, result: ExportResult) -> dict
           "provenance": block(generated_at=req.now, source_command=req.command, commit=req.commit_sha or None,
                               job_id=req.job_id, schema_version=SCHEMA_VERSION)}
     try:
-        validate(hb, schema_file("heartbeat"), "dashboard heartbeat")
+        validate(hb, "heartbeat", "dashboard heartbeat")
     except ValidationError:  # a corrupt previous heartbeat: do not carry its values forward
         if result.ok:
             hb["last_failure"] = None
         else:
             hb["last_success_at"] = None
-        validate(hb, schema_file("heartbeat"), "dashboard heartbeat")
+        validate(hb, "heartbeat", "dashboard heartbeat")
     atomic_write_json(ops / HEARTBEAT, hb)
     return hb

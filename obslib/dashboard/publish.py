@@ -1,13 +1,28 @@
-"""``obs dashboard publish --to <folder or fsspec URL>``: copy a verified bundle to shared
-storage, verify the copy, keep 8 weeks there.
+"""``obs dashboard publish [--to <folder or fsspec URL>]``: copy a verified bundle to shared
+storage, verify the copy, keep at least 60 days there; scheduled weekly (``schedule.py``,
+``dashboard_publish``, Sunday 22:00 UTC: after the Sunday export, before the weekly report).
+
+The destination is ``--to`` or ``[publish] to`` in ``obs.toml`` (``$OBS_PUBLISH_TO``); with
+neither the job does nothing and says so (exit 0).
+
+Queue and retry (``run_publish``, the job): the current bundle's export is queued in
+``ops/dashboard_publish_state.json`` (``{queue[{job_id, sequence, queued_at, attempts,
+last_error}], consecutive_failures, last_published{job_id, sequence, uri, published_at},
+last_failure}``) unless already published; then the queue is worked oldest first, each
+export copied from the bundle folder when it is the current one, else from its history
+snapshot. A failed upload stays queued and is retried by the next run; each failed run
+adds one to ``consecutive_failures`` and from ``alert_after_failures`` (2) on raises an
+alert ``dashboard-publish-failed`` (critical, runbook ``#dashboard-publish``) through
+the operations alert channel (``ops.notify``). A success resets the count.
 
 Layout at the target: ``<to>/<job_id>/`` holds the bundle (dataset files, README.json,
 manifest.json written last, so a copy without a manifest is visibly incomplete) and
 ``<to>/latest.json`` names the newest copy (``{job_id, sequence, generated_at}``). The
 local bundle must verify first (nothing is copied otherwise). The copy is verified by
 reading every file back through fsspec and comparing bytes and sha256 with the manifest.
-Copies whose manifest ``generated_at`` is older than the retention are deleted; the
-folder name is never parsed for a date.
+Copies whose manifest ``generated_at`` is older than ``max(retention, 60 days)`` are
+deleted (shared storage keeps at least 60 days whatever the local retention); the folder
+name is never parsed for a date.
 """
 
 from __future__ import annotations
@@ -22,10 +37,12 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from ..errors import ObsError
-from ..safepath import check_identifier, check_relpath, contained
-from ..storage import pretty_json_bytes
+from ..safepath import UnsafePath, check_identifier, check_relpath, contained
+from ..storage import atomic_write_json, file_lock, pretty_json_bytes, read_json_object, sha256_file
 from ..timeutil import parse_ts
 from .bundle import bundle_dir
+from .publish_state import STATE
+from .publish_state import read_state as _state
 from .verify import Finding, verify_bundle
 
 
@@ -36,10 +53,11 @@ class PublishResult:
     files: int = 0
     pruned: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    uri: str | None = None
 
     def summary(self) -> dict:
         return {"target": self.target, "copied_job_id": self.job_id, "files": self.files,
-                "pruned": self.pruned}
+                "pruned": self.pruned, "uri": self.uri}
 
 
 def _sha_remote(fs, path: str) -> tuple[int, str]:
@@ -54,12 +72,21 @@ def _sha_remote(fs, path: str) -> tuple[int, str]:
     return n, h.hexdigest()
 
 
-def publish_bundle(work_root: Path, to: str, *, now: datetime, retention_days: int) -> PublishResult:
-    """Publish ``<work_root>/out/dashboard`` to ``to`` (see module doc). Findings of the
-    local or remote verification are returned (non-empty = failure). Raises ``ObsError``
-    when the target cannot be written."""
+MIN_KEEP_DAYS = 60  # shared storage keeps at least this much, whatever the local retention
+LOCK = "dashboard_publish.lock"
+JOB = "dashboard_publish"
+MAX_QUEUE = 20
+
+
+def publish_bundle(work_root: Path, to: str, *, now: datetime, retention_days: int,
+                   source: Path | None = None) -> PublishResult:
+    """Publish the bundle folder ``source`` (default: the current ``out/dashboard``
+    version, resolved once so a switch meanwhile cannot mix two versions) to ``to`` (see
+    module doc). Findings of the local or remote verification are returned (non-empty =
+    failure). Raises ``ObsError`` when the target cannot be written."""
     res = PublishResult(target=to)
-    local = bundle_dir(work_root)
+    local = source if source is not None else bundle_dir(work_root)
+    local = local.resolve() if local.is_symlink() else local
     manifest, findings = verify_bundle(local, label="out/dashboard/")
     if findings or manifest is None:
         res.findings = findings
@@ -84,7 +111,10 @@ def publish_bundle(work_root: Path, to: str, *, now: datetime, retention_days: i
                         break
                     dst.write(b)
         res.files = len(files)
-        for e in manifest["datasets"]:
+        want = [(e["path"], e["bytes"], e["checksum_sha256"]) for e in manifest["datasets"]]
+        want += [(n, (local / n).stat().st_size, sha256_file(local / n)) for n in ("README.json", "manifest.json")]
+        for path, size, checksum in want:  # every file read back through fsspec
+            e = {"path": path, "bytes": size, "checksum_sha256": checksum}
             n, sha = _sha_remote(fs, f"{dest}/{e['path']}")
             if n != e["bytes"]:
                 res.findings.append(Finding("bytes_mismatch", f"{to}/{res.job_id}/{e['path']}",
@@ -97,10 +127,22 @@ def publish_bundle(work_root: Path, to: str, *, now: datetime, retention_days: i
         with fs.open(f"{root.rstrip('/')}/latest.json", "wb") as fh:
             fh.write(pretty_json_bytes({"job_id": res.job_id, "sequence": manifest["sequence"],
                                         "generated_at": manifest["generated_at"]}))
-        res.pruned = _prune(fs, root.rstrip("/"), now - timedelta(days=retention_days), keep=res.job_id)
+        res.uri = f"{public_uri(to).rstrip('/')}/{res.job_id}/"
+        keep_days = max(retention_days, MIN_KEEP_DAYS)
+        res.pruned = _prune(fs, root.rstrip("/"), now - timedelta(days=keep_days), keep=res.job_id)
     except (OSError, ValueError) as exc:
         raise ObsError(f"publish to {to}: {exc.__class__.__name__}: {exc}") from exc
     return res
+
+
+def public_uri(to: str) -> str:
+    """``to`` without any ``user:password@`` part (the URI goes into the weekly payload)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(to)
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
+    return urlunsplit(parts) if parts.scheme else to
 
 
 def _prune(fs, root: str, cutoff: datetime, keep: str) -> list[str]:
@@ -120,3 +162,118 @@ def _prune(fs, root: str, cutoff: datetime, keep: str) -> list[str]:
             fs.rm(f"{root}/{name}", recursive=True)
             pruned.append(name)
     return sorted(pruned)
+
+
+# --- the scheduled job: queue, retry, alert ------------------------------------------------
+
+def _history_source(work_root: Path, job_id: str, stage: Path) -> Path | None:
+    """Materialise export ``job_id``'s history snapshot as a bundle folder in ``stage``
+    (None when history has no intact entry for it)."""
+    from .history import entry_problems, history_entries
+
+    for e in history_entries(Path(work_root) / "ops"):
+        if e.job_id == job_id and not entry_problems(e):
+            stage.mkdir(parents=True, exist_ok=True)
+            for f in e.files or []:
+                contained(stage, stage / check_relpath(f["path"], what="history file path"),
+                          what="publish staging").write_bytes(e.read(f["path"]))
+            return stage
+    return None
+
+
+def run_publish(cfg, ctx, now: datetime, *, to: str | None = None, env=None) -> dict:
+    """The ``dashboard_publish`` job (see module doc). Returns the job summary:
+    ``{status, destination, published[{job_id, uri}], queued[...], consecutive_failures,
+    alerts, exit_code}``; ``status`` ``ok``, ``error`` (an upload failed: still queued) or
+    ``ok`` with ``skipped`` when no destination is configured."""
+    import os
+    import shutil
+
+    from ..heartbeat import write_heartbeat
+    from ..timeutil import to_rfc3339
+    from . import layout
+
+    dest = to or cfg.publish.to
+    ops = Path(cfg.ops_dir)
+    if not dest:
+        return {"status": "ok", "skipped": "no destination: set [publish] to in obs.toml or $OBS_PUBLISH_TO",
+                "destination": None}
+    published, errors, alerts = [], [], []
+    with file_lock(ops / LOCK, cfg.lock_timeout_s):
+        st = _state(ops)
+        cur = layout.current_version(cfg.work_root)
+        m = read_json_object(cur / "manifest.json") if cur is not None else None
+        if m and "job_id" in m:  # it names folders at the target and in staging
+            check_identifier(m["job_id"], what="out/dashboard/manifest.json job_id")
+        last = st["last_published"] or {}
+        if m and isinstance(m.get("job_id"), str) and m["job_id"] != last.get("job_id") and \
+                all(q["job_id"] != m["job_id"] for q in st["queue"]):
+            st["queue"].append({"job_id": m["job_id"], "sequence": m.get("sequence"), "queued_at": to_rfc3339(now),
+                                "attempts": 0, "last_error": None})
+        st["queue"] = st["queue"][-MAX_QUEUE:]
+        while st["queue"]:
+            item = st["queue"][0]
+            check_identifier(item["job_id"], what=f"ops/{STATE} queued job_id")
+            stage = layout.versions_root(cfg.work_root) / layout.temp_name("pub", item["job_id"])
+            try:
+                if m and m.get("job_id") == item["job_id"]:
+                    source = cur
+                else:
+                    source = _history_source(cfg.work_root, item["job_id"], stage)
+                if source is None:  # gone from history (retention): nothing left to send
+                    st["queue"].pop(0)
+                    errors.append(f"{item['job_id']}: no intact bundle left locally: dropped from the queue")
+                    continue
+                try:
+                    res = publish_bundle(cfg.work_root, dest, now=now, retention_days=cfg.publish.retention_days,
+                                         source=source)
+                except UnsafePath:
+                    raise
+                except ObsError as exc:
+                    res = PublishResult(target=dest, findings=[Finding("upload_failed", dest, str(exc))])
+            finally:
+                shutil.rmtree(stage, ignore_errors=True)
+            if res.findings:
+                item["attempts"] = int(item.get("attempts") or 0) + 1
+                item["last_error"] = "; ".join(str(f) for f in res.findings[:3])[:1000]
+                errors.append(f"{item['job_id']}: {item['last_error']}")
+                break
+            st["queue"].pop(0)
+            st["last_published"] = {"job_id": res.job_id, "sequence": item.get("sequence"), "uri": res.uri,
+                                    "published_at": to_rfc3339(now)}
+            published.append({"job_id": res.job_id, "uri": res.uri, "files": res.files, "pruned": res.pruned})
+        failed = bool(st["queue"]) and bool(errors)
+        if failed:
+            st["consecutive_failures"] += 1
+            st["last_failure"] = {"at": to_rfc3339(now), "job_id": ctx.job_id, "error": errors[-1][:1000]}
+        else:
+            st["consecutive_failures"] = 0
+        atomic_write_json(ops / STATE, st)
+        write_heartbeat(ops, JOB, ctx.job_id, now, "error" if failed else "ok",
+                        {"queued": len(st["queue"]), "consecutive_failures": st["consecutive_failures"]},
+                        error=errors[-1][:300] if failed else None)
+    ctx.artefacts.extend([f"ops/{STATE}", f"ops/{JOB}_heartbeat.json"])
+    if failed and st["consecutive_failures"] >= cfg.publish.alert_after_failures:
+        alerts = _alert(cfg, ctx, now, st, dest, env if env is not None else os.environ)
+    out = {"status": "error" if failed else "ok", "destination": dest, "published": published,
+           "queued": [q["job_id"] for q in st["queue"]], "consecutive_failures": st["consecutive_failures"],
+           "alerts": alerts}
+    if failed:
+        out.update(exit_code=1, error=f"upload failed, still queued ({st['consecutive_failures']} run(s) in a row): "
+                                      f"{errors[-1][:300]}")
+    return out
+
+
+def _alert(cfg, ctx, now: datetime, st: dict, dest: str, env) -> list[dict]:
+    from ..alerts import make_alert
+    from ..ops.notify import alert_document, send_alerts
+
+    alert = make_alert("dashboard-publish-failed", "critical",
+                       f"dashboard publish to {dest} failed {st['consecutive_failures']} runs in a row; "
+                       f"{len(st['queue'])} export(s) queued (oldest {st['queue'][0]['job_id']})",
+                       anchor="dashboard-publish", owner=cfg.owner, runbook=cfg.runbook)
+    doc = alert_document([alert], job_id=ctx.job_id, now=now, report=f"ops/{STATE}")
+    delivery = send_alerts(doc, cfg=cfg, ctx=ctx, now=now, env=env)
+    if delivery.get("file"):
+        ctx.artefacts.append(delivery["file"])
+    return [{**alert, "delivery": delivery["status"], "file": delivery.get("file")}]

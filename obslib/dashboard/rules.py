@@ -33,8 +33,8 @@ from ..timeutil import to_rfc3339
 from . import SCHEMA_VERSION
 from .columns import SPECS
 from .encode import Column, columns, rows_json_chunks
+from .schema_check import property_validator, schema_file
 from .schema_check import schema as _schema
-from .schema_check import schema_file
 from .schema_check import validator as _validator
 
 FULL_CHECK_ROWS = 20000
@@ -81,10 +81,7 @@ def _row_schema(name: str) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _property_validator(name: str, col: str):
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(_row_schema(name)["properties"][col],
-                                format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return property_validator(_row_schema(name)["properties"][col])
 
 
 _NUMERIC_KEYS = {"type", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "description"}

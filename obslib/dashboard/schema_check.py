@@ -32,3 +32,31 @@ def validator(name: str):
         from jsonschema import Draft202012Validator
 
         return Draft202012Validator(s, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def property_validator(sub: dict):
+    """A validator for one property subschema (same engine as ``validator``)."""
+    try:
+        import jsonschema_rs
+
+        return jsonschema_rs.Draft202012Validator(sub, validate_formats=True)
+    except ImportError:  # pragma: no cover
+        from jsonschema import Draft202012Validator
+
+        return Draft202012Validator(sub, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def validate(instance, name: str, what: str) -> None:
+    """Raise ``ValidationError`` listing (at most 20) violations of
+    ``schemas/dashboard/<name>.schema.json`` (the fast engine: no ``jsonschema`` import)."""
+    from ..errors import ValidationError
+
+    errs = []
+    for e in validator(name).iter_errors(instance):
+        parts = getattr(e, "instance_path", None) or []
+        path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+        errs.append(f"{path}: {str(e.message)[:300]}")
+        if len(errs) >= 20:
+            break
+    if errs:
+        raise ValidationError(f"{what} fails {schema_file(name)}: " + "; ".join(errs))

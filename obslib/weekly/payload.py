@@ -36,6 +36,7 @@ from typing import Any
 
 from ..alerts import make_alert, sort_alerts
 from ..config import Config
+from ..dashboard.publish_state import published_attachments
 from ..errors import InputError
 from ..inputs import Problem
 from ..inputs.latency_events import LATENCY_REL
@@ -399,6 +400,7 @@ def build_weekly_payload(data_root: Path, week_start: datetime, *, cfg: Config, 
              "media_type": "application/x-ipynb+json"},
             {"name": "weekly_report.html", "path": f"weekly_report/{wk}/weekly_report.html",
              "media_type": "text/html"},
+            *published_attachments(cfg),  # the published dashboard snapshot, when [publish] is configured
         ],
         "provenance": provenance(generated_at=now, job_id=job_id, command=command, sha=sha,
                                  inputs=input_entries(data_root, used), data_root=data_label,
