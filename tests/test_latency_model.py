@@ -413,3 +413,34 @@ def test_archive_bytes_are_gzip(tmp_path):
     with gzip.open(tmp_path / out["rotated"], "rt") as fh:
         assert fh.readline().startswith("timestamp_utc,source,")
     assert LatencyPaths.from_config(cfg).manifest.exists()
+
+
+def test_kit_sample_row_with_an_empty_timestamp_is_a_counted_bad_row(tmp_path):
+    """Observation 8, second half: the rollup reports it (file:line), it is not dropped silently."""
+    from obslib.latency.store import OLD_COLUMNS
+
+    ops = tmp_path / "ops"
+    rows = [f"2025-10-13T09:{m:02d}:00Z,a,{10 * (i + 1)}.000,{10 * (i + 1)}.000,ok,1,j\n"
+            for i, m in enumerate(range(0, 56, 8))]
+    bad = ",a,99.000,99.000,ok,1,j\n"
+    write(ops / "signal_latency.csv", ",".join(OLD_COLUMNS) + "\n" + "".join(rows[:3]) + bad + "".join(rows[3:]))
+    cfg = make_cfg(tmp_path, [])
+    ctx = JobContext(job_name="latency_rollup", ops_dir=cfg.ops_dir, now=ts("2025-10-13T10:00:00Z"))
+    out = run_rollup(cfg, ctx, ts("2025-10-13T10:00:00Z"), full=True)
+    assert (out["raw_rows_read"], out["bad_rows"]) == (7, 1)
+    assert any("ops/signal_latency.csv:5" in m and "empty timestamp_utc" in m for m in out["_messages"])
+    r = rollup_rows(tmp_path)[("2025-10-13T09:00:00Z", "a")]
+    assert (r["samples"], float(r["max_ms"])) == ("7", 70.0)  # 10..70, the bad row not invented
+
+
+def test_legacy_log_naive_ack_time_is_a_bad_row(tmp_path):
+    log = tmp_path / "data/legacy.csv"
+    write(log, "signal_id,ts_emit,ts_ack,status,detail\n"
+               "s1,2024-03-12T12:00:00Z,2024-03-12T12:00:01.5Z,ok,\n"
+               "s2,2024-03-12T12:01:00,2024-03-12T12:01:02,ok,\n")
+    src = LatencySource(name="legacy", kind="event_log", path=str(log))
+    cfg = make_cfg(tmp_path, [src])
+    out = sample(cfg, ts("2024-03-12T12:15:00Z"))
+    assert (out["events_read"], out["bad_rows"]) == (1, 1)
+    r = rollup_rows(tmp_path)[("2024-03-12T12:00:00Z", "legacy")]
+    assert float(r["p50_ms"]) == 1500.0

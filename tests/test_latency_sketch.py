@@ -147,3 +147,23 @@ def test_rollups_idempotent_order_free_byte_identical_and_weekly_equals_merge(ev
     # and the exact counts: samples per source = events of that source
     for (_, src), v in weekly.items():
         assert v.samples == sum(1 for e in es if e.source == src)
+
+
+def test_dense_groups_equal_one_sketch_per_group():
+    from obslib.latency.sketch import DenseGroups
+
+    rng = np.random.default_rng(4)
+    g = rng.integers(0, 30, 6000)
+    g[g == 7] = 8  # an empty group
+    v = rng.lognormal(5, 1.2, 6000)
+    v[:5] = 0.0
+    small = rng.integers(0, 30, 6000) == 3
+    g = np.where(small & (rng.random(6000) < 0.98), 29, g)  # group 29: big; some groups small
+    d = DenseGroups(g, 31, v)
+    for q in (0.5, 0.95, 0.99):
+        qs = d.quantiles(q)
+        for k in range(31):
+            s = Sketch.of(v[g == k])
+            assert d.sketch(k) == s
+            exp = s.quantile(q)
+            assert (np.isnan(qs[k]) and exp is None) or qs[k] == exp

@@ -16,12 +16,13 @@ one query every view uses.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from ..timeutil import UTC
-from .sketch import Sketch
+from .sketch import EXACT_MAX, Sketch
 
 WINDOW_S = 900
 HOUR_S = 3600
@@ -93,18 +94,26 @@ def parts_from_events(events: Iterable[Event], *, window_s: int = WINDOW_S,
     the SLO (ms) that counts ``bad``."""
     groups: dict[tuple[int, str], list] = {}
     for e in events:
-        src = e.source or default_source
-        key = (floor_to(epoch(e.ts), window_s), src)
-        g = groups.setdefault(key, [[], 0])
+        t = int(e.ts.timestamp() // 1)
+        key = (t - t % window_s, e.source or default_source)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = [[], 0]
         if e.error:
             g[1] += 1
         elif e.latency_ms is not None:
-            g[0].append(float(e.latency_ms))
+            g[0].append(e.latency_ms)
     out = []
+    slos: dict[str, float] = {}
     for (start, src), (lat, errors) in sorted(groups.items()):
-        slo = slo_of(src)
-        out.append(Part(src, start, window_s, len(lat) + errors, sum(1 for v in lat if v > slo), errors,
-                        Sketch.of(lat)))
+        slo = slos.get(src)
+        if slo is None:
+            slo = slos[src] = slo_of(src)
+        lat.sort()
+        n = len(lat)
+        bad = n - bisect.bisect_right(lat, slo)
+        sk = Sketch(n, None, None, lat, lat[-1] if n else None) if n <= EXACT_MAX else Sketch.of(lat)
+        out.append(Part(src, start, window_s, n + errors, bad, errors, sk))
     return out
 
 

@@ -34,7 +34,6 @@ import math
 import struct
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -83,55 +82,89 @@ def type7(sorted_values: Sequence[float], q: float) -> float | None:
     return b - d * (1 - t) if t >= 0.5 else a + d * t  # numpy's lerp, so results equal np.percentile
 
 
-@dataclass
 class Sketch:
     """Latencies (ms, >= 0) of a set of events. ``bins`` maps key -> count (positive
     values), ``zero`` counts values too small to map, ``exact`` holds the sorted values
-    while ``count <= EXACT_MAX`` (else None), ``max`` the exact maximum (None when empty)."""
+    while ``count <= EXACT_MAX`` (else None), ``max`` the exact maximum (None when empty).
+    While exact, ``bins``/``zero`` are derived from the values when first needed (so small
+    windows never touch numpy); equality compares the distribution, not how it was built."""
 
-    count: int = 0
-    zero: int = 0
-    bins: dict[int, int] = field(default_factory=dict)
-    exact: list[float] | None = field(default_factory=list)
-    max: float | None = None
+    __slots__ = ("count", "exact", "max", "_bins", "_zero")
+
+    def __init__(self, count: int = 0, zero: int | None = 0, bins: dict[int, int] | None = None,
+                 exact: list[float] | None = None, max: float | None = None):  # noqa: A002
+        self.count = count
+        self.exact = exact if exact is not None else ([] if count == 0 else None)
+        self.max = max
+        self._bins = bins if bins is not None or self.exact is not None else {}
+        self._zero = zero
+        if self.exact is not None and bins is None:
+            self._zero = None
+
+    @property
+    def bins(self) -> dict[int, int]:
+        if self._bins is None:
+            self._derive()
+        return self._bins
+
+    @property
+    def zero(self) -> int:
+        if self._zero is None:
+            self._derive()
+        return self._zero
+
+    def _derive(self) -> None:
+        arr = np.asarray(self.exact, dtype=np.float64)
+        pos = arr[arr > MIN_POSITIVE]
+        bins: dict[int, int] = {}
+        if pos.size:
+            k, c = np.unique(keys_of(pos), return_counts=True)
+            bins = dict(zip(k.tolist(), c.tolist(), strict=True))
+        self._bins, self._zero = bins, int(arr.size - pos.size)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sketch):
+            return NotImplemented
+        return (self.count, self.max, self.exact, self.zero, self.bins) == (
+            other.count, other.max, other.exact, other.zero, other.bins)
+
+    def __repr__(self) -> str:
+        return f"Sketch(count={self.count}, max={self.max}, exact={self.exact is not None}, bins={len(self.bins)})"
 
     # --- building -----------------------------------------------------------------------
     @classmethod
     def of(cls, values: Iterable[float]) -> Sketch:
         """The sketch of ``values`` (ms; finite and >= 0, the caller checks)."""
-        arr = np.sort(np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64))
-        return cls.of_sorted(arr)
+        if not isinstance(values, np.ndarray):
+            vals = sorted(float(v) for v in values)
+            if len(vals) <= EXACT_MAX:
+                return cls(len(vals), None, None, vals, vals[-1] if vals else None)
+            values = np.asarray(vals, dtype=np.float64)
+        return cls.of_sorted(np.sort(np.asarray(values, dtype=np.float64)))
 
     @classmethod
     def of_sorted(cls, arr: np.ndarray) -> Sketch:
         n = int(arr.size)
         if n == 0:
             return cls()
+        if n <= EXACT_MAX:
+            vals = arr.tolist()
+            return cls(n, None, None, vals, vals[-1])
         pos = arr[arr > MIN_POSITIVE]
         bins: dict[int, int] = {}
         if pos.size:
             k, c = np.unique(keys_of(pos), return_counts=True)
             bins = dict(zip(k.tolist(), c.tolist(), strict=True))
-        return cls(n, n - int(pos.size), bins, arr.tolist() if n <= EXACT_MAX else None, float(arr[-1]))
+        return cls(n, n - int(pos.size), bins, None, float(arr[-1]))
 
     def merge(self, other: Sketch) -> Sketch:
         """A new sketch of the union (neither input changes)."""
-        if other.count == 0:
-            return self.copy()
-        if self.count == 0:
-            return other.copy()
-        bins = dict(self.bins)
-        for k, c in other.bins.items():
-            bins[k] = bins.get(k, 0) + c
-        n = self.count + other.count
-        exact = None
-        if n <= EXACT_MAX and self.exact is not None and other.exact is not None:
-            exact = sorted(self.exact + other.exact)
-        return Sketch(n, self.zero + other.zero, bins, exact, max(self.max, other.max))
+        return Sketch.merge_all([self, other])
 
     def copy(self) -> Sketch:
-        return Sketch(self.count, self.zero, dict(self.bins), None if self.exact is None else list(self.exact),
-                      self.max)
+        if self.exact is not None:
+            return Sketch(self.count, None, None, list(self.exact), self.max)
+        return Sketch(self.count, self.zero, dict(self.bins), None, self.max)
 
     @staticmethod
     def merge_all(sketches: Iterable[Sketch]) -> Sketch:
@@ -142,14 +175,14 @@ class Sketch:
         if len(parts) == 1:
             return parts[0].copy()
         n = sum(s.count for s in parts)
+        mx = max(s.max for s in parts)
+        if n <= EXACT_MAX:  # every part is exact then
+            return Sketch(n, None, None, sorted(v for s in parts for v in s.exact), mx)
         bins: dict[int, int] = {}
         for s in parts:
             for k, c in s.bins.items():
                 bins[k] = bins.get(k, 0) + c
-        exact = None
-        if n <= EXACT_MAX and all(s.exact is not None for s in parts):
-            exact = sorted(v for s in parts for v in s.exact)
-        return Sketch(n, sum(s.zero for s in parts), bins, exact, max(s.max for s in parts))
+        return Sketch(n, sum(s.zero for s in parts), bins, None, mx)
 
     # --- reading ------------------------------------------------------------------------
     @property
@@ -230,7 +263,7 @@ class Sketch:
             if any(not math.isfinite(v) or v < 0 for v in vals) or vals != sorted(vals) or len(vals) > EXACT_MAX:
                 raise ValueError("exact sketch values must be sorted, finite, >= 0 and at most "
                                  f"{EXACT_MAX}")
-            return cls.of_sorted(np.asarray(vals, dtype=np.float64))
+            return cls(len(vals), None, None, vals, vals[-1])
         if text.startswith("dd1:"):
             try:
                 raw = base64.b64decode(text[4:], validate=True)
@@ -277,5 +310,69 @@ def grouped_sketches(groups: np.ndarray, values: np.ndarray) -> dict[int, Sketch
             bk = kk[np.concatenate(([0], cut))]
             bc = np.diff(np.concatenate(([0], cut, [kk.size])))
             bins = dict(zip(bk.tolist(), bc.tolist(), strict=True))
-        out[gi] = Sketch(c, c - npos, bins, seg.tolist() if c <= EXACT_MAX else None, float(seg[-1]))
+        out[gi] = (Sketch(c, None, None, seg.tolist(), float(seg[-1])) if c <= EXACT_MAX
+                   else Sketch(c, c - npos, bins, None, float(seg[-1])))
     return out
+
+
+class DenseGroups:
+    """Sketches of many groups at once, for bulk rollups (bench, backfills): ``gid`` dense
+    group ids in ``[0, ngroups)``, ``values`` ms. One ``bincount`` over (group, key) instead
+    of a sort; quantiles for all groups in a few array passes. ``sketch(g)`` gives the same
+    ``Sketch`` as ``Sketch.of`` of that group's values (tested)."""
+
+    def __init__(self, gid: np.ndarray, ngroups: int, values: np.ndarray):
+        gid = np.asarray(gid, dtype=np.int64)
+        values = np.asarray(values, dtype=np.float64)
+        self.ngroups = ngroups
+        self.count = np.bincount(gid, minlength=ngroups)
+        pos = values > MIN_POSITIVE
+        keys = keys_of(values[pos])
+        gp = gid[pos]
+        self.kmin = int(keys.min()) if keys.size else 0
+        width = (int(keys.max()) - self.kmin + 1) if keys.size else 1
+        self.width = width
+        self.counts = np.bincount(gp * width + (keys - self.kmin), minlength=ngroups * width).reshape(ngroups, width)
+        self.zero = self.count - self.counts.sum(axis=1)
+        self.max = np.full(ngroups, -np.inf)
+        np.maximum.at(self.max, gid, values)
+        small = self.count <= EXACT_MAX
+        self.exact: dict[int, list[float]] = {}
+        if small.any() and small[gid].any():
+            sel = small[gid]
+            sg, sv = gid[sel], values[sel]
+            o = np.lexsort((sv, sg))
+            sg, sv = sg[o], sv[o]
+            cut = np.flatnonzero(np.diff(sg)) + 1
+            for a, b in zip(np.concatenate(([0], cut)).tolist(), np.concatenate((cut, [sg.size])).tolist(),
+                            strict=True):
+                self.exact[int(sg[a])] = sv[a:b].tolist()
+
+    def quantiles(self, q: float) -> np.ndarray:
+        """The q-quantile of every group (NaN for an empty group): exact type 7 for the
+        small groups, else the DDSketch estimate clamped to the max."""
+        out = np.full(self.ngroups, np.nan)
+        n = self.count
+        big = np.flatnonzero(n > EXACT_MAX)
+        if big.size:
+            rank = q * (n[big] - 1) - self.zero[big]
+            cum = np.cumsum(self.counts[big], axis=1)
+            idx = np.argmax(cum > rank[:, None], axis=1)
+            vals = np.array([value_of(int(k)) for k in (idx + self.kmin).tolist()])
+            vals = np.where(rank < 0, 0.0, vals)
+            out[big] = np.minimum(vals, self.max[big])
+        for g, v in self.exact.items():
+            out[g] = type7(v, q)
+        return out
+
+    def sketch(self, g: int) -> Sketch:
+        n = int(self.count[g])
+        if n == 0:
+            return Sketch()
+        if n <= EXACT_MAX:
+            v = self.exact[g]
+            return Sketch(n, None, None, list(v), v[-1])
+        row = self.counts[g]
+        nz = np.flatnonzero(row)
+        return Sketch(n, int(self.zero[g]), dict(zip((nz + self.kmin).tolist(), row[nz].tolist(), strict=True)),
+                      None, float(self.max[g]))
