@@ -14,7 +14,7 @@ WORK_ROOT ?=
 OBS_FLAGS := $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)") $(if $(AS_OF),--now "$(AS_OF)") $(if $(WORK_ROOT),--work-root "$(WORK_ROOT)")
 
 .DEFAULT_GOAL := help
-.PHONY: help install weekly latency rollup dashboard verify nightly cron test test-fast test-nb lint bench demo clean
+.PHONY: help install weekly latency rollup dashboard verify nightly cron test test-fast test-nb lint tox bench demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ test-fast: install ## unit tests only (skips slow crash/concurrency trials)
 
 lint: install ## ruff
 	$(BIN)/ruff check obslib tests bench
+
+tox: install ## the tests in isolated envs (tox from .venv); TOXENV=py311|nbval|lint for one
+	$(BIN)/tox $(if $(TOXENV),-e $(TOXENV))
 
 bench: install ## run the benchmark scripts (prints figures)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -190,6 +190,44 @@ class Config:
         return out
 
 
+def finite_number(*, minimum: float | None = None, exclusive: bool = False, integer: bool = False):
+    """An ``argparse`` ``type=`` for numeric flags: the value must parse, be finite (no
+    ``nan``/``inf``) and be ``> minimum`` (``exclusive``) or ``>= minimum``. Anything else
+    is an argparse error (``argument --x: ...``, exit 2) before the job starts."""
+    import argparse
+    import math
+
+    def parse(raw: str) -> float | int:
+        try:
+            value: float | int = int(raw) if integer else float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not {'an integer' if integer else 'a number'}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a finite number")
+        if minimum is not None and (value <= minimum if exclusive else value < minimum):
+            raise argparse.ArgumentTypeError(f"{raw!r} must be {'>' if exclusive else '>='} {minimum:g}")
+        return value
+
+    parse.__name__ = "integer" if integer else "number"
+    return parse
+
+
+def check_finite(value: object, *, what: str, minimum: float | None = None, exclusive: bool = False) -> float:
+    """``float(value)`` when it is a finite number in range, else ``ConfigError`` naming
+    ``what`` (for values that arrive as notebook parameters or library arguments)."""
+    import math
+
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: {str(value)[:40]!r} is not a number") from None
+    if isinstance(value, bool) or not math.isfinite(f):
+        raise ConfigError(f"{what}: {str(value)[:40]!r} is not a finite number")
+    if minimum is not None and (f <= minimum if exclusive else f < minimum):
+        raise ConfigError(f"{what} must be {'>' if exclusive else '>='} {minimum:g}, got {f:g}")
+    return f
+
+
 _SECTIONS = {"latency": LatencyConfig, "webhook": WebhookConfig, "notebook": NotebookConfig, "publish": PublishConfig}
 
 
@@ -354,6 +392,9 @@ def _check_ranges(cfg: Config) -> None:
         if not math.isfinite(v) or v < 0 or (key in _POSITIVE and v == 0):
             need = "> 0" if key in _POSITIVE else ">= 0"
             raise ConfigError(f"{key} must be a finite number {need}, got {get(key)!r}")
+    if cfg.utilisation_warning_headroom_frac >= 1:
+        raise ConfigError("utilisation_warning_headroom_frac must be a fraction in [0, 1), "
+                          f"got {cfg.utilisation_warning_headroom_frac!r}")
     if cfg.webhook.max_attempts < 1:
         raise ConfigError(f"webhook.max_attempts must be >= 1, got {cfg.webhook.max_attempts}")
     try:

@@ -41,8 +41,8 @@ def test_all_four_index_header_versions(tmp_path, ncols):
 
 def test_malformed_rows_reported_with_line_and_reason(tmp_path):
     header = HEADER_VERSIONS[39]
-    good = {"run_id": "ok", "run_dir": "runs/ok", "timestamp": "t", "symbol": "S", "mode": "m", "trades": "1",
-            "wins": "1", "total_pips": "1"}
+    good = {"run_id": "ok", "run_dir": "runs/ok", "timestamp": "20250101_000000", "symbol": "S", "mode": "m",
+            "trades": "1", "wins": "1", "total_pips": "1"}
     _write_index(tmp_path, header, [good, {**good, "run_id": "bad", "trades": "many"}])
     with open(tmp_path / "runs" / "index.csv", "a") as fh:
         fh.write("torn,runs/torn,2025")  # a truncated last line, no newline

@@ -86,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    from ..config import finite_number
     from ..dashboard import (
         DATASETS,  # constants only: keeps `obs` start-up light
         DEFAULT_PIP_VALUE,
@@ -101,7 +102,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                                     "valid ones, update manifest/README/heartbeat/history. Exit 1 when a dataset "
                                     "failed (its previous version stays).")
     e.add_argument("--dataset", default="all", choices=["all", *DATASETS], help="dataset to export (default all)")
-    e.add_argument("--pip-value", type=float, default=DEFAULT_PIP_VALUE,
+    e.add_argument("--pip-value", type=finite_number(minimum=0, exclusive=True), default=DEFAULT_PIP_VALUE,
                    help="account currency per pip for turnover drawdown_pct (default %(default)s)")
     e.set_defaults(func=_export)
     v = dsub.add_parser("verify", parents=[parent], help="verify the bundle and its history (exit 1 on a finding)",
@@ -122,6 +123,6 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     r = dsub.add_parser("run", parents=[parent], help="execute the dashboard notebook (export all datasets)",
                         description="Execute notebooks/dashboard_bundle.ipynb with papermill (it runs the export "
                                     "through obslib); the executed notebook and HTML land in out/dashboard/.")
-    r.add_argument("--pip-value", type=float, default=DEFAULT_PIP_VALUE,
+    r.add_argument("--pip-value", type=finite_number(minimum=0, exclusive=True), default=DEFAULT_PIP_VALUE,
                    help="account currency per pip for turnover drawdown_pct (default %(default)s)")
     r.set_defaults(func=_run, preimport=("jupyter_client.manager",))  # see weekly_cmd

@@ -15,6 +15,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from ..config import finite_number
 from ..errors import ConfigError, ObsError
 from ..ops.runlog_ops import format_record, install_rotation, tail
 from ..timeutil import parse_ts
@@ -126,7 +127,7 @@ def register(subparsers, parent: argparse.ArgumentParser) -> None:
     lsub.required = True
     t = lsub.add_parser("tail", parents=[parent], help="show the last records (human-readable)",
                         description="Show the last run-log records, oldest first, one line each.")
-    t.add_argument("-n", type=int, default=20, help="how many records (default 20; 0 = all)")
+    t.add_argument("-n", type=finite_number(minimum=0, integer=True), default=20, help="how many records (default 20; 0 = all)")
     t.add_argument("--job", help="only this job (schedule name such as latency_sample, or run-log job_name)")
     t.add_argument("--status", help="only this status (e.g. error)")
     t.add_argument("--json", action="store_true", help="one JSON record per line instead of text")

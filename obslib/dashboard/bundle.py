@@ -53,6 +53,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..config import check_finite
 from ..errors import ObsError, ValidationError
 from ..provenance import block, input_entries
 from ..safepath import check_identifier
@@ -102,6 +103,7 @@ class ExportRequest:
 
     def __post_init__(self) -> None:  # the job id names history and temp files
         check_identifier(self.job_id, what="job_id")
+        self.pip_value = check_finite(self.pip_value, what="pip_value", minimum=0, exclusive=True)
         unknown = [n for n in self.names if n not in DATASETS]
         if unknown:
             raise ObsError(f"unknown dataset name(s) {unknown!r}: known {', '.join(DATASETS)}")
@@ -178,6 +180,9 @@ def _prepare(name: str, req: ExportRequest, stager: Stager
         res = build(name, req)
     except ObsError as exc:
         return None, {"status": "failed", "rows": None, "rule": "input", "error": f"{name}: {exc}"}, None
+    except Exception as exc:  # noqa: BLE001 - one dataset's failure never stops the others (#12)
+        return None, {"status": "failed", "rows": None, "rule": "internal",
+                      "error": f"{name}: internal error: {exc.__class__.__name__}: {str(exc)[:300]}"}, None
     inputs = _inputs(res, req)
     prov = block(generated_at=req.now, source_command=req.command, commit=req.commit_sha or None, job_id=req.job_id,
                  inputs=inputs, schema_version=SCHEMA_VERSION, dataset=name, data_root=req.data_label)

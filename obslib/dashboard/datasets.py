@@ -48,6 +48,7 @@ from ..inputs import Problem
 from ..inputs.csvfile import read_csv
 from ..inputs.reports import PORTFOLIO_REL, TELEMETRY_REL, read_portfolio_summary, read_router_telemetry
 from ..inputs.state_archive import read_state_archive
+from ..inputs.values import RANGE_TEXT, check_date, show
 from ..stats import win_rate_point
 from ..timeutil import parse_ts, to_rfc3339
 from .columns import SPECS
@@ -235,10 +236,16 @@ def _typed_or_raw(name: str, df: pd.DataFrame) -> pd.DataFrame:
 
 def _ts_or_warn(raw, rel_path: str, res: DatasetResult) -> datetime | None:
     try:
-        return parse_ts(str(raw))
-    except ValueError:
-        res.warnings.append(f"{rel_path}: generated_at {raw!r} is not RFC 3339: ignored")
+        ts = parse_ts(str(raw))
+    except (ValueError, OverflowError):
+        res.warnings.append(f"{rel_path}: generated_at {show(raw)} is not RFC 3339: ignored")
         return None
+    try:
+        check_date(ts.date())
+    except ValueError:
+        res.warnings.append(f"{rel_path}: generated_at {show(raw)} is out of range ({RANGE_TEXT}): ignored")
+        return None
+    return ts
 
 
 # --- latency_rollups -------------------------------------------------------------------

@@ -71,10 +71,11 @@ def resolve_data_root(cfg: Config, now: datetime) -> Path:
 
     if cfg.data_root is not None:
         root = Path(cfg.data_root)
+        shown = str(root.absolute())  # a relative root is named as resolved, not as typed (#12)
         if root.exists() and not root.is_dir():
-            raise InputError(str(root), "data root is a file, not a research repository folder")
+            raise InputError(shown, "data root is a file, not a research repository folder")
         if not root.is_dir():
-            raise InputError(str(root), "data root not found (set --data-root, OBS_DATA_ROOT or data_root in obs.toml)")
+            raise InputError(shown, "data root not found (set --data-root, OBS_DATA_ROOT or data_root in obs.toml)")
         return root
     from ..demo import ensure_demo
 

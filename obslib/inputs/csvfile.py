@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from . import Problem
+from .values import count_problem, is_null, parse_number
 
 
 def read_csv(path: Path, *, rel_path: str, required_columns: Iterable[str] = (),
@@ -69,23 +70,27 @@ def read_csv(path: Path, *, rel_path: str, required_columns: Iterable[str] = (),
     return header, rows
 
 
-def to_float(row: dict, key: str, *, rel_path: str, line: int, problems: list[Problem],
-             required: bool = False) -> tuple[bool, float | None]:
-    """Parse ``row[key]`` as a finite float. Returns ``(ok, value)``; on failure records a
-    malformed-row problem and returns ``(False, None)``. Empty cell: None (or a problem
-    when ``required``)."""
+def cell_float(row: dict, key: str, *, required: bool = False, count: bool = False) -> tuple[float | None, str | None]:
+    """``(value, None)`` or ``(None, reason)`` for ``row[key]`` under the value contract
+    (``obslib.inputs.values``): a null token is None (a reason when ``required``), the
+    number must be finite, and a ``count`` a whole number >= 0."""
     v = row.get(key)
-    if v is None:
-        if required:
-            problems.append(Problem("malformed", rel_path, f"column {key!r} is empty", line))
-            return False, None
-        return True, None
+    if is_null(v):
+        return None, (f"column {key!r} is empty" if required else None)
     try:
-        f = float(v)
-    except ValueError:
-        problems.append(Problem("malformed", rel_path, f"column {key!r}: {v!r} is not a number", line))
-        return False, None
-    if f != f or f in (float("inf"), float("-inf")):
-        problems.append(Problem("malformed", rel_path, f"column {key!r}: {v!r} is not finite", line))
+        f = parse_number(v)
+    except ValueError as exc:
+        return None, f"column {key!r}: {exc}" if str(exc).startswith("'") else f"column {key!r} {exc}"
+    why = count_problem(f) if count else None
+    return (None, f"column {key!r}: {why}") if why else (f, None)
+
+
+def to_float(row: dict, key: str, *, rel_path: str, line: int, problems: list[Problem],
+             required: bool = False, count: bool = False) -> tuple[bool, float | None]:
+    """Parse ``row[key]`` (``cell_float``). Returns ``(ok, value)``; on failure records a
+    malformed-row problem and returns ``(False, None)``."""
+    f, why = cell_float(row, key, required=required, count=count)
+    if why is not None:
+        problems.append(Problem("malformed", rel_path, why, line))
         return False, None
     return True, f

@@ -32,12 +32,16 @@ import pyarrow.csv as pacsv
 
 from ..errors import InputError
 from . import Problem
-from .runs import DAILY_COLUMNS, read_daily
+from .runs import DAILY_COLUMNS, DAILY_COUNTS, DAILY_REQUIRED, read_daily
+from .values import DATE_MAX, DATE_MIN, NULL_TOKENS, RANGE_TEXT, count_problem
 
-REQUIRED = ("fills", "wins", "pnl_pips")
+REQUIRED = DAILY_REQUIRED
 NUMERIC = DAILY_COLUMNS[1:]
 FRAME_COLUMNS = ("run_key", "day", *NUMERIC)
 _EPOCH = np.datetime64("1970-01-01", "D")
+_DAY_MIN = int((np.datetime64(DATE_MIN.isoformat(), "D") - _EPOCH).astype(np.int64))
+_DAY_MAX = int((np.datetime64(DATE_MAX.isoformat(), "D") - _EPOCH).astype(np.int64))
+_NULLS = sorted(NULL_TOKENS)
 
 
 def daily_rel(run_dir: str) -> str:
@@ -73,7 +77,7 @@ def _slow_frame(data_root: Path, run_dir: str, key: int, problems: list[Problem]
                         "day": (np.array(df["date"].tolist(), dtype="datetime64[D]") - _EPOCH).astype(np.int64)})
     for c in NUMERIC:
         out[c] = df[c].astype(float) if c in df else np.nan
-    return out.drop_duplicates(["run_key", "day"]).reset_index(drop=True)
+    return out  # read_daily already reported (and left out) repeated dates
 
 
 def _parse(parts: list[tuple[int, str, bytes]], header: tuple[str, ...],
@@ -88,8 +92,8 @@ def _parse(parts: list[tuple[int, str, bytes]], header: tuple[str, ...],
     try:
         tab = pacsv.read_csv(io.BytesIO(blob), read_options=pacsv.ReadOptions(column_names=list(header)),
                              parse_options=pacsv.ParseOptions(ignore_empty_lines=False),
-                             convert_options=pacsv.ConvertOptions(column_types=types,
-                                                                  include_columns=list(types)))
+                             convert_options=pacsv.ConvertOptions(column_types=types, include_columns=list(types),
+                                                                  null_values=_NULLS, strings_can_be_null=True))
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     if tab.num_rows != int(counts.sum()):
@@ -98,9 +102,11 @@ def _parse(parts: list[tuple[int, str, bytes]], header: tuple[str, ...],
     owner = np.repeat(np.arange(len(parts)), counts)
     line = np.arange(tab.num_rows) - starts[owner] + 2
     day_col = tab.column("date").combine_chunks()
-    data = {"run_key": np.array([p[0] for p in parts], dtype=np.int64)[owner],
-            "day": day_col.cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)}
-    bad = day_col.is_null().to_numpy(zero_copy_only=False).copy()
+    day_null = day_col.is_null().to_numpy(zero_copy_only=False)
+    days = day_col.fill_null(0).cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+    data = {"run_key": np.array([p[0] for p in parts], dtype=np.int64)[owner], "day": days}
+    # the checks of runs.daily_row_problem, in its order: the first failing one names the row
+    bad = day_null.copy()
     reasons = {int(i): "date is empty" for i in np.flatnonzero(bad)}
 
     def flag(mask: np.ndarray, reason) -> None:
@@ -108,17 +114,32 @@ def _parse(parts: list[tuple[int, str, bytes]], header: tuple[str, ...],
             reasons[int(i)] = reason(int(i))
         bad[mask] = True
 
+    flag((days < _DAY_MIN) | (days > _DAY_MAX),
+         lambda i: f"date {_EPOCH + int(days[i])} is out of range ({RANGE_TEXT})")
     for c in NUMERIC:
-        col = (tab.column(c).to_numpy() if c in types else np.full(tab.num_rows, np.nan)).astype(float, copy=False)
+        if c in types:
+            arr = tab.column(c).combine_chunks()
+            null = arr.is_null().to_numpy(zero_copy_only=False)
+            col = arr.to_numpy(zero_copy_only=False).astype(float, copy=False)
+        else:
+            null, col = np.ones(tab.num_rows, dtype=bool), np.full(tab.num_rows, np.nan)
         data[c] = col
         if c in REQUIRED:
-            flag(np.isnan(col), lambda i, c=c: f"column {c!r} is empty")
-        flag(np.isinf(col), lambda i, c=c, col=col: f"column {c!r}: {col[i]!r} is not finite")
+            flag(null, lambda i, c=c: f"column {c!r} is empty")
+        with np.errstate(invalid="ignore"):
+            flag(~null & ~np.isfinite(col), lambda i, c=c: f"column {c!r} is not finite")
+            if c in DAILY_COUNTS:
+                flag(~null & ((col < 0) | (col != np.floor(col))),
+                     lambda i, c=c, col=col: f"column {c!r}: {count_problem(float(col[i]))}")
+    with np.errstate(invalid="ignore"):
+        flag(data["wins"] > data["fills"], lambda i: f"wins {data['wins'][i]:g} > fills {data['fills'][i]:g}")
     df = pd.DataFrame(data, copy=False)  # fresh arrays: no consolidation copy
     comb = data["run_key"] * (1 << 21) + data["day"]
-    if not bool(np.all(np.diff(comb) > 0)):  # not strictly increasing: look for duplicate dates
-        flag(df.duplicated(["run_key", "day"]).to_numpy(),
-             lambda i: f"duplicate date {_EPOCH + int(data['day'][i])} (first occurrence kept)")
+    if not bool(np.all(np.diff(comb) > 0)):  # not strictly increasing: look for repeated dates among good rows
+        dup = np.zeros(len(df), dtype=bool)
+        good = np.flatnonzero(~bad)
+        dup[good] = df.iloc[good].duplicated(["run_key", "day"]).to_numpy()
+        flag(dup, lambda i: f"duplicate date {_EPOCH + int(data['day'][i])} (first occurrence kept)")
     for i in sorted(reasons):
         problems.append(Problem("malformed", parts[owner[i]][1], reasons[i], int(line[i])))
     return df.loc[~bad].reset_index(drop=True) if bad.any() else df

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from . import Problem
-from .csvfile import read_csv, to_float
+from .csvfile import cell_float, read_csv, to_float
+from .values import is_null, parse_date, parse_timestamp
 
 INDEX_REL = "runs/index.csv"
 HEADER_V39 = (
@@ -34,7 +35,10 @@ HEADER_VERSIONS = {
 }
 CORE_COLUMNS = ("run_id", "run_dir", "timestamp", "symbol", "mode", "trades", "wins", "total_pips")
 NUMERIC = ("trades", "wins", "total_pips", "sharpe", "max_drawdown", "win_rate", "pnl_per_trade", "equity")
+INDEX_COUNTS = ("trades", "wins")
 DAILY_COLUMNS = ("date", "breakouts", "gate_pass", "gate_block", "ev_pass", "ev_reject", "fills", "wins", "pnl_pips")
+DAILY_REQUIRED = ("fills", "wins", "pnl_pips")
+DAILY_COUNTS = ("breakouts", "gate_pass", "gate_block", "ev_pass", "ev_reject", "fills", "wins")
 
 
 def read_run_index(data_root: Path, problems: list[Problem]) -> list[dict]:
@@ -52,7 +56,7 @@ def read_run_index(data_root: Path, problems: list[Problem]) -> list[dict]:
         for k, v in row.items():
             if k in NUMERIC:
                 good, val = to_float(row, k, rel_path=INDEX_REL, line=line, problems=problems,
-                                     required=k in ("trades", "wins", "total_pips"))
+                                     required=k in ("trades", "wins", "total_pips"), count=k in INDEX_COUNTS)
                 ok = ok and good
                 rec[k] = val
             else:
@@ -60,6 +64,15 @@ def read_run_index(data_root: Path, problems: list[Problem]) -> list[dict]:
         if not row.get("run_id"):
             problems.append(Problem("malformed", INDEX_REL, "empty run_id", line))
             ok = False
+        if ok and rec["wins"] > rec["trades"]:
+            problems.append(Problem("malformed", INDEX_REL, f"wins {rec['wins']:g} > trades {rec['trades']:g}", line))
+            ok = False
+        if not is_null(row.get("timestamp")):
+            try:
+                parse_timestamp(row["timestamp"])
+            except ValueError as exc:
+                problems.append(Problem("malformed", INDEX_REL, str(exc), line))
+                ok = False
         if ok:
             for col in HEADER_V39:
                 rec.setdefault(col, None)
@@ -68,36 +81,56 @@ def read_run_index(data_root: Path, problems: list[Problem]) -> list[dict]:
     return out
 
 
+def daily_row_problem(row: dict[str, str | None]) -> tuple[dict | None, str | None]:
+    """One ``daily.csv`` row under the value contract (``obslib.inputs.values``):
+    ``(record, None)`` or ``(None, reason)``, the reason of the FIRST check that fails, in
+    this order: date (empty, not YYYY-MM-DD, out of range), then each column of
+    ``DAILY_COLUMNS`` (required and empty, not a number, not finite, a count that is
+    negative or fractional), then wins > fills. ``daily_frame`` applies the same checks in
+    the same order, vectorised (tests/test_safety_inputs.py holds them equal)."""
+    raw = row.get("date")
+    if is_null(raw):
+        return None, "date is empty"
+    try:
+        rec: dict = {"date": parse_date(raw)}
+    except ValueError as exc:
+        return None, str(exc)
+    for k in DAILY_COLUMNS[1:]:
+        if k not in row:
+            rec[k] = None
+            continue
+        val, why = cell_float(row, k, required=k in DAILY_REQUIRED, count=k in DAILY_COUNTS)
+        if why is not None:
+            return None, why
+        rec[k] = val
+    if rec["wins"] > rec["fills"]:
+        return None, f"wins {rec['wins']:g} > fills {rec['fills']:g}"
+    return rec, None
+
+
 def read_daily(data_root: Path, run_dir: str, problems: list[Problem]) -> list[dict] | None:
     """``<run_dir>/daily.csv`` rows as ``{date: date, fills, wins, pnl_pips, ...}`` sorted by
     date, or None when the file does not exist (an optional input: the caller decides
-    whether that is an alert). Bad rows go to ``problems``; raises ``InputError`` for a
-    file that exists but is unreadable or lacks columns."""
+    whether that is an alert). Bad rows (``daily_row_problem``; a repeated date: the first
+    row is kept) go to ``problems``; raises ``InputError`` for a file that exists but is
+    unreadable or lacks columns. The line-accurate reader of the one ``daily.csv``
+    contract; ``daily_frame`` is its vectorised form for many files."""
     rel_path = f"{run_dir.rstrip('/')}/daily.csv"
     path = Path(data_root) / rel_path
     if not path.is_file():
         return None
-    _, rows = read_csv(path, rel_path=rel_path, required_columns=("date", "fills", "wins", "pnl_pips"),
-                       problems=problems)
+    _, rows = read_csv(path, rel_path=rel_path, required_columns=("date", *DAILY_REQUIRED), problems=problems)
     out = []
+    seen: set[date] = set()
     for line, row in rows:
-        try:
-            d = date.fromisoformat(row["date"] or "")
-        except ValueError:
-            problems.append(Problem("malformed", rel_path, f"date {row['date']!r} is not YYYY-MM-DD", line))
+        rec, why = daily_row_problem(row)
+        if rec is not None and rec["date"] in seen:
+            why = f"duplicate date {rec['date'].isoformat()} (first occurrence kept)"
+        if why is not None:
+            problems.append(Problem("malformed", rel_path, why, line))
             continue
-        rec = {"date": d}
-        good_row = True
-        for k in DAILY_COLUMNS[1:]:
-            if k not in row:
-                rec[k] = None
-                continue
-            good, val = to_float(row, k, rel_path=rel_path, line=line, problems=problems,
-                                 required=k in ("fills", "wins", "pnl_pips"))
-            good_row = good_row and good
-            rec[k] = val
-        if good_row:
-            out.append(rec)
+        seen.add(rec["date"])
+        out.append(rec)
     out.sort(key=lambda r: r["date"])
     return out
 

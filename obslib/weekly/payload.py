@@ -43,6 +43,7 @@ from ..inputs.latency_events import LATENCY_REL
 from ..inputs.reports import TELEMETRY_REL, read_benchmarks, read_router_telemetry
 from ..inputs.runs import INDEX_REL, read_daily, read_run_index
 from ..inputs.state_archive import parse_snapshot
+from ..inputs.values import show
 from ..latency.sketch import METHOD_EXACT
 from ..latency.streaks import replay
 from ..provenance import input_entries, provenance
@@ -52,6 +53,9 @@ from ..timeutil import parse_ts, to_rfc3339
 
 SCHEMA_VERSION = "1.0.0"
 SCHEMA_FILE = "observability_weekly_report.schema.json"
+MAX_ALERTS_PER_FILE = 20    # bad-row alerts per input file, then one "and K more" alert
+MAX_PROBLEM_FILES = 20      # files with problem alerts, then one "and K more in N files" alert
+MAX_INPUT_PROBLEMS = 100    # problems listed in provenance.input_problems (all are counted)
 VOLATILE_PROVENANCE = ("job_id", "generated_at", "source_command")
 
 
@@ -193,7 +197,7 @@ def _telemetry(data_root: Path, cfg: Config, wk: str, week_end: datetime, proble
         try:
             tel_time = parse_ts(str(stamp))
         except ValueError as exc:
-            raise InputError(TELEMETRY_REL, f"generated_at {stamp!r} is not a timestamp") from exc
+            raise InputError(TELEMETRY_REL, f"generated_at {show(stamp)} is not a timestamp") from exc
         if tel_time >= week_end:
             alerts.append(make_alert(f"telemetry-after-week:{wk}", "warning",
                                      f"{TELEMETRY_REL} is dated {to_rfc3339(tel_time)}, after week {wk}: "
@@ -206,14 +210,20 @@ def _telemetry(data_root: Path, cfg: Config, wk: str, week_end: datetime, proble
                                  anchor="weekly-report-inputs", owner=cfg.owner))
     used_inputs.append(TELEMETRY_REL)
 
-    def num(section: str, key: str) -> float | None:
-        v = (tel.get(section) or {}).get(key)
+    def num(section: str, key: str | None = None) -> float | None:
+        sec = tel.get(section)
+        if key is not None and sec is not None and not isinstance(sec, dict):
+            raise InputError(TELEMETRY_REL, f"{section} is not an object: {show(sec)}")
+        v = sec if key is None else (sec or {}).get(key)
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise InputError(TELEMETRY_REL, f"{section}.{key} is not a number: {v!r}")
+            raise InputError(TELEMETRY_REL, f"{section}{'.' + key if key else ''} is not a number: {show(v)}")
         return float(v)
 
+    for sec in ("category_budget_pct", "category_utilisation_pct", "category_budget_headroom_pct", "category_caps_pct"):
+        if tel.get(sec) is not None and not isinstance(tel.get(sec), dict):
+            raise InputError(TELEMETRY_REL, f"{sec} is not an object: {show(tel.get(sec))}")
     names = sorted(set(tel.get("category_budget_pct") or {}) | set(tel.get("category_utilisation_pct") or {}))
     cats = []
     for n in names:
@@ -231,21 +241,23 @@ def _telemetry(data_root: Path, cfg: Config, wk: str, week_end: datetime, proble
     if not cats:
         alerts.append(make_alert(f"utilisation-empty:{wk}", "warning", f"{TELEMETRY_REL} has no categories",
                                  anchor="weekly-report-inputs", owner=cfg.owner))
-    util = {"categories": cats, "gross_exposure_pct": _r(tel.get("gross_exposure_pct")),
-            "gross_exposure_cap_pct": _r(tel.get("gross_exposure_cap_pct"))}
+    util = {"categories": cats, "gross_exposure_pct": _r(num("gross_exposure_pct")),
+            "gross_exposure_cap_pct": _r(num("gross_exposure_cap_pct"))}
     eh = tel.get("execution_health") or {}
     if not isinstance(eh, dict):
         raise InputError(TELEMETRY_REL, "execution_health is not an object")
     slip, rej = {}, {}
     for strat in sorted(eh):
         v = eh[strat] or {}
+        if not isinstance(v, dict):
+            raise InputError(TELEMETRY_REL, f"execution_health.{strat} is not an object: {show(v)}")
         for key, target in (("slippage_bps", slip), ("reject_rate", rej)):
             val = v.get(key)
             if val is None:
                 problems.append(Problem("missing", TELEMETRY_REL, f"execution_health.{strat}.{key} missing"))
                 continue
             if isinstance(val, bool) or not isinstance(val, (int, float)):
-                raise InputError(TELEMETRY_REL, f"execution_health.{strat}.{key} is not a number: {val!r}")
+                raise InputError(TELEMETRY_REL, f"execution_health.{strat}.{key} is not a number: {show(val)}")
             if key == "reject_rate" and not 0.0 <= float(val) <= 1.0:
                 raise InputError(TELEMETRY_REL, f"execution_health.{strat}.reject_rate {val} is not a fraction "
                                                 "in [0, 1]")
@@ -379,10 +391,7 @@ def build_weekly_payload(data_root: Path, week_start: datetime, *, cfg: Config, 
             malformed) > 1 else ""
         raise InputError(first.path, f"{first.reason}{more}; fix the input or pass --allow-bad-rows to report "
                                      "them as alerts", line=first.line)
-    for p in problems:
-        sev = "warning" if p.kind in ("malformed", "missing") else "info"
-        alerts.append(make_alert(f"input-{p.kind}:{p.path}:{p.line or 0}", sev, f"input {p.kind}: {p}",
-                                 anchor="weekly-report-inputs", owner=cfg.owner))
+    alerts.extend(problem_alerts(problems, cfg))
     # de-duplicate ids (the same problem reported twice keeps one alert)
     uniq = {a["id"]: a for a in alerts}
     payload = {
@@ -404,12 +413,69 @@ def build_weekly_payload(data_root: Path, week_start: datetime, *, cfg: Config, 
         ],
         "provenance": provenance(generated_at=now, job_id=job_id, command=command, sha=sha,
                                  inputs=input_entries(data_root, used), data_root=data_label,
-                                 run_stamp_tz=cfg.run_stamp_tz,
-                                 input_problems=sorted(({"kind": p.kind, "path": p.path, "line": p.line,
-                                                         "reason": p.reason} for p in problems),
-                                                       key=lambda d: (d["path"], d["line"] or 0, d["reason"]))),
+                                 run_stamp_tz=cfg.run_stamp_tz, **problem_listing(problems)),
     }
     return payload
+
+
+def _problem_order(p: Problem) -> tuple:
+    return (p.path, p.line or 0, p.reason)
+
+
+def problem_alerts(problems: list[Problem], cfg: Config) -> list[dict]:
+    """One alert per input problem, capped: at most ``MAX_ALERTS_PER_FILE`` per file plus
+    one ``input-more:<file>`` alert saying how many more (by kind), and at most
+    ``MAX_PROBLEM_FILES`` files with alerts plus one ``input-more-files`` alert; so 20,000
+    bad rows give about 21 alerts, not 20,000 (the webhook body stays small). Every
+    problem is still counted in ``provenance.input_problems_total``."""
+    by_file: dict[str, list[Problem]] = {}
+    for p in sorted(problems, key=_problem_order):
+        by_file.setdefault(p.path, []).append(p)
+    out: list[dict] = []
+
+    def sev(ps: list[Problem]) -> str:
+        return "warning" if any(p.kind in ("malformed", "missing") for p in ps) else "info"
+
+    for path in sorted(by_file)[:MAX_PROBLEM_FILES]:
+        ps = by_file[path]
+        for p in ps[:MAX_ALERTS_PER_FILE]:
+            out.append(make_alert(f"input-{p.kind}:{p.path}:{p.line or 0}", sev([p]), f"input {p.kind}: {p}",
+                                  anchor="weekly-report-inputs", owner=cfg.owner))
+        rest = ps[MAX_ALERTS_PER_FILE:]
+        if rest:
+            out.append(make_alert(f"input-more:{path}", sev(rest),
+                                  f"input {path}: and {len(rest)} more problem(s) ({_kinds(rest)}) not listed; "
+                                  "totals in provenance.input_problems_total", anchor="weekly-report-inputs",
+                                  owner=cfg.owner))
+    files = sorted(by_file)[MAX_PROBLEM_FILES:]
+    if files:
+        rest = [p for f in files for p in by_file[f]]
+        out.append(make_alert("input-more-files", sev(rest),
+                              f"and {len(rest)} more problem(s) ({_kinds(rest)}) in {len(files)} more file(s), "
+                              f"first {files[0]}; totals in provenance.input_problems_total",
+                              anchor="weekly-report-inputs", owner=cfg.owner))
+    return out
+
+
+def _kinds(ps: list[Problem]) -> str:
+    counts: dict[str, int] = {}
+    for p in ps:
+        counts[p.kind] = counts.get(p.kind, 0) + 1
+    return ", ".join(f"{k}: {n}" for k, n in sorted(counts.items()))
+
+
+def problem_listing(problems: list[Problem]) -> dict:
+    """``provenance`` fields: ``input_problems`` (the first ``MAX_INPUT_PROBLEMS`` by file,
+    line, reason), ``input_problems_total`` (every problem counted by kind) and
+    ``input_problems_omitted`` (how many are not listed)."""
+    ordered = sorted(problems, key=_problem_order)
+    totals: dict[str, int] = {}
+    for p in problems:
+        totals[p.kind] = totals.get(p.kind, 0) + 1
+    return {"input_problems": [{"kind": p.kind, "path": p.path, "line": p.line, "reason": p.reason[:500]}
+                               for p in ordered[:MAX_INPUT_PROBLEMS]],
+            "input_problems_total": dict(sorted(totals.items())),
+            "input_problems_omitted": max(0, len(ordered) - MAX_INPUT_PROBLEMS)}
 
 
 def content_checksum(payload: dict) -> str:
