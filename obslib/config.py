@@ -129,6 +129,18 @@ class PublishConfig:
 
 
 @dataclass
+class RetentionConfig:
+    """How long files that grow with every run are kept (``obslib.retention``)."""
+
+    dry_run_days: float = 28.0
+    failed_notebook_days: float = 28.0
+    alert_file_days: float = 28.0
+    escalation_days: float = 90.0
+    runlog_archive_days: float = 90.0
+    temp_hours: float = 1.0
+
+
+@dataclass
 class Config:
     """The kit's configuration. Paths are resolved against ``work_root``.
 
@@ -153,6 +165,7 @@ class Config:
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
     notebook: NotebookConfig = field(default_factory=NotebookConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @property
     def out_dir(self) -> Path:
@@ -228,7 +241,8 @@ def check_finite(value: object, *, what: str, minimum: float | None = None, excl
     return f
 
 
-_SECTIONS = {"latency": LatencyConfig, "webhook": WebhookConfig, "notebook": NotebookConfig, "publish": PublishConfig}
+_SECTIONS = {"latency": LatencyConfig, "webhook": WebhookConfig, "notebook": NotebookConfig, "publish": PublishConfig,
+             "retention": RetentionConfig}
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:
@@ -372,7 +386,9 @@ def load_config(work_root: str | os.PathLike | None = None, *, config_file: str 
 _POSITIVE = ("latency.slo_ms", "latency.burn_page", "latency.burn_warn", "latency.window_minutes", "webhook.connect_timeout_s", "webhook.read_timeout_s",
              "notebook.start_timeout_s", "notebook.cell_timeout_s", "latency.rotate_bytes",
              "runlog_rotate_bytes", "latency.raw_retention_days", "latency.rollup_retention_days",
-             "history_retention_days", "benchmark_stale_days", "webhook.signature_tolerance_s")
+             "history_retention_days", "benchmark_stale_days", "webhook.signature_tolerance_s",
+             "retention.dry_run_days", "retention.failed_notebook_days", "retention.alert_file_days",
+             "retention.escalation_days", "retention.runlog_archive_days", "retention.temp_hours")
 _NON_NEGATIVE = ("lock_timeout_s", "webhook.backoff_base_s", "webhook.backoff_max_s", "webhook.retry_after_cap_s",
                  "utilisation_warning_headroom_frac")
 

@@ -8,17 +8,20 @@ shared files happen under a ``filelock`` lock with a bounded wait.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import InputError, LockTimeout, UnreadableInput  # noqa: F401 - UnreadableInput re-exported
+
+T = TypeVar("T")
 
 
 def _check_finite(obj: Any, where: str = "$") -> None:
@@ -77,6 +80,38 @@ def rel(path: str | os.PathLike, root: str | os.PathLike) -> str:
         return Path(path).as_posix()
 
 
+SCRATCH_PARENT = "obslib-scratch"
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A temp folder for a notebook run with blank parameters (as nbval runs them), under
+    ``<system temp>/obslib-scratch-<uid>/``: removed when the process exits normally, and
+    folders of processes that no longer exist (a kernel killed by nbval) are swept each time
+    a new one is made, so they never accumulate."""
+    import atexit
+    import shutil
+
+    parent = Path(tempfile.gettempdir()) / f"{SCRATCH_PARENT}-{os.getuid()}"
+    parent.mkdir(mode=0o700, exist_ok=True)
+    for old in parent.iterdir():
+        pid = old.name.rsplit("-", 2)[-2] if old.name.count("-") >= 2 else ""
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    d = Path(tempfile.mkdtemp(prefix=f"{prefix}-{os.getpid()}-", dir=parent))
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
 def fsync_dir(path: str | os.PathLike) -> None:
     """fsync a directory so a rename inside it is durable (best effort on odd filesystems)."""
     with contextlib.suppress(OSError):
@@ -87,13 +122,38 @@ def fsync_dir(path: str | os.PathLike) -> None:
             os.close(fd)
 
 
+# Transient filesystem errors (a busy NFS server, a file briefly locked by a backup tool,
+# an interrupted call): a write is retried after a short, bounded backoff before the job
+# fails. Any other error (ENOSPC, EACCES, EROFS, ...) fails at once.
+TRANSIENT_ERRNOS = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EBUSY, errno.ESTALE, errno.EINTR})
+RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8)  # at most 5 retries, ~1.6 s in all
+
+
+def retry_transient(fn: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep) -> T:
+    """``fn()``, retried after ``RETRY_DELAYS_S`` while it raises an ``OSError`` whose errno
+    is in ``TRANSIENT_ERRNOS``; the last such error (or any other) propagates."""
+    for delay in (*RETRY_DELAYS_S, None):
+        try:
+            return fn()
+        except OSError as exc:
+            if exc.errno not in TRANSIENT_ERRNOS or delay is None:
+                raise
+            sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, mode: int = 0o644) -> Path:
     """Write ``data`` to ``path`` atomically (same-folder temp file, fsync, ``os.replace``).
 
     Creates parent folders. Returns the path. On any error the temp file is removed and
     the previous file (if any) is untouched; an ``OSError`` is re-raised with the same
-    errno and ``filename`` set to ``path`` (never the temp file's name).
+    errno and ``filename`` set to ``path`` (never the temp file's name). A transient error
+    (``TRANSIENT_ERRNOS``) is retried with a short backoff first (``retry_transient``).
     """
+    return retry_transient(lambda: _atomic_write_once(path, data, mode))
+
+
+def _atomic_write_once(path: str | os.PathLike, data: bytes, mode: int) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -175,7 +235,7 @@ def append_line_durable(path: str | os.PathLike, line: bytes) -> None:
         line += b"\n"
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    with open(p, "ab+") as fh:
+    with retry_transient(lambda: open(p, "ab+")) as fh:  # nothing written yet: safe to retry
         fh.seek(0, os.SEEK_END)
         if fh.tell() > 0:
             fh.seek(-1, os.SEEK_END)

@@ -66,3 +66,72 @@ def test_check_finite():
         check_finite("nan", what="x")
     with pytest.raises(ConfigError, match="x must be >= 0"):
         check_finite(-1, what="x", minimum=0)
+
+
+# --------------------------------------------------------------------------- transient filesystem errors
+
+def _flaky_replace(monkeypatch, errnos):
+    """``os.replace`` that raises the given errnos first, then works; returns the call log."""
+    import os
+
+    real, calls = os.replace, []
+
+    def fake(src, dst, *a, **k):
+        calls.append(dst)
+        if len(calls) <= len(errnos):
+            raise OSError(errnos[len(calls) - 1], os.strerror(errnos[len(calls) - 1]))
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", fake)
+    monkeypatch.setattr("obslib.storage.time.sleep", lambda s: None)
+    return calls
+
+
+@pytest.mark.parametrize("code", ["EAGAIN", "EBUSY", "ESTALE", "EINTR"])
+def test_transient_errors_on_a_write_are_retried(tmp_path, monkeypatch, code):
+    import errno
+
+    from obslib.storage import atomic_write_bytes
+
+    calls = _flaky_replace(monkeypatch, [getattr(errno, code)] * 3)
+    atomic_write_bytes(tmp_path / "f.json", b"{}")
+    assert (tmp_path / "f.json").read_bytes() == b"{}" and len(calls) == 4
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]  # no temp file left by the failed attempts
+
+
+def test_transient_errors_give_up_after_a_bounded_backoff(tmp_path, monkeypatch):
+    import errno
+
+    from obslib.storage import RETRY_DELAYS_S, atomic_write_bytes
+
+    calls = _flaky_replace(monkeypatch, [errno.EBUSY] * 50)
+    with pytest.raises(OSError) as exc:
+        atomic_write_bytes(tmp_path / "f.json", b"{}")
+    assert exc.value.errno == errno.EBUSY and exc.value.filename == str(tmp_path / "f.json")
+    assert len(calls) == len(RETRY_DELAYS_S) + 1 and sum(RETRY_DELAYS_S) < 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_errors_are_not_retried(tmp_path, monkeypatch):
+    import errno
+
+    from obslib.storage import atomic_write_bytes
+
+    calls = _flaky_replace(monkeypatch, [errno.ENOSPC])
+    with pytest.raises(OSError) as exc:
+        atomic_write_bytes(tmp_path / "f.json", b"{}")
+    assert exc.value.errno == errno.ENOSPC and len(calls) == 1
+
+
+def test_a_job_survives_transient_errors_end_to_end(tmp_path, monkeypatch, capsys):
+    """`obs demo` + `obs dashboard export` with EBUSY/ESTALE injected into the first
+    renames: the job retries and succeeds."""
+    import errno
+
+    from obslib.cli import main
+
+    calls = _flaky_replace(monkeypatch, [errno.EBUSY, errno.ESTALE, errno.EAGAIN, errno.EINTR])
+    assert main(["demo", "--out", str(tmp_path / "repo"), "--as-of", "2026-03-16T01:00:00Z"]) == 0
+    assert main(["dashboard", "export", "--work-root", str(tmp_path / "kit"), "--data-root", str(tmp_path / "repo"),
+                 "--now", "2026-03-16T01:00:00Z"]) == 0
+    assert len(calls) > 4

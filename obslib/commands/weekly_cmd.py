@@ -31,7 +31,8 @@ def _run(args: argparse.Namespace) -> int:
             with kernel_session(cfg.notebook.kernel_name) as km:
                 from ..weekly.job import build_report
 
-                result = build_report(cfg, ctx, now, _week(args), allow_bad_rows=args.allow_bad_rows, km=km)
+                result = build_report(cfg, ctx, now, _week(args), allow_bad_rows=args.allow_bad_rows, km=km,
+                                      replace=args.replace)
             from ..weekly.delivery import deliver_weekly
 
             delivery = deliver_weekly(result["payload"], week_start=result["week_start"], cfg=cfg, ctx=ctx,
@@ -48,6 +49,11 @@ def _run(args: argparse.Namespace) -> int:
 
         out = summary_line(result, delivery)
         out["_artefacts"] = result["artefacts"]
+        from ..retention import prune_all
+
+        pruned = prune_all(cfg)  # old dry-run payloads, failed notebooks, alert files, ... (docs: retention)
+        out["pruned"] = len(pruned)
+        out["_runlog_extra"] = {"pruned": pruned[:100]}
         if status == "dry_run":
             out["status"] = "dry_run"
         return out
@@ -67,6 +73,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     r.add_argument("--allow-bad-rows", action="store_true",
                    help="report malformed input rows as alerts instead of failing the job")
     r.add_argument("--force", action="store_true", help="resend even when this payload was already delivered")
+    r.add_argument("--replace", action="store_true",
+                   help="replace a week folder built from another data root (refused otherwise; see its source.json)")
     r.add_argument("--require-delivery", action="store_true",
                    help="fail when no webhook URL or secret is configured (cron sets this when the URL is set)")
     # imported before the job accepts SIGTERM (cli.run): never left half-imported by one

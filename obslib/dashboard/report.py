@@ -4,7 +4,6 @@ the published datasets, one-line readings and the four plots. The notebook only 
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pandas as pd
 from ..config import load_config
 from ..inputs import resolve_data_root
 from ..runlog import new_job_id
-from ..storage import atomic_write_json, read_json
+from ..storage import atomic_write_json, read_json, scratch_dir
 from ..timeutil import parse_ts, utcnow
 from . import DATASETS, DEFAULT_PIP_VALUE
 from .bundle import ExportRequest, ExportResult, bundle_dir, export_bundle
@@ -50,7 +49,7 @@ def run_export(*, data_root: str = "", as_of: str = "", work_root: str = "", out
     folder, ``data_root`` the demo repository, ``job_id`` a new one. Raises ``ObsError``
     for a missing data root or a held export lock."""
     now = parse_ts(as_of) if as_of else utcnow()
-    wr = Path(work_root) if work_root else Path(tempfile.mkdtemp(prefix="obs-dashboard-"))
+    wr = Path(work_root) if work_root else scratch_dir("dashboard")
     cfg = load_config(wr, overrides={"data_root": data_root or None})
     root = resolve_data_root(cfg, now)
     req = ExportRequest(names=list(DATASETS), data_root=root, work_root=wr, now=now,

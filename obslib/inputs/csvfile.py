@@ -58,8 +58,8 @@ def read_csv(path: Path, *, rel_path: str, required_columns: Iterable[str] = (),
             problems.append(Problem("malformed", rel_path, f"CSV syntax error: {exc}", reader.line_num))
             continue
         line_no = reader.line_num
-        if not fields or all(not f.strip() for f in fields):
-            continue
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue  # a blank line; a line of empty fields (",,,") is a row, checked like any other
         if len(fields) != n:
             torn = torn_tail and line_no == last_line and len(fields) < n
             reason = (f"truncated last line: {len(fields)} of {n} fields" if torn

@@ -31,6 +31,7 @@ from ..storage import atomic_write_bytes, read_json, rel, sha256_bytes
 from ..timeutil import parse_week_start
 
 WEEK_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})\.json$")
+PENDING_RE = re.compile(r"^\.(\d{4}-\d{2}-\d{2})\.pending\.json$")
 
 
 def pick_dashboard_entry(cfg: Any, job_id: str | None = None) -> tuple[Any, list[str]]:
@@ -109,9 +110,13 @@ def restore_weekly(cfg: Any, *, week_start: str | None = None, dry_run: bool = F
     ``out/weekly_report/<week_start>/payload.json``. Returns ``{week_start, path, sha256,
     webhook_id}``. Raises ``InputError`` when nothing was delivered, ``ValidationError``
     when the bytes do not match the receipt's checksum."""
-    from ..weekly.delivery import history_dir
+    from ..weekly.delivery import history_dir, recover_history_locked
 
     hist = history_dir(cfg)
+    if not dry_run:  # a delivery killed after its commit point is finished first (one unit)
+        for j in sorted(hist.glob(".*.pending.json")) if hist.is_dir() else ():
+            if PENDING_RE.match(j.name):
+                recover_history_locked(cfg, PENDING_RE.match(j.name).group(1))
     if week_start:
         try:
             week_start = parse_week_start(week_start).date().isoformat()
@@ -138,6 +143,9 @@ def restore_weekly(cfg: Any, *, week_start: str | None = None, dry_run: bool = F
                               f"receipt ({want[:16]}...); not restored")
     dest = contained(cfg.out_dir, Path(cfg.out_dir) / "weekly_report" / ws / "payload.json", what="restore target")
     if not dry_run:
+        from ..weekly.job import recover_week
+
+        recover_week(cfg, ws)  # never let a half-switched week folder override the restored bytes
         atomic_write_bytes(dest, body)
     return {"week_start": ws, "path": rel(dest, cfg.work_root), "sha256": digest, "webhook_id": receipt.get("webhook_id")}
 

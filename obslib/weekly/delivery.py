@@ -20,6 +20,7 @@ ever written anywhere.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -30,6 +31,7 @@ from typing import Any
 
 from ..alerts import make_alert
 from ..errors import DeliveryError, InputError, ValidationError
+from ..faults import checkpoint
 from ..provenance import commit_sha, provenance, source_command
 from ..runlog import redact
 from ..safepath import check_identifier, safe_child
@@ -39,9 +41,11 @@ from ..storage import (
     atomic_write_json,
     canonical_json_bytes,
     file_lock,
+    fsync_dir,
     read_json,
     read_json_object,
     rel,
+    retry_transient,
     sha256_bytes,
     sha256_file,
 )
@@ -111,7 +115,10 @@ def load_weekly_payload(cfg: Any, week_start: str) -> dict:
 
     Raises ``InputError`` (file named) when missing or not a JSON object.
     """
+    from .job import recover_week
+
     ws = _week(week_start)
+    recover_week(cfg, ws)  # a run killed after its commit point is finished first
     path = Path(cfg.out_dir) / "weekly_report" / ws / "payload.json"
     if not path.exists():
         raise InputError(rel(path, cfg.work_root), "no weekly payload for this week: run `obs weekly run` first")
@@ -220,23 +227,75 @@ def _delivery_entry(outcome: DeliveryOutcome, ctx: Any, kind: str) -> dict[str, 
             "attempts": outcome.attempts, "status_codes": list(outcome.status_codes)}
 
 
-def _archive_previous(cfg: Any, ws: str) -> str | None:
-    """Move the current version of week ``ws`` aside as ``<ws>.<sha16>.json`` (+ receipt)."""
+def _journal_path(cfg: Any, ws: str) -> Path:
+    """``ops/weekly_report_history/.<ws>.pending.json``: a history update in progress."""
+    return safe_child(history_dir(cfg), _week(ws), what="weekly history file", prefix=".", suffix=".pending.json")
+
+
+def _apply_journal(cfg: Any, ws: str, journal: dict) -> None:
+    """Carry out a committed history update (idempotent: safe to repeat after a crash at
+    any step): move the previous version aside when the journal says so, write the body,
+    then the receipt, then drop the journal."""
     body_p, receipt_p = _paths(cfg, ws)
-    if not body_p.exists():
-        return None
-    tag = sha256_file(body_p)[:16]
-    old_body, old_receipt = _paths(cfg, ws, tag)
-    if receipt_p.exists():
-        os.replace(receipt_p, old_receipt)
-    os.replace(body_p, old_body)
-    return rel(old_body, cfg.work_root)
+    tag = journal.get("archive_tag")
+    if tag:
+        old_body, old_receipt = _paths(cfg, ws, tag)
+        checkpoint("history.archive_receipt")
+        cur = read_json_object(receipt_p) if receipt_p.exists() else None
+        if cur is not None and str(cur.get("payload_checksum_sha256", ""))[:16] == tag:
+            retry_transient(lambda: os.replace(receipt_p, old_receipt))
+        checkpoint("history.archive_body")
+        if body_p.exists() and sha256_file(body_p)[:16] == tag:
+            retry_transient(lambda: os.replace(body_p, old_body))
+    body = base64.b64decode(journal["body_b64"])
+    checkpoint("history.body")
+    atomic_write_bytes(body_p, body)
+    checkpoint("history.receipt")
+    atomic_write_json(receipt_p, journal["receipt"])
+    checkpoint("history.journal_done")
+    _journal_path(cfg, ws).unlink(missing_ok=True)
+    fsync_dir(history_dir(cfg))
+
+
+def recover_history(cfg: Any, ws: str) -> bool:
+    """Finish a history update that a killed run committed but did not complete (caller
+    holds ``<ws>.lock``). Returns True when one was finished. A journal that does not parse
+    was never committed (it is written atomically) and is removed."""
+    jp = _journal_path(cfg, ws)
+    if not jp.exists():
+        return False
+    journal = read_json_object(jp)
+    if journal is None or journal.get("week_start") != ws or "body_b64" not in journal:
+        jp.unlink(missing_ok=True)
+        return False
+    _apply_journal(cfg, ws, journal)
+    return True
+
+
+def recover_history_locked(cfg: Any, ws: str) -> bool:
+    """``recover_history`` under the week's history lock (for readers such as restore)."""
+    if not _journal_path(cfg, ws).exists():
+        return False
+    with file_lock(history_dir(cfg) / f"{_week(ws)}.lock", cfg.lock_timeout_s):
+        return recover_history(cfg, ws)
+
+
+def _archive_tag(cfg: Any, ws: str) -> str | None:
+    """The ``<sha16>`` under which the current version of week ``ws`` is kept when a new
+    one replaces it (None when there is none)."""
+    body_p, _ = _paths(cfg, ws)
+    return sha256_file(body_p)[:16] if body_p.exists() else None
 
 
 def _write_history(cfg: Any, ctx: Any, ws: str, body: bytes, outcome: DeliveryOutcome, kind: str,
-                   previous: dict | None, env: Mapping[str, str]) -> dict:
+                   previous: dict | None, env: Mapping[str, str], archive: bool = False) -> tuple[dict, str | None]:
+    """Write the body and its receipt as ONE unit: both go into the journal
+    ``.<ws>.pending.json`` (one atomic write: the commit point), which is then applied
+    (``_apply_journal``). A kill before the commit leaves the previous version whole; a
+    kill after it is finished by the next delivery, replay or restore of that week.
+    Returns ``(receipt, archived path or None)``."""
     body_p, receipt_p = _paths(cfg, ws)
-    atomic_write_bytes(body_p, body)
+    tag = _archive_tag(cfg, ws) if archive else None
     deliveries = list((previous or {}).get("deliveries", [])) + [_delivery_entry(outcome, ctx, kind)]
     receipt = {
         "schema_version": SCHEMA_VERSION,
@@ -256,9 +315,13 @@ def _write_history(cfg: Any, ctx: Any, ws: str, body: bytes, outcome: DeliveryOu
                                   [{"path": body_p.name, "sha256": outcome.payload_checksum_sha256}]),
     }
     validate(receipt, "delivery_receipt.schema.json", "delivery receipt")
-    atomic_write_json(receipt_p, receipt)
+    journal = {"week_start": ws, "archive_tag": tag, "body_b64": base64.b64encode(body).decode("ascii"),
+               "receipt": receipt}
+    checkpoint("history.journal")
+    atomic_write_json(_journal_path(cfg, ws), journal, canonical=True)
+    _apply_journal(cfg, ws, journal)
     ctx.artefacts.extend([rel(body_p, cfg.work_root), rel(receipt_p, cfg.work_root)])
-    return receipt
+    return receipt, (rel(_paths(cfg, ws, tag)[0], cfg.work_root) if tag else None)
 
 
 def _destination(env: Mapping[str, str]) -> tuple[str, list[str], list[str]]:
@@ -316,6 +379,7 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
     hist = history_dir(cfg)
     body_p, receipt_p = _paths(cfg, ws)
     with file_lock(hist / f"{ws}.lock", cfg.lock_timeout_s):
+        recover_history(cfg, ws)
         receipt = read_json_object(receipt_p) if receipt_p.exists() else None
         same = (body_p.exists() and receipt is not None and receipt.get("webhook_id") == wid
                 and sha256_file(body_p) == receipt.get("payload_checksum_sha256"))
@@ -328,9 +392,8 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
         if not outcome.ok:
             raise _fail(outcome, what=f"weekly report delivery for week {ws}", cfg=cfg, ctx=ctx, now=now, env=env,
                         week_start=ws, sleep=sleep)
-        previous = None if same else _archive_previous(cfg, ws)
-        new_receipt = _write_history(cfg, ctx, ws, body, outcome, "forced" if same else "delivery",
-                                     receipt if same else None, env)
+        new_receipt, previous = _write_history(cfg, ctx, ws, body, outcome, "forced" if same else "delivery",
+                                               receipt if same else None, env, archive=not same)
     return {"delivery": {"status": "delivered", **base, **outcome.summary(), "forced": bool(force and same),
                          "history": rel(body_p, cfg.work_root), "receipt": rel(receipt_p, cfg.work_root),
                          "previous_version": previous, "delivered_at": new_receipt["delivered_at"]},
@@ -355,6 +418,7 @@ def replay_weekly(week_start: str, *, cfg: Any, ctx: Any, now: datetime, env: Ma
     if missing:
         raise DeliveryError(f"replay needs {' and '.join(missing)}; nothing sent; see {runbook_ref(cfg)}")
     with file_lock(history_dir(cfg) / f"{ws}.lock", cfg.lock_timeout_s):
+        recover_history(cfg, ws)
         if not body_p.exists():
             raise InputError(rel(body_p, cfg.work_root), "no delivered weekly payload for this week: nothing to replay")
         body = body_p.read_bytes()
@@ -369,7 +433,7 @@ def replay_weekly(week_start: str, *, cfg: Any, ctx: Any, now: datetime, env: Ma
         if not outcome.ok:
             raise _fail(outcome, what=f"weekly report replay for week {ws}", cfg=cfg, ctx=ctx, now=now, env=env,
                         week_start=ws, sleep=sleep)
-        new_receipt = _write_history(cfg, ctx, ws, body, outcome, "replay", receipt, env)
+        new_receipt, _ = _write_history(cfg, ctx, ws, body, outcome, "replay", receipt, env)
     return {"delivery": {"status": "replayed", "week_start": ws, **outcome.summary(),
                          "history": rel(body_p, cfg.work_root), "receipt": rel(receipt_p, cfg.work_root),
                          "delivered_at": new_receipt["delivered_at"]}, "alerts": []}

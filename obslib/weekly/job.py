@@ -2,8 +2,13 @@
 export HTML, publish the week's artefacts atomically, then deliver the payload.
 
 Layout: ``out/weekly_report/<week_start>/{weekly_report.ipynb, weekly_report.html,
-payload.json}``. The notebook runs in a staging folder; only a fully successful run
-replaces the week's files (each by ``os.replace``). A failing cell keeps the partial
+source.json, payload.json}``. The notebook runs in a staging folder; only a fully
+successful run replaces the week's files: a ``.commit`` marker written into the staging
+folder is the commit point, then each file is ``os.replace``d (payload last); a run killed
+between the renames is finished ("rolled forward") under the week's lock by the next run or
+reader (``recover_week``), so the folder never keeps a mix of two runs. ``source.json``
+records the data root; a run for another data root does not replace the folder unless
+``--replace``. A failing cell keeps the partial
 executed notebook as ``out/weekly_report/<week_start>/failed/<job_id>.ipynb`` and exits
 non-zero; earlier artefacts (this week's and other weeks') are untouched.
 """
@@ -18,19 +23,31 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..errors import ObsError
+from ..errors import ConfigError, ObsError
+from ..faults import checkpoint
 from ..inputs import data_label, resolve_data_root
 from ..notebook import execute_to_html, kernel_session
 from ..provenance import commit_sha, source_command
 from ..runlog import JobContext
 from ..safepath import safe_child
 from ..schemas import validate, validator
-from ..storage import file_lock, fsync_dir, read_json
+from ..storage import (
+    atomic_write_bytes,
+    atomic_write_json,
+    file_lock,
+    fsync_dir,
+    read_json,
+    read_json_object,
+    retry_transient,
+)
 from ..timeutil import to_rfc3339, week_start_of
 from .payload import SCHEMA_FILE, build_weekly_payload, content_checksum
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "weekly_report.ipynb"
 ARTEFACTS = ("weekly_report.ipynb", "weekly_report.html", "payload.json")
+SOURCE_FILE = "source.json"  # which data root the week folder was built from
+SWITCHED = ("weekly_report.ipynb", "weekly_report.html", SOURCE_FILE, "payload.json")  # payload last
+COMMIT_MARK = ".commit"
 
 
 def week_dir(cfg: Config, week_start: datetime) -> Path:
@@ -39,7 +56,7 @@ def week_dir(cfg: Config, week_start: datetime) -> Path:
 
 
 def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: datetime | None,
-                 allow_bad_rows: bool = False, km: Any = None) -> dict[str, Any]:
+                 allow_bad_rows: bool = False, km: Any = None, replace: bool = False) -> dict[str, Any]:
     """Execute the notebook for ``week_start`` (default: the week containing ``now``) and
     publish its artefacts. Returns ``{week_start, dir, payload, payload_path, artefacts}``.
 
@@ -48,7 +65,9 @@ def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: dateti
     the rest. While the notebook runs, the payload is also built in this process as a
     preflight: bad input gives the library's clean ``InputError`` (file, line, reason),
     no partial notebook and nothing published. Raises ``NotebookFailed`` (partial notebook
-    kept under ``failed/``) or another ``ObsError``."""
+    kept under ``failed/``) or another ``ObsError``. A week folder built from another
+    data root (its ``source.json``) is not replaced unless ``replace`` (``--replace``):
+    ``ObsError`` (exit 2) before the notebook runs."""
     ws = week_start or week_start_of(now)
     if ws > now:
         raise ObsError(f"week_start {ws.date().isoformat()} is in the future (now is {to_rfc3339(now)}): "
@@ -61,11 +80,39 @@ def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: dateti
         # one run per week at a time; a second waits (bounded) instead of mixing artefacts
         with file_lock(wdir / ".weekly.lock", cfg.lock_timeout_s):
             cleanup_staging(wdir)  # left by a killed run; safe under the lock
-            return _build_locked(cfg, ctx, now, ws, root, label, wdir, allow_bad_rows, km)
+            source = source_record(cfg, root, label)
+            if not replace:
+                check_same_source(cfg, wdir, source)
+            return _build_locked(cfg, ctx, now, ws, root, label, wdir, allow_bad_rows, km, source)
+
+
+def source_record(cfg: Config, root: Path, label: str) -> dict[str, str]:
+    """``source.json`` of a week folder: ``{data_root (absolute), data_label}``."""
+    return {"data_root": str(Path(root).resolve()), "data_label": label}
+
+
+def check_same_source(cfg: Config, wdir: Path, source: dict[str, str]) -> None:
+    """Refuse (``ObsError``, exit 2) to replace a week folder built from another data root.
+    Folders from before ``source.json`` are compared by their payload's data label."""
+    rec = read_json_object(wdir / SOURCE_FILE)
+    if rec is not None:
+        theirs = str(rec.get("data_root", ""))
+        same = theirs == source["data_root"]
+    else:
+        payload = read_json_object(wdir / "payload.json")
+        if payload is None:
+            return
+        theirs = str((payload.get("provenance") or {}).get("data_root") or "")
+        same = not theirs or theirs == source["data_label"]  # no record: nothing to compare
+    if not same:
+        where = wdir.relative_to(cfg.work_root) if wdir.is_relative_to(cfg.work_root) else wdir
+        raise ConfigError(f"{where} holds the report built from data root {theirs}; this run reads "
+                          f"{source['data_root']}: not replaced. Pass --replace to replace it, or use "
+                          "another --work-root for this data")
 
 
 def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, root: Path, label: str, wdir: Path,
-                  allow_bad_rows: bool, km: Any) -> dict[str, Any]:
+                  allow_bad_rows: bool, km: Any, source: dict[str, str]) -> dict[str, Any]:
     staging = safe_child(wdir, ctx.job_id, what="JOB_ID", prefix=".staging-")
     failed = safe_child(wdir / "failed", ctx.job_id, what="JOB_ID", suffix=".ipynb")
     staging.mkdir(parents=True, exist_ok=True)
@@ -84,9 +131,13 @@ def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, roo
                         nb_cfg=cfg.notebook, km=km, alongside=(preflight, lambda: validator(SCHEMA_FILE)))
         payload = read_json(staging / "payload.json")
         validate(payload, SCHEMA_FILE, "weekly payload")
-        for name in ARTEFACTS:
-            os.replace(staging / name, wdir / name)
-        fsync_dir(wdir)
+        atomic_write_json(staging / SOURCE_FILE, {**source, "job_id": ctx.job_id})
+        for name in ARTEFACTS:  # everything the switch needs is durable before the commit point
+            with open(staging / name, "rb") as fh:
+                os.fsync(fh.fileno())
+        checkpoint("week.commit")
+        atomic_write_bytes(staging / COMMIT_MARK, b"{}")  # commit point: from here the run is rolled forward
+        _switch(staging, wdir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     rel = [str((wdir / n).relative_to(cfg.work_root)) for n in ARTEFACTS]
@@ -94,10 +145,38 @@ def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, roo
             "payload_path": wdir / "payload.json", "artefacts": rel}
 
 
-def cleanup_staging(wdir: Path) -> None:
-    """Remove staging folders left by a killed run (safe: they are never read)."""
-    for p in wdir.glob(".staging-*"):
+def _switch(staging: Path, wdir: Path) -> None:
+    """Move the staged artefacts into the week folder (each ``os.replace``), payload last.
+    Idempotent: a file already moved is skipped, so a run killed half-way is finished by
+    ``cleanup_staging`` of the next run, and the folder never keeps a mix of two runs."""
+    for name in SWITCHED:
+        if (staging / name).exists():
+            checkpoint(f"week.replace.{name}")
+            retry_transient(lambda name=name: os.replace(staging / name, wdir / name))
+    fsync_dir(wdir)
+
+
+def cleanup_staging(wdir: Path) -> list[str]:
+    """Under the week's lock: finish the switch of a staging folder whose run was killed
+    after its commit point (``.commit`` present: roll forward), and remove every other
+    staging folder (never read). Returns the names of the folders rolled forward."""
+    done = []
+    for p in sorted(wdir.glob(".staging-*")):
+        if p.is_dir() and not p.is_symlink() and (p / COMMIT_MARK).is_file():
+            _switch(p, wdir)
+            done.append(p.name)
         shutil.rmtree(p, ignore_errors=True)
+    return done
+
+
+def recover_week(cfg: Config, week_start: str) -> list[str]:
+    """``cleanup_staging`` of ``out/weekly_report/<week_start>/`` under its lock (for
+    readers: ``obs weekly deliver``, ``obs restore``). Returns folders rolled forward."""
+    wdir = cfg.out_dir / "weekly_report" / week_start
+    if not any(wdir.glob(".staging-*")):
+        return []
+    with file_lock(wdir / ".weekly.lock", cfg.lock_timeout_s):
+        return cleanup_staging(wdir)
 
 
 def summary_line(result: dict, delivery: dict) -> dict:
@@ -110,4 +189,4 @@ def summary_line(result: dict, delivery: dict) -> dict:
             "latency_p95_ms": p["latency"]["p95_ms"], **delivery}
 
 
-__all__ = ["build_report", "week_dir", "summary_line", "cleanup_staging"]
+__all__ = ["build_report", "week_dir", "summary_line", "cleanup_staging", "recover_week"]

@@ -8,7 +8,6 @@ to the cost of papermill itself (see ``bench/weekly.py``).
 
 from __future__ import annotations
 
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from ..config import load_config
 from ..errors import ObsError
 from ..inputs import resolve_data_root
 from ..schemas import validate
-from ..storage import atomic_write_bytes, pretty_json_bytes
+from ..storage import atomic_write_bytes, pretty_json_bytes, scratch_dir
 from ..timeutil import parse_ts, parse_week_start, utcnow, week_start_of
 from .payload import SCHEMA_FILE, build_weekly_payload
 
@@ -58,7 +57,7 @@ def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = ""
     check_params({k: v for k, v in locals().items()})
     now = parse_ts(as_of) if as_of else utcnow()
     ws = parse_week_start(week_start) if week_start else week_start_of(now)
-    wr = Path(work_root) if work_root else Path(tempfile.mkdtemp(prefix="obs-weekly-"))
+    wr = Path(work_root) if work_root else scratch_dir("weekly")
     cfg = load_config(wr, overrides={"data_root": data_root or None})
     root = resolve_data_root(cfg, now)
     payload = build_weekly_payload(root, ws, cfg=cfg, now=now, job_id=job_id or f"notebook-{now:%Y%m%dT%H%M%SZ}",
@@ -67,7 +66,7 @@ def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = ""
                                                                                      Path(root).name),
                                    allow_bad_rows=allow_bad_rows)
     validate(payload, SCHEMA_FILE, "weekly payload")
-    out = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="obs-weekly-out-"))
+    out = Path(out_dir) if out_dir else scratch_dir("weekly-out")
     path = out / "payload.json"
     atomic_write_bytes(path, pretty_json_bytes(payload))
     return WeeklyReport(payload, path, Path(root))
