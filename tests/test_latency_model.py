@@ -444,3 +444,20 @@ def test_legacy_log_naive_ack_time_is_a_bad_row(tmp_path):
     assert (out["events_read"], out["bad_rows"]) == (1, 1)
     r = rollup_rows(tmp_path)[("2024-03-12T12:00:00Z", "legacy")]
     assert float(r["p50_ms"]) == 1500.0
+
+
+def test_dropped_and_held_rows_are_counted_in_the_run_log(tmp_path):
+    from latency_fixtures import runlog
+
+    log = tmp_path / "data/ev.csv"
+    write(log, EVENT_HEADER + "bad,1,success,,api\n2024-03-12T12:20:00Z,1,success,,api\n2024-03-12T12:0")
+    cfg = cfg_for(tmp_path, log)
+    out = sample(cfg, ts("2024-03-12T12:16:00Z"))  # the summary line (the CLI prints it and logs it)
+    from obslib.cli import main
+
+    write(tmp_path / "w2/obs.toml", f'[[latency.sources]]\nname = "feed"\nkind = "event_log"\npath = "{log}"\n'
+                                    "by_source_column = true\n")
+    assert main(["latency", "sample", "--work-root", str(tmp_path / "w2"), "--now", "2024-03-12T12:16:00Z"]) == 0
+    rec = [r for r in runlog(tmp_path / "w2") if r.get("job_name") == "latency"][-1]
+    assert (rec["bad_rows"], rec["held_rows"], rec["torn_bytes"]) == (1, 1, len("2024-03-12T12:0"))
+    assert (out["bad_rows"], out["held_rows"]) == (1, 1)

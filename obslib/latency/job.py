@@ -296,7 +296,8 @@ def run_sample(cfg: Config, ctx: Any, now: datetime, *, data_root: Path, target:
         + rep.written
     summary["_runlog_extra"] = {"lock_wait_ms": summary["lock_wait_ms"], "samples_written": summary["samples_written"],
                                 "breach_count": summary["breach_count"], "alerts_sent": len(rep.sent),
-                                "alerts_written": len(rep.written)}
+                                "alerts_written": len(rep.written), "quarantined": len(summary["quarantined"]),
+                                **{k: summary[k] for k in COUNT_KEYS}}
     if rep.failed:
         summary["status"] = "error"
         summary["error"] = "alert delivery failed: " + "; ".join(rep.failed)
