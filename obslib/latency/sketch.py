@@ -6,12 +6,14 @@ check it against the library): ``gamma = 1 + 2*alpha/(1-alpha)``, ``multiplier =
 log1p(2*alpha/(1-alpha))``, a value ``v > 0`` goes to the bucket ``key = ceil(log2(v) *
 multiplier)`` and a bucket stands for ``2**(key/multiplier) * 2/(1+gamma)``; values
 ``<= 2.2e-308`` (zero latencies) are counted in ``zero``. The q-quantile is the bucket
-holding rank ``q*(n-1)`` (0-based), as in ``DDSketch.get_quantile_value``, clamped to the
-exact maximum (which only moves it closer to the true value).
+holding rank ``r = floor(q*(n-1))`` (0-based), as ``DDSketch.get_quantile_value``, and
+then, as type 7 does between values, interpolated linearly towards the bucket of rank
+``r + 1`` by ``q*(n-1) - r``; clamped to the exact maximum (which only moves it closer).
 
-Bound: with ``x_r`` the value at rank ``r = floor(q*(n-1))`` of the sorted values,
-``|estimate - x_r| <= alpha * x_r``. The linear type-7 percentile lies between ``x_r`` and
-``x_(r+1)``, so ``(1-alpha) * x_r <= estimate <= (1+alpha) * x_(r+1)``.
+Bound: each bucket's value is within ``alpha`` of every value in it, so the library's rule
+gives ``|v_r - x_r| <= alpha * x_r`` for the value ``x_r`` at rank ``r``, and the
+interpolated estimate ``(1-f) v_r + f v_(r+1)`` is within ``alpha`` of the exact type-7
+value ``(1-f) x_r + f x_(r+1)``: ``|estimate - type7| <= alpha * type7``.
 
 Exact part: while ``count <= EXACT_MAX`` the sorted values themselves are kept and the
 quantiles are exact type 7 (``method = exact_type7``). Merging adds bucket counts (and
@@ -74,12 +76,15 @@ def type7(sorted_values: Sequence[float], q: float) -> float | None:
     h = (n - 1) * q
     lo = math.floor(h)
     hi = min(lo + 1, n - 1)
-    a, b = float(sorted_values[lo]), float(sorted_values[hi])
-    t = h - lo
-    d = b - a
+    return _lerp(float(sorted_values[lo]), float(sorted_values[hi]), h - lo)
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    """numpy's lerp (so exact results equal ``np.percentile``)."""
     if a == b:
         return a
-    return b - d * (1 - t) if t >= 0.5 else a + d * t  # numpy's lerp, so results equal np.percentile
+    d = b - a
+    return b - d * (1 - t) if t >= 0.5 else a + d * t
 
 
 class Sketch:
@@ -199,21 +204,36 @@ class Sketch:
             return type7(self.exact, q)
         return self.sketch_quantile(q, clamp=clamp)
 
-    def sketch_quantile(self, q: float, *, clamp: bool = True) -> float | None:
-        """The DDSketch estimate even when exact values are kept (for tests and docs)."""
-        if self.count == 0:
-            return None
-        rank = q * (self.count - 1)
+    def _value_at_rank(self, rank: float, keys: list[int]) -> float:
+        """The value of the bucket holding 0-based ``rank`` (the library's rule)."""
         if rank < self.zero:
             return 0.0
         rank -= self.zero
         run = 0
-        key = None
-        for key in sorted(self.bins):
+        key = keys[-1]
+        for key in keys:
             run += self.bins[key]
             if run > rank:
                 break
-        v = value_of(key)
+        return value_of(key)
+
+    def sketch_quantile(self, q: float, *, clamp: bool = True, interpolate: bool = True) -> float | None:
+        """The sketch's estimate even when exact values are kept. ``interpolate=False`` is
+        the ``ddsketch`` library's ``get_quantile_value`` (the bucket of rank q(n-1));
+        the default interpolates linearly between the buckets of ranks floor(h) and
+        floor(h)+1 (h = q(n-1)), as type 7 does between the values, so the estimate is
+        within ``ALPHA`` of the exact type-7 value; clamped to the exact maximum."""
+        if self.count == 0:
+            return None
+        keys = sorted(self.bins)
+        h = q * (self.count - 1)
+        if not interpolate:
+            v = self._value_at_rank(h, keys)
+        else:
+            lo = math.floor(h)
+            a = self._value_at_rank(lo, keys)
+            b = self._value_at_rank(min(lo + 1, self.count - 1), keys)
+            v = _lerp(a, b, h - lo)
         return min(v, self.max) if clamp and self.max is not None else v
 
     def count_above(self, threshold: float) -> int:
@@ -316,37 +336,88 @@ def grouped_sketches(groups: np.ndarray, values: np.ndarray) -> dict[int, Sketch
 
 
 class DenseGroups:
-    """Sketches of many groups at once, for bulk rollups (bench, backfills): ``gid`` dense
-    group ids in ``[0, ngroups)``, ``values`` ms. One ``bincount`` over (group, key) instead
-    of a sort; quantiles for all groups in a few array passes. ``sketch(g)`` gives the same
-    ``Sketch`` as ``Sketch.of`` of that group's values (tested)."""
+    """Sketches of many groups at once, for bulk rollups (bench, backfills): dense group ids
+    ``gid`` (int, >= 0) and ``values`` (ms), added in batches with ``add`` (memory: the
+    (group x bucket) count matrix plus one batch). One ``bincount`` over (group, key) per
+    batch instead of a sort; quantiles for every group in a few array passes; the exact
+    values of groups that stay at or under ``EXACT_MAX``. ``sketch(g)`` equals ``Sketch.of``
+    of that group's values, ``text(g)`` its ``to_text()`` (both tested)."""
 
-    def __init__(self, gid: np.ndarray, ngroups: int, values: np.ndarray):
+    def __init__(self, gid: np.ndarray | None = None, ngroups: int = 0, values: np.ndarray | None = None):
+        self.ngroups = 0
+        self.kmin = 0
+        self.width = 0
+        self.counts = np.zeros((0, 0), dtype=np.int64)
+        self.count = np.zeros(0, dtype=np.int64)
+        self.max = np.zeros(0)
+        self.exact: dict[int, list[float]] = {}
+        self._grow(ngroups, None, None)
+        if gid is not None and values is not None:
+            self.add(gid, values)
+
+    @property
+    def zero(self) -> np.ndarray:
+        return self.count - self.counts.sum(axis=1)
+
+    def _grow(self, ngroups: int, kmin: int | None, kmax: int | None) -> None:
+        g = max(ngroups, self.ngroups)
+        lo = self.kmin if self.width else (kmin if kmin is not None else 0)
+        hi = self.kmin + self.width - 1 if self.width else (kmax if kmax is not None else -1)
+        if kmin is not None:
+            lo, hi = min(lo, kmin), max(hi, kmax)
+        width = max(0, hi - lo + 1)
+        if (g, lo, width) == (self.ngroups, self.kmin, self.width):
+            return
+        counts = np.zeros((g, width), dtype=np.int64)
+        if self.width:
+            off = self.kmin - lo
+            counts[:self.ngroups, off:off + self.width] = self.counts
+        self.counts, self.kmin, self.width = counts, lo, width
+        self.count = np.concatenate([self.count, np.zeros(g - self.ngroups, dtype=np.int64)])
+        self.max = np.concatenate([self.max, np.full(g - self.ngroups, -np.inf)])
+        self.ngroups = g
+
+    def add(self, gid: np.ndarray, values: np.ndarray) -> None:
+        """Add a batch (same length arrays; values finite and >= 0)."""
         gid = np.asarray(gid, dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)
-        self.ngroups = ngroups
-        self.count = np.bincount(gid, minlength=ngroups)
+        if gid.size == 0:
+            return
         pos = values > MIN_POSITIVE
         keys = keys_of(values[pos])
+        self._grow(int(gid.max()) + 1, int(keys.min()) if keys.size else None,
+                   int(keys.max()) if keys.size else None)
         gp = gid[pos]
-        self.kmin = int(keys.min()) if keys.size else 0
-        width = (int(keys.max()) - self.kmin + 1) if keys.size else 1
-        self.width = width
-        self.counts = np.bincount(gp * width + (keys - self.kmin), minlength=ngroups * width).reshape(ngroups, width)
-        self.zero = self.count - self.counts.sum(axis=1)
-        self.max = np.full(ngroups, -np.inf)
-        np.maximum.at(self.max, gid, values)
-        small = self.count <= EXACT_MAX
-        self.exact: dict[int, list[float]] = {}
-        if small.any() and small[gid].any():
-            sel = small[gid]
+        if keys.size:
+            klo, khi = int(keys.min()), int(keys.max())
+            w = khi - klo + 1
+            gl, gh = int(gp.min()), int(gp.max())
+            block = np.bincount((gp - gl) * w + (keys - klo), minlength=(gh - gl + 1) * w).reshape(gh - gl + 1, w)
+            self.counts[gl:gh + 1, klo - self.kmin:klo - self.kmin + w] += block
+        bc = np.bincount(gid, minlength=self.ngroups)
+        before = self.count.copy()
+        self.count += bc
+        # the exact maximum: only values in each group's top bucket of this batch can be it
+        top = np.full(self.ngroups, np.iinfo(np.int64).min)
+        allkeys = np.full(values.size, np.iinfo(np.int64).min // 2)
+        allkeys[pos] = keys
+        np.maximum.at(top, gid, allkeys)
+        cand = allkeys == top[gid]
+        np.maximum.at(self.max, gid[cand], values[cand])
+        # exact values while a group stays small
+        stay = (self.count <= EXACT_MAX) & (bc > 0)
+        for g in np.flatnonzero((self.count > EXACT_MAX) & (before <= EXACT_MAX)).tolist():
+            self.exact.pop(g, None)
+        if stay.any():
+            sel = stay[gid]
             sg, sv = gid[sel], values[sel]
             o = np.lexsort((sv, sg))
             sg, sv = sg[o], sv[o]
             cut = np.flatnonzero(np.diff(sg)) + 1
             for a, b in zip(np.concatenate(([0], cut)).tolist(), np.concatenate((cut, [sg.size])).tolist(),
                             strict=True):
-                self.exact[int(sg[a])] = sv[a:b].tolist()
+                g = int(sg[a])
+                self.exact[g] = sorted(self.exact.get(g, []) + sv[a:b].tolist())
 
     def quantiles(self, q: float) -> np.ndarray:
         """The q-quantile of every group (NaN for an empty group): exact type 7 for the
@@ -355,18 +426,28 @@ class DenseGroups:
         n = self.count
         big = np.flatnonzero(n > EXACT_MAX)
         if big.size:
-            rank = q * (n[big] - 1) - self.zero[big]
+            h = q * (n[big] - 1)
+            lo = np.floor(h)
             cum = np.cumsum(self.counts[big], axis=1)
-            idx = np.argmax(cum > rank[:, None], axis=1)
-            vals = np.array([value_of(int(k)) for k in (idx + self.kmin).tolist()])
-            vals = np.where(rank < 0, 0.0, vals)
-            out[big] = np.minimum(vals, self.max[big])
+            zero = self.zero[big]
+
+            def at(rank: np.ndarray) -> np.ndarray:
+                r = rank - zero
+                idx = np.argmax(cum > r[:, None], axis=1)
+                vals = np.array([value_of(int(k)) for k in (idx + self.kmin).tolist()])
+                return np.where(r < 0, 0.0, vals)
+
+            a = at(lo)
+            b = at(np.minimum(lo + 1, n[big] - 1))
+            t = h - lo
+            est = np.where(a == b, a, np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t))
+            out[big] = np.minimum(est, self.max[big])
         for g, v in self.exact.items():
             out[g] = type7(v, q)
         return out
 
     def sketch(self, g: int) -> Sketch:
-        n = int(self.count[g])
+        n = int(self.count[g]) if g < self.ngroups else 0
         if n == 0:
             return Sketch()
         if n <= EXACT_MAX:
@@ -374,5 +455,24 @@ class DenseGroups:
             return Sketch(n, None, None, list(v), v[-1])
         row = self.counts[g]
         nz = np.flatnonzero(row)
-        return Sketch(n, int(self.zero[g]), dict(zip((nz + self.kmin).tolist(), row[nz].tolist(), strict=True)),
+        return Sketch(n, int(n - row.sum()), dict(zip((nz + self.kmin).tolist(), row[nz].tolist(), strict=True)),
                       None, float(self.max[g]))
+
+    def text(self, g: int) -> str:
+        """``self.sketch(g).to_text()`` without building the dict (vectorised)."""
+        n = int(self.count[g]) if g < self.ngroups else 0
+        if n <= EXACT_MAX:
+            return self.sketch(g).to_text()
+        row = self.counts[g]
+        nz = np.flatnonzero(row)
+        gaps = np.diff(nz)
+        if gaps.size and int(gaps.max()) > 255:
+            return self.sketch(g).to_text()
+        cs = row[nz]
+        top = int(cs.max()) if cs.size else 0
+        width, dt = next((w, d) for w, d, lim in ((1, "<u1", 1 << 8), (2, "<u2", 1 << 16), (4, "<u4", 1 << 32),
+                                                  (8, "<u8", 1 << 64)) if top < lim)
+        head = _HEAD.pack(width, int(nz[0]) + self.kmin if nz.size else 0, int(nz.size), float(self.max[g]),
+                          int(n - cs.sum()))
+        body = np.concatenate(([0], gaps)).astype(np.uint8).tobytes() + cs.astype(dt).tobytes()
+        return "dd1:" + base64.b64encode(head + body).decode("ascii")
