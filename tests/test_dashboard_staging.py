@@ -110,3 +110,44 @@ def test_chunked_rows_equal_canonical_json():
                  "missing_days": ["2024-01-0%d" % (i % 3 + 1)] * (i % 3)} for i in range(n)]
     assert b"".join(chunks) == canonical_json_bytes(expected)
     assert encode.rows_json_chunks(cols, 0) == [b"[]"]
+
+
+def test_unchanged_inputs_skip_the_build_and_any_change_rebuilds(tmp_path, capsys, monkeypatch):
+    """inputkey.py: turnover_summary / ev_history are kept without rebuilding only while
+    every input (and a daily.csv that was absent), the parameters and the code are unchanged."""
+    from obslib.dashboard import bundle, inputkey
+
+    repo, work = make_repo(tmp_path / "repo"), tmp_path / "work"
+    write_rollup(work)
+    assert _export(capsys, repo, work)[0] == 0
+    out = work / "out" / "dashboard"
+    m1 = json.loads((out / "manifest.json").read_text())
+    key1 = {e["path"]: e.get("input_key") for e in m1["datasets"]}
+    assert key1["turnover_summary.json"] and key1["ev_history.parquet"] and key1["latency_rollups.json"] is None
+
+    def boom(*a, **kw):
+        raise AssertionError("rebuilt although its inputs are unchanged")
+
+    monkeypatch.setattr(bundle, "build_turnover_summary", boom)
+    monkeypatch.setattr(bundle, "build_ev_history", boom)
+    code, s = _export(capsys, repo, work)
+    assert code == 0 and s["datasets"]["turnover_summary"]["rows"] == 3
+    m2 = json.loads((out / "manifest.json").read_text())
+    assert [(e["path"], e["checksum_sha256"]) for e in m2["datasets"]] == [
+        (e["path"], e["checksum_sha256"]) for e in m1["datasets"]]
+    # a daily.csv for run C, absent so far, appears: turnover must be rebuilt (boom: it fails, old kept)
+    (repo / "runs" / "run_C_20240115_000000").mkdir()
+    (repo / "runs" / "run_C_20240115_000000" / "daily.csv").write_text(
+        "date,breakouts,gate_pass,gate_block,ev_pass,ev_reject,fills,wins,pnl_pips\n2024-01-09,1,1,0,1,0,1,1,2.0\n")
+    code, s = _export(capsys, repo, work)  # the job reports the (unexpected) builder error
+    assert code == 1 and "rebuilt although" in s["error"]
+    monkeypatch.undo()
+    code, s = _export(capsys, repo, work)
+    assert code == 0 and s["datasets"]["turnover_summary"]["rows"] == 4
+    # the code that builds the datasets changes: rebuilt (same inputs)
+    m3 = json.loads((out / "manifest.json").read_text())
+    monkeypatch.setattr(inputkey, "code_digest", lambda: "edited")
+    monkeypatch.setattr(bundle, "build_ev_history", boom)
+    code, s = _export(capsys, repo, work)
+    assert code == 1 and "rebuilt although" in s["error"]
+    assert json.loads((out / "manifest.json").read_text()) == m3

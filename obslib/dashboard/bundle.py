@@ -59,7 +59,7 @@ from ..provenance import block, input_entries
 from ..safepath import check_identifier
 from ..storage import fsync_dir, pretty_json_bytes, read_json_object, sha256_bytes, sha256_file
 from ..timeutil import to_rfc3339
-from . import DATASETS, DEFAULT_PIP_VALUE, SCHEMA_VERSION, _faults, layout
+from . import DATASETS, DEFAULT_PIP_VALUE, FORMATS, SCHEMA_VERSION, _faults, layout
 from .columns import SPECS, refresh_command
 from .datasets import DatasetResult, build_ev_history, build_latency_rollups, build_slippage_telemetry
 from .history import (
@@ -72,6 +72,7 @@ from .history import (
     store_sequence,
     sweep_history,
 )
+from .inputkey import input_key
 from .layout import bundle_dir  # noqa: F401 - re-exported (report.py, job.py)
 from .parquet import parquet_bytes
 from .rules import encode_and_check, schema_file
@@ -82,6 +83,7 @@ from .turnover import build_turnover_summary
 HEARTBEAT = "dashboard_export_heartbeat.json"
 LOCK = "dashboard_export.lock"
 NOTEBOOK_FILES = ("dashboard_bundle.ipynb", "dashboard_bundle.html")  # carried from version to version
+REUSE, REUSED = "reuse", "reused"  # markers in the prepared map: inputs unchanged (see inputkey.py)
 
 
 @dataclass
@@ -208,15 +210,22 @@ def _prepare(name: str, req: ExportRequest, stager: Stager
             inputs)
 
 
-def _prepare_all(req: ExportRequest, stager: Stager) -> dict[str, tuple]:
-    """``_prepare`` of every selected dataset, two at a time (threads: the heavy parts, CSV
-    parsing, numpy and Parquet encoding, release the GIL). Results in ``req.names`` order;
-    an unexpected exception of a builder is re-raised as it would be when run in turn."""
-    if len(req.names) < 2:
-        return {n: _prepare(n, req, stager) for n in req.names}
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dashboard-export") as pool:
-        futures = {n: pool.submit(_prepare, n, req, stager) for n in req.names}
-        return {n: f.result() for n, f in futures.items()}
+def _prepare_all(req: ExportRequest, stager: Stager, skip: set[str] = frozenset(),
+                 keys: dict[str, str | None] | None = None) -> dict[str, tuple]:
+    """``_prepare`` of every selected dataset not in ``skip``, two at a time (threads: the
+    heavy parts, CSV parsing, numpy and Parquet encoding, release the GIL). Results in
+    ``req.names`` order; an unexpected exception of a builder is re-raised as it would be
+    when run in turn. ``keys``: input keys recorded in the statuses."""
+    names = [n for n in req.names if n not in skip]
+    if len(names) < 2:
+        out = {n: _prepare(n, req, stager) for n in names}
+    else:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="dashboard-export") as pool:
+            futures = {n: pool.submit(_prepare, n, req, stager) for n in names}
+            out = {n: f.result() for n, f in futures.items()}
+    for n, (_, status, _) in out.items():
+        status["input_key"] = (keys or {}).get(n)
+    return out
 
 
 def _previous_manifest(cur: Path | None, ops: Path) -> dict:
@@ -247,11 +256,20 @@ def export_bundle(req: ExportRequest) -> ExportResult:
     pending: dict[str, Path] = {}
     try:
         _faults.checkpoint("stage_created")
+        cur = layout.current_version(req.work_root)
+        prev = {e.get("path"): e for e in (read_json_object(cur / "manifest.json") or {}).get("datasets", [])
+                if isinstance(e, dict)} if cur is not None else {}
+        keys = {n: input_key(n, req.data_root, pip_value=req.pip_value, data_label=req.data_label) for n in req.names}
+        reuse = {n: k for n, k in keys.items() if k is not None and all(
+            (prev.get(f"{n}.{fmt}") or {}).get("input_key") == k for fmt in FORMATS)}
         with Stager(stage) as stager:
-            prepared = _prepare_all(req, stager)
+            prepared = _prepare_all(req, stager, skip=set(reuse), keys=keys)
             stager.wait()
-        sources = {sha: stage / fname for files, _, _ in prepared.values() if files
-                   for fname, (_, sha) in files.items()}
+        prepared.update({n: (REUSE, {"input_key": k}, None) for n, k in reuse.items()})
+        unchanged = {(prev.get(f"{n}.json") or {}).get("content_sha256") for n in req.names}
+        sources = {sha: stage / fname for files, status, _ in prepared.values()
+                   if isinstance(files, dict) and status.get("content_sha256") not in unchanged
+                   for fname, (_, sha) in files.items()}  # unchanged content keeps the stored objects
         pending = stage_objects(ops, sources)
         _faults.checkpoint("objects_staged")
         from ..storage import file_lock
@@ -268,6 +286,7 @@ def _entry(name: str, fname: str, size: int, checksum: str, status: dict, req: E
            inputs: list[dict]) -> dict:
     return {"name": name, "format": fname.rsplit(".", 1)[1], "path": fname, "bytes": size,
             "checksum_sha256": checksum, "content_sha256": status["content_sha256"], "rows": status["rows"],
+            **({"input_key": status["input_key"]} if status.get("input_key") else {}),
             "generated_at": to_rfc3339(req.now), "warnings": status["warnings"],
             "provenance": {"source_command": req.command, "commit_sha": req.commit_sha, "job_id": req.job_id,
                            "data_root": req.data_label, "inputs": inputs}}
@@ -288,12 +307,14 @@ def _carry_extras(cur: Path | None, stage: Path, listed: set[str]) -> None:
                 layout.link_or_copy(p, stage / "failed" / p.name)
 
 
-def check_staged(stage: Path, manifest: dict) -> None:
+def check_staged(stage: Path, manifest: dict, checked: set[str] = frozenset()) -> None:
     """The export's own verification: every listed file in ``stage`` has the manifest's
-    bytes and sha256 (streamed). Raises ``ValidationError``."""
+    bytes and sha256 (streamed; files in ``checked`` were hashed on disk moments ago, as
+    they were linked in, and are only size-checked). Raises ``ValidationError``."""
     for e in manifest["datasets"]:
         p = stage / e["path"]
-        if not p.is_file() or p.stat().st_size != e["bytes"] or sha256_file(p) != e["checksum_sha256"]:
+        if not p.is_file() or p.stat().st_size != e["bytes"] or (
+                e["path"] not in checked and sha256_file(p) != e["checksum_sha256"]):
             raise ValidationError(f"staged bundle file {e['path']} does not match its manifest entry")
 
 
@@ -309,12 +330,33 @@ def _publish_locked(req: ExportRequest, stage: Path, ops: Path, prepared: dict[s
     result = ExportResult(sequence=seq)
     prev = _previous_manifest(cur, ops)
     prev_by_path = {e.get("path"): e for e in prev["datasets"] if isinstance(e, dict)}
+    checked: set[str] = set()  # files whose sha256 was just checked (the export's own verification)
+    for name, (files, status, _) in list(prepared.items()):
+        if files is not REUSE:
+            continue
+        olds = [prev_by_path.get(f"{name}.{fmt}") for fmt in FORMATS]
+        if all(o is not None and o.get("input_key") == status["input_key"] and _intact(cur, o) for o in olds):
+            prepared[name] = (REUSED, {"status": "ok", "rows": olds[0]["rows"], "rule": None, "error": None,
+                                       "warnings": olds[0].get("warnings", 0)}, olds)
+        else:  # the bundle changed meanwhile: build it now after all (rare)
+            with Stager(stage) as stager:
+                prepared[name] = _prepare(name, req, stager)
+                stager.wait()
+            prepared[name][1]["input_key"] = status["input_key"]
     fresh = {n for n, (files, _, _) in prepared.items() if files is not None}
     entries = [e for e in prev["datasets"] if isinstance(e, dict) and e.get("name") not in fresh and _intact(cur, e)]
+    for name, (files, status, olds) in prepared.items():
+        if files is REUSED:  # inputs unchanged: the current files and entries, confirmed now
+            result.datasets[name] = status
+            entries += [{**o, "generated_at": to_rfc3339(req.now)} for o in olds]
+            result.published.append(name)
     for e in entries:
         layout.link_or_copy(cur / e["path"], stage / e["path"])  # type: ignore[operator]
+        checked.add(e["path"])
     for name, (files, status, inputs) in prepared.items():
-        result.datasets[name] = {k: v for k, v in status.items() if k != "content_sha256"}
+        if files is REUSED:
+            continue
+        result.datasets[name] = {k: v for k, v in status.items() if k not in ("content_sha256", "input_key")}
         if files is None:
             result.failed.append({"dataset": name, "rule": status["rule"], "error": status["error"]})
             continue
@@ -327,6 +369,7 @@ def _publish_locked(req: ExportRequest, stage: Path, ops: Path, prepared: dict[s
                 (stage / fname).unlink()
                 layout.link_or_copy(cur / fname, stage / fname)  # type: ignore[operator]
                 size, checksum = old["bytes"], old["checksum_sha256"]
+                checked.add(fname)
             entries.append(_entry(name, fname, size, checksum, status, req, inputs))
         result.published.append(name)
     order = {n: i for i, n in enumerate(DATASETS)}
@@ -345,7 +388,7 @@ def _publish_locked(req: ExportRequest, stage: Path, ops: Path, prepared: dict[s
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-    check_staged(stage, manifest)
+    check_staged(stage, manifest, checked)
     fsync_dir(stage)
     _faults.checkpoint("staged_complete")
     store_sequence(ops, seq)
