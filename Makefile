@@ -66,8 +66,11 @@ lint: install ## ruff
 tox: install ## the tests in isolated envs (tox from .venv); TOXENV=py311|nbval|lint for one
 	$(BIN)/tox $(if $(TOXENV),-e $(TOXENV))
 
-bench: install ## run the benchmark scripts (prints figures)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+bench: install ## run the benchmarks (each prints its targets PASS/FAIL), then one table; exit 1 on a miss
+	@mkdir -p out; rm -f out/bench_results.jsonl; rc=0; \
+	for b in bench/*.py; do case $$b in bench/_*|bench/floor.py) continue;; esac; \
+	  echo "== $$b"; OBS_BENCH_RESULTS=$(CURDIR)/out/bench_results.jsonl $(BIN)/python $$b || rc=1; done; \
+	echo "== targets"; $(BIN)/python bench/_targets.py out/bench_results.jsonl || rc=1; exit $$rc
 
 clean: ## remove generated outputs (keeps ops/ history); `rm -rf .venv` for a full reset
 	rm -rf out/weekly_report out/dashboard out/dashboard.versions out/latency_alerts out/demo_repo

@@ -36,15 +36,17 @@ def test_bench_removes_its_temp_folder_on_success(tmp_path, monkeypatch, capsys)
     mod, work = _load(monkeypatch, tmp_path, lambda cmd, cwd, env: 1.0)
     monkeypatch.setattr(obslib.weekly.payload, "build_weekly_payload", lambda *a, **kw: {})
     assert mod.main() == 0
-    assert "ratio make weekly / trivial papermill:     1.00" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ratio obs weekly run / trivial papermill:  1.00" in out
+    assert "TARGET obs weekly run / trivial papermill: 1.000x (target <= 1.5x): PASS" in out
     assert not work.exists()
 
 
 def test_bench_removes_its_temp_folder_on_failure(tmp_path, monkeypatch):
     def boom(cmd, cwd, env):
-        raise RuntimeError("make weekly failed")
+        raise RuntimeError("obs weekly run failed")
 
     mod, work = _load(monkeypatch, tmp_path, boom)
-    with pytest.raises(RuntimeError, match="make weekly failed"):
+    with pytest.raises(RuntimeError, match="obs weekly run failed"):
         mod.main()
     assert not work.exists()
