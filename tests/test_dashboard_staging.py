@@ -139,8 +139,9 @@ def test_unchanged_inputs_skip_the_build_and_any_change_rebuilds(tmp_path, capsy
     (repo / "runs" / "run_C_20240115_000000").mkdir()
     (repo / "runs" / "run_C_20240115_000000" / "daily.csv").write_text(
         "date,breakouts,gate_pass,gate_block,ev_pass,ev_reject,fills,wins,pnl_pips\n2024-01-09,1,1,0,1,0,1,1,2.0\n")
-    code, s = _export(capsys, repo, work)  # the job reports the (unexpected) builder error
-    assert code == 1 and "rebuilt although" in s["error"]
+    code, s = _export(capsys, repo, work)  # the builder ran (and failed): that dataset only
+    assert code == 1 and [f["dataset"] for f in s["failed"]] == ["turnover_summary"]
+    assert "rebuilt although" in s["failed"][0]["error"]
     monkeypatch.undo()
     code, s = _export(capsys, repo, work)
     assert code == 0 and s["datasets"]["turnover_summary"]["rows"] == 4
@@ -149,5 +150,9 @@ def test_unchanged_inputs_skip_the_build_and_any_change_rebuilds(tmp_path, capsy
     monkeypatch.setattr(inputkey, "code_digest", lambda: "edited")
     monkeypatch.setattr(bundle, "build_ev_history", boom)
     code, s = _export(capsys, repo, work)
-    assert code == 1 and "rebuilt although" in s["error"]
-    assert json.loads((out / "manifest.json").read_text()) == m3
+    assert code == 1 and [f["dataset"] for f in s["failed"]] == ["ev_history"]
+    assert "rebuilt although" in s["failed"][0]["error"]
+    m4 = json.loads((out / "manifest.json").read_text())
+    assert [e for e in m4["datasets"] if e["name"] == "ev_history"] == [
+        e for e in m3["datasets"] if e["name"] == "ev_history"]  # the previous version stays
+    assert m4["sequence"] == m3["sequence"] + 1
