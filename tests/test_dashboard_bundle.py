@@ -66,6 +66,7 @@ def test_export_publishes_everything_and_verifies(env, capsys):
     doc = json.loads((out / "turnover_summary.json").read_text())
     assert canonical_json_bytes(doc) == (out / "turnover_summary.json").read_bytes()
     assert doc["row_count"] == 3 and doc["key"] == ["run_id", "week_start"]
+    assert doc["provenance"]["parameters"] == {"pip_value": 10.0} and doc["provenance"]["job_id"] == summary["job_id"]
     readme = json.loads((out / "README.json").read_text())
     assert [d["refresh_command"] for d in readme["datasets"]][0] == "obs dashboard export --dataset ev_history"
     hb = json.loads((work / "ops" / "dashboard_export_heartbeat.json").read_text())

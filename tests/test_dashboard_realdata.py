@@ -33,8 +33,14 @@ def test_real_data_export_and_verify(real_root, tmp_path):
     assert len(key) == 66 and key["generated_at"].is_monotonic_increasing and key["generated_at"].is_unique
     daily_runs = {p.parent.name for p in (real_root / "runs").glob("*/daily.csv")}
     assert len(daily_runs) == 164
-    tu = pd.read_parquet(out / "turnover_summary.parquet", columns=["run_id", "week_start", "missing_days"])
+    tu = pd.read_parquet(out / "turnover_summary.parquet",
+                         columns=["run_id", "week_start", "missing_days", "start_ts", "end_ts"])
     assert set(tu["run_id"]) == daily_runs
+    # per-run span: first and last date of each daily.csv (read here line by line, a second method)
+    for run_id, g in tu.groupby("run_id"):
+        lines = (real_root / "runs" / run_id / "daily.csv").read_text().split()
+        dates = sorted(ln.split(",")[0] for ln in lines[1:])
+        assert {str(t.date()) for t in g["start_ts"]} == {dates[0]} and {str(t.date()) for t in g["end_ts"]} == {dates[-1]}
     assert tu.groupby("run_id").size().eq(366).all()
     # 2021-01-01 (Fri) and 2023-12-31 (Sun) are absent from every file: flagged on their weeks
     flagged = tu[tu["missing_days"].map(len) > 0]

@@ -187,7 +187,8 @@ def _prepare(name: str, req: ExportRequest, stager: Stager
                       "error": f"{name}: internal error: {exc.__class__.__name__}: {str(exc)[:300]}"}, None
     inputs = _inputs(res, req)
     prov = block(generated_at=req.now, source_command=req.command, commit=req.commit_sha or None, job_id=req.job_id,
-                 inputs=inputs, schema_version=SCHEMA_VERSION, dataset=name, data_root=req.data_label)
+                 inputs=inputs, schema_version=SCHEMA_VERSION, dataset=name, data_root=req.data_label,
+                 parameters={"pip_value": float(req.pip_value)} if name == "turnover_summary" else {})
     data, violations = encode_and_check(name, res.frame, req.now, res.warnings, sink=stager.stream(f"{name}.json"),
                                         provenance=prov)
     if data is None:

@@ -41,12 +41,11 @@ SPECS: dict[str, Dataset] = {d.name: d for d in (
         "Router execution health per strategy (slippage in basis points, reject rate as a fraction) from the "
         "router telemetry snapshot, with the slippage z-score across the snapshot's strategies."),
     Dataset("turnover_summary", ("run_id", "week_start"), (
-        ("run_id", "string"), ("week_start", "timestamp"), ("week_end", "timestamp"),
-        ("start_ts", "timestamp"), ("end_ts", "timestamp"),
+        ("run_id", "string"), ("week_start", "timestamp"), ("start_ts", "timestamp"), ("end_ts", "timestamp"),
         ("days_reported", "int"), ("active_days", "int"), ("fills", "int"), ("wins", "int"),
         ("pnl_pips", "float"), ("avg_trades_per_day", "float"), ("avg_trades_active_day", "float"),
         ("win_rate", "float"), ("pnl_per_trade", "float"), ("active_day_ratio", "float"),
-        ("drawdown_pips", "float"), ("drawdown_pct", "float"), ("equity", "float"), ("pip_value", "float"),
+        ("drawdown_pips", "float"), ("drawdown_pct", "float"), ("equity", "float"),
         ("missing_day_count", "int"), ("missing_days", "string_list")),
         "Per backtest run and ISO week (Monday 00:00 UTC) with daily rows: trades per day, per active day, "
         "win rate, pnl per trade and the intra-week drawdown, with missing trading days flagged; start_ts/end_ts "

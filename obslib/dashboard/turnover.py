@@ -3,8 +3,12 @@ the run's ``runs/<run_id>/daily.csv``. Vectorised over all runs (pandas/numpy).
 
 Definitions (also in ``schemas/dashboard/turnover_summary.schema.json``):
 
-- ``week_start`` = Monday 00:00 UTC of the row dates' week; ``week_end`` = +7 days
-  (exclusive). Daily dates are calendar days read as UTC.
+- ``week_start`` = Monday 00:00 UTC of the row dates' week (the week ends 7 days later,
+  exclusive; no column repeats that). Daily dates are calendar days read as UTC.
+- Precision: pips (``pnl_pips``, ``pnl_per_trade``, ``drawdown_pips``) 2 decimals,
+  per-day averages 3, fractions (``win_rate``, ``active_day_ratio``) 4, ``drawdown_pct`` 4
+  (percent). ``pip_value`` is one number per export: the provenance block's
+  ``parameters.pip_value``, not a column.
 - Per-run span: ``start_ts`` / ``end_ts`` = 00:00 UTC of the first / last date with a row
   in the run's ``daily.csv`` (the same on every row of the run; the span covers the whole
   last day).
@@ -20,9 +24,9 @@ Definitions (also in ``schemas/dashboard/turnover_summary.schema.json``):
   ``drawdown_pct = -100 * drawdown_pips * pip_value / equity`` (percent of the run's
   ``equity`` from ``runs/index.csv``, <= 0), with ``pip_value`` = account-currency value of
   one pip for the run's position, default 10.0 (one standard lot, 100 000 units, at
-  0.0001 per pip in a USD-quoted account; for USDJPY it is an approximation). Both
-  ``equity`` and ``pip_value`` are written on every row, and ``drawdown_pips`` too, so
-  the conversion can be redone. Null ``drawdown_pct`` (plus a warning) when equity is
+  0.0001 per pip in a USD-quoted account; for USDJPY it is an approximation). ``equity``
+  and ``drawdown_pips`` are on every row and ``pip_value`` in the provenance
+  (``parameters``), so the conversion can be redone. Null ``drawdown_pct`` (plus a warning) when equity is
   missing or not positive.
 - Missing trading days: the run's trading days are Monday-Friday, plus Sunday when its
   file has any Sunday row, between its first and last date. Each such day without a row
@@ -48,6 +52,8 @@ from . import DEFAULT_PIP_VALUE
 from .datasets import DatasetResult, typed_frame
 
 _EPOCH = np.datetime64("1970-01-01", "D")
+# decimals written per kind of value (the JSON stays small; see the schema's descriptions)
+PIPS_DP, AVG_DP, FRACTION_DP, PCT_DP = 2, 3, 4, 4
 _KEY = 1 << 21  # day numbers (days since 1970) stay far below this
 
 
@@ -151,19 +157,18 @@ def build_turnover_summary(data_root: Path, *, pip_value: float = DEFAULT_PIP_VA
         frame = {
             "run_id": np.array([r["run_id"] for r in runs], dtype=object)[rk],
             "week_start": pd.to_datetime(week, unit="D", utc=True),
-            "week_end": pd.to_datetime(week + 7, unit="D", utc=True),
             "start_ts": pd.to_datetime(first, unit="D", utc=True), "end_ts": pd.to_datetime(last, unit="D", utc=True),
             "days_reported": days, "active_days": active, "fills": fills, "wins": w["wins"].to_numpy(),
-            "pnl_pips": w["pnl_pips"].round(6).to_numpy(),
-            "avg_trades_per_day": np.round(fills / days, 6),
-            "avg_trades_active_day": np.where(active > 0, np.round(fills / active, 6), np.nan),
-            "win_rate": np.where(fills > 0, np.round(w["wins"].to_numpy() / fills, 6), np.nan),
-            "pnl_per_trade": np.where(fills > 0, np.round(w["pnl_pips"].to_numpy() / fills, 6), np.nan),
-            "active_day_ratio": np.round(active / days, 6),
-            "drawdown_pips": w["drawdown_pips"].round(6).to_numpy(),
+            "pnl_pips": w["pnl_pips"].round(PIPS_DP).to_numpy() + 0.0,
+            "avg_trades_per_day": np.round(fills / days, AVG_DP),
+            "avg_trades_active_day": np.where(active > 0, np.round(fills / active, AVG_DP), np.nan),
+            "win_rate": np.where(fills > 0, np.round(w["wins"].to_numpy() / fills, FRACTION_DP), np.nan),
+            "pnl_per_trade": np.where(fills > 0, np.round(w["pnl_pips"].to_numpy() / fills, PIPS_DP), np.nan) + 0.0,
+            "active_day_ratio": np.round(active / days, FRACTION_DP),
+            "drawdown_pips": w["drawdown_pips"].round(PIPS_DP).to_numpy() + 0.0,
             "drawdown_pct": np.where(equity > 0, np.round(-100.0 * w["drawdown_pips"].to_numpy() * pip_value / equity,
-                                                          6), np.nan) + 0.0,
-            "equity": equity, "pip_value": np.full(len(w), float(pip_value)),
+                                                          PCT_DP), np.nan) + 0.0,
+            "equity": equity,
             "missing_day_count": w["missing_day_count"].to_numpy(),
             "missing_days": w["missing_days"].to_numpy(),
         }
