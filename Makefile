@@ -44,8 +44,11 @@ dashboard: install ## export all datasets (verified before the switch), then exe
 verify: install ## verify the dashboard bundle and its history
 	@$(OBS) dashboard verify $(OBS_FLAGS)
 
-nightly: install ## nightly check (missed runs, stale heartbeats) plus bundle verification
-	@$(OBS) check $(OBS_FLAGS); rc=$$?; $(OBS) dashboard verify $(OBS_FLAGS) || rc=1; exit $$rc
+nightly: install ## nightly check (missed runs, stale heartbeats) plus bundle verification (once a bundle exists)
+	@$(OBS) check $(OBS_FLAGS); rc=$$?; w="$(or $(WORK_ROOT),$${OBS_WORK_ROOT:-.})"; \
+	if [ -e "$$w/out/dashboard/manifest.json" ] || [ -d "$$w/ops/dashboard_export_history" ]; then \
+	  $(OBS) dashboard verify $(OBS_FLAGS) || rc=1; \
+	else echo "obs dashboard verify: no dashboard bundle exported yet: nothing to verify" >&2; fi; exit $$rc
 
 cron: install ## print the crontab
 	@$(OBS) cron --format crontab

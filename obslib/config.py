@@ -101,12 +101,33 @@ class LatencyConfig:
 class WebhookConfig:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 15.0
+    attempt_deadline_s: float = 30.0  # total per attempt: connect + headers + reply excerpt
     max_attempts: int = 5
     backoff_base_s: float = 60.0
     backoff_max_s: float = 900.0
     retry_after_cap_s: float = 300.0
     signature_tolerance_s: int = 300
     sign_with_real_clock: bool = True  # signatures carry the real time even under --now
+
+
+@dataclass
+class AlertsConfig:
+    """``[alerts]``: routing, repeat and acknowledgement (``obslib.alerting``). Secrets and
+    destination URLs are never here: they come from the environment."""
+
+    repeat_interval_s: float = 4 * 3600.0  # unresolved, unacknowledged criticals are re-sent this often
+    ack_goal_s: float = 600.0  # the operating goal: acknowledged within 10 minutes
+    latency_budget_s: float = 60.0  # delivery time a latency run may spend; the rest waits for the next run
+    summary_channel: str | None = None  # slack | webhook: a one-line summary of every job run
+    runbook_base_url: str | None = None  # makes docs/runbook.md#anchor links absolute in Slack/PagerDuty
+    ops_budget_s: float = 120.0  # delivery time the nightly check may spend on its alerts
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str | None = None
+    smtp_to: str | None = None  # comma-separated addresses
+    smtp_user: str | None = None  # password: $OBS_SMTP_PASSWORD
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = 20.0
 
 
 @dataclass
@@ -166,6 +187,7 @@ class Config:
     notebook: NotebookConfig = field(default_factory=NotebookConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     @property
     def out_dir(self) -> Path:
@@ -242,7 +264,7 @@ def check_finite(value: object, *, what: str, minimum: float | None = None, excl
 
 
 _SECTIONS = {"latency": LatencyConfig, "webhook": WebhookConfig, "notebook": NotebookConfig, "publish": PublishConfig,
-             "retention": RetentionConfig}
+             "retention": RetentionConfig, "alerts": AlertsConfig}
 
 
 def _coerce(value: Any, typ: Any, where: str) -> Any:
@@ -384,11 +406,14 @@ def load_config(work_root: str | os.PathLike | None = None, *, config_file: str 
 
 
 _POSITIVE = ("latency.slo_ms", "latency.burn_page", "latency.burn_warn", "latency.window_minutes", "webhook.connect_timeout_s", "webhook.read_timeout_s",
+             "webhook.attempt_deadline_s",
              "notebook.start_timeout_s", "notebook.cell_timeout_s", "latency.rotate_bytes",
              "runlog_rotate_bytes", "latency.raw_retention_days", "latency.rollup_retention_days",
              "history_retention_days", "benchmark_stale_days", "webhook.signature_tolerance_s",
              "retention.dry_run_days", "retention.failed_notebook_days", "retention.alert_file_days",
-             "retention.escalation_days", "retention.runlog_archive_days", "retention.temp_hours")
+             "retention.escalation_days", "retention.runlog_archive_days", "retention.temp_hours",
+             "alerts.repeat_interval_s", "alerts.ack_goal_s", "alerts.latency_budget_s", "alerts.smtp_port", "alerts.ops_budget_s",
+             "alerts.smtp_timeout_s")
 _NON_NEGATIVE = ("lock_timeout_s", "webhook.backoff_base_s", "webhook.backoff_max_s", "webhook.retry_after_cap_s",
                  "utilisation_warning_headroom_frac")
 
@@ -411,6 +436,8 @@ def _check_ranges(cfg: Config) -> None:
     if cfg.utilisation_warning_headroom_frac >= 1:
         raise ConfigError("utilisation_warning_headroom_frac must be a fraction in [0, 1), "
                           f"got {cfg.utilisation_warning_headroom_frac!r}")
+    if cfg.alerts.summary_channel not in (None, "slack", "webhook"):
+        raise ConfigError(f"alerts.summary_channel {cfg.alerts.summary_channel!r} is not slack or webhook")
     if cfg.webhook.max_attempts < 1:
         raise ConfigError(f"webhook.max_attempts must be >= 1, got {cfg.webhook.max_attempts}")
     try:

@@ -33,22 +33,62 @@ def new_job_id(job_name: str, now: datetime) -> str:
     return f"{job_name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(4)}"
 
 
+URL_TOKEN_MIN_CHARS = 8
+_SECRET_SUFFIXES = ("_SECRET", "_SECRETS", "_TOKEN", "_KEY", "_PASSWORD")
+_SECRET_URL_MARKS = ("WEBHOOK", "SLACK", "PAGERDUTY", "PING", "ESCALATION")
+
+
+def url_tokens(url: str) -> list[str]:
+    """The parts of a destination URL that may be credentials: the URL itself, its path
+    (with and without the query), every path segment and query value of at least
+    ``URL_TOKEN_MIN_CHARS`` characters, and a user:password. A receiver that echoes any of
+    them (a Slack hook's path, a ``?token=``) must not get it into a log or an artefact."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    url = (url or "").strip()
+    if not url:
+        return []
+    out = [url]
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return out
+    path_q = parts.path + (f"?{parts.query}" if parts.query else "")
+    out += [p for p in (path_q, parts.path, parts.query, parts.fragment) if len(p) >= URL_TOKEN_MIN_CHARS]
+    out += [seg for seg in parts.path.split("/") if len(seg) >= URL_TOKEN_MIN_CHARS]
+    out += [unquote(seg) for seg in parts.path.split("/") if len(unquote(seg)) >= URL_TOKEN_MIN_CHARS]
+    for _k, v in parse_qsl(parts.query, keep_blank_values=False):
+        if len(v) >= 4:
+            out.append(v)
+    if parts.password:
+        out.append(parts.password)
+    if parts.username and len(parts.username) >= URL_TOKEN_MIN_CHARS:
+        out.append(parts.username)
+    return out
+
+
+def _secret_name(key: str) -> bool:
+    ku = key.upper()
+    return ku.endswith(_SECRET_SUFFIXES) or (ku.endswith("_URL") and any(m in ku for m in _SECRET_URL_MARKS)) \
+        or ku.startswith("OBS_PING_URL")
+
+
 def secret_values(env: dict[str, str] | None = None) -> list[str]:
-    """Values that must never be written: ``*_SECRET``, ``*_TOKEN`` and webhook URLs.
+    """Values that must never be written: ``*_SECRET``, ``*_TOKEN``, ``*_KEY``,
+    ``*_PASSWORD`` and destination URLs (webhook, Slack, PagerDuty, check-in pings) with
+    their path and query tokens (``url_tokens``).
 
     ``OBS_WEBHOOK_SECRET`` may hold several whitespace-separated secrets; each is listed.
     """
     env = dict(os.environ if env is None else env)
     out: list[str] = []
     for k, v in env.items():
-        if not v:
+        if not v or len(v.strip()) < 4 or not _secret_name(k):
             continue
-        ku = k.upper()
-        if ku.endswith("_SECRET") or ku.endswith("_TOKEN") or ku.endswith("_SECRETS") or (
-            "WEBHOOK" in ku and ku.endswith("_URL")
-        ):
-            out.append(v)
-            out.extend(p for p in v.split() if len(p) >= 4)
+        out.append(v)
+        out.extend(p for p in v.split() if len(p) >= 4)
+        if "://" in v:
+            out.extend(url_tokens(v))
     return sorted(set(out), key=len, reverse=True)
 
 

@@ -1,49 +1,39 @@
-"""Signed webhooks: signing, verification for receivers, delivery with retries.
+"""Webhook delivery: POST with retries, a total per-attempt deadline and a run budget.
 
-Used by the weekly report delivery (``obslib.weekly.delivery``) and by latency and operations
-alerts: everything here is generic over the payload and the destination.
+Signing and verification live in ``obslib.signing`` (a small pure module receivers can
+import alone); their names are re-exported here for older imports.
+
+Used by the weekly report delivery (``obslib.weekly.delivery``), the alert channels
+(``obslib.alerting``) and the latency outbox: everything here is generic over the body,
+the headers and the destination.
 
 The body
     Callers serialise the payload once with ``obslib.storage.canonical_json_bytes``;
     those exact bytes are signed, sent and stored. Nothing here re-serialises.
 
-Headers (``sign_headers``)
-    ``Content-Type: application/json``
-    ``X-OBS-Signature: t=<unix s>,v1=<hex>[,v1=<hex>...]`` with
-    ``hex = HMAC-SHA256(key=<secret as UTF-8 bytes>, msg="<t>.<body>")``, one ``v1=``
-    per configured secret (rotation with overlap).
-    Standard Webhooks (https://www.standardwebhooks.com/): ``webhook-id``,
-    ``webhook-timestamp`` (same ``t``) and ``webhook-signature: v1,<base64> [v1,<base64>...]``
-    with ``HMAC-SHA256(key, "<webhook-id>.<t>.<body>")``.
-
-Secrets -> keys
-    ``OBS_WEBHOOK_SECRET`` holds one or more whitespace-separated secrets
-    (``parse_secrets``). For ``X-OBS-Signature`` the key is always the secret string's
-    UTF-8 bytes, exactly as written. For the Standard Webhooks signature the key is
-    derived as the standard prescribes for ``whsec_`` secrets: a secret written
-    ``whsec_<base64>`` uses the base64-decoded bytes (so a receiver can pass the very
-    same string to ``standardwebhooks.Webhook(secret)``); any other secret uses its raw
-    UTF-8 bytes (a receiver passes ``Webhook(secret.encode())``).
-
-Delivery (``send_signed``)
-    Per attempt timeout (connect, read) from ``cfg.webhook``; no redirects followed.
-    Retry on connection errors, timeouts, 5xx and 429 (``Retry-After`` honoured,
-    capped at ``cfg.webhook.retry_after_cap_s``); 3xx and other 4xx fail at once.
-    Backoff after failed attempt n: ``d = backoff_base_s * 2**(n-1)`` plus up to 25 %
-    random jitter, capped at ``backoff_max_s``; at most ``cfg.webhook.max_attempts`` attempts. Every attempt
-    is re-signed with a fresh timestamp and keeps the same ``webhook-id``. Each attempt
-    appends a run-log record (``event: webhook_attempt``). The URL and the secrets never
+Delivery (``send_signed`` / ``send_body``)
+    One attempt has a total deadline (``cfg.webhook.attempt_deadline_s``, env
+    ``OBS_WEBHOOK_ATTEMPT_DEADLINE_S``, default 30 s) covering connect, headers and the
+    1 KB reply excerpt, enforced even against a receiver that drips one byte a second
+    (the per-read timeouts alone restart on every byte). No redirects followed.
+    Retry on connection errors, timeouts, 5xx and 429 (``Retry-After`` honoured, capped
+    at ``cfg.webhook.retry_after_cap_s``); 3xx and other 4xx fail at once
+    (``classify_response``); a 401/403 marks the outcome ``rejected`` (the receiver
+    refused the signature or key: see secret rotation). Backoff after failed attempt n:
+    ``d = backoff_base_s * 2**(n-1)`` plus up to 25 % random jitter, capped at
+    ``backoff_max_s``; at most ``max_attempts`` attempts. A ``Budget`` (a job's delivery
+    time, e.g. 60 s for a latency run) bounds attempts and waits together: what does not
+    fit stays queued for the next run. Every attempt is re-signed with a fresh timestamp
+    and keeps the same ``webhook-id``; each appends a run-log record
+    (``event: webhook_attempt``). The URL, its path/query tokens and the secrets never
     reach a log, an exception message or a return value.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -53,243 +43,55 @@ from typing import Any
 
 import requests
 
-from .runlog import append_record, redact
+from .runlog import append_record, redact, url_tokens
+from .signing import (  # noqa: F401 - re-exported for callers of the old module
+    OBS_SIGNATURE_HEADER,
+    SECRET_ENV,
+    STD_ID,
+    STD_SIG,
+    STD_TS,
+    WHSEC_PREFIX,
+    VerifyResult,
+    check_secret,
+    parse_secrets,
+    secrets_from_env,
+    sign_headers,
+    standard_key,
+    unsigned_headers,
+    verify,
+)
 from .storage import sha256_bytes
 from .timeutil import UTC, to_rfc3339, utcnow
 
-OBS_SIGNATURE_HEADER = "X-OBS-Signature"
-STD_ID = "webhook-id"
-STD_TS = "webhook-timestamp"
-STD_SIG = "webhook-signature"
-WHSEC_PREFIX = "whsec_"
 RESPONSE_EXCERPT_BYTES = 1024
-
-
-# --------------------------------------------------------------------------- secrets
-
-
-def parse_secrets(value: str | None) -> list[str]:
-    """Split ``OBS_WEBHOOK_SECRET`` (whitespace-separated, first = newest) into a list.
-
-    ``None`` or blank gives ``[]``. Order is kept; duplicates are dropped.
-    """
-    out: list[str] = []
-    for part in (value or "").split():
-        if part not in out:
-            out.append(part)
-    return out
-
-
 ALERT_URL_ENV = ("OBS_ALERT_WEBHOOK_URL", "OBS_WEEKLY_WEBHOOK_URL")  # first set wins
-SECRET_ENV = "OBS_WEBHOOK_SECRET"
+REJECTED_CODES = (401, 403)
 
 
 def alert_destination(env: Mapping[str, str]) -> tuple[str | None, list[str]]:
-    """Where latency and operations alerts go: ``OBS_ALERT_WEBHOOK_URL``, falling back to
-    ``OBS_WEEKLY_WEBHOOK_URL`` (None when neither is set), and the secrets of
-    ``OBS_WEBHOOK_SECRET``. Read at the moment of use; never logged."""
+    """Where latency and operations alert documents go: ``OBS_ALERT_WEBHOOK_URL``, falling
+    back to ``OBS_WEEKLY_WEBHOOK_URL`` (None when neither is set), and the checked secrets
+    of ``OBS_WEBHOOK_SECRET`` (``ConfigError`` naming the variable for a weak one). Read
+    at the moment of use; never logged."""
     url = next(((env.get(k) or "").strip() for k in ALERT_URL_ENV if (env.get(k) or "").strip()), None)
-    return url, parse_secrets(env.get(SECRET_ENV))
+    return url, secrets_from_env(env)
 
 
-def standard_key(secret: str) -> bytes:
-    """The Standard Webhooks HMAC key for an OBS secret (see the module docstring).
+class Budget:
+    """Time a job may spend delivering (attempts and waits together), on the monotonic
+    clock. ``Budget(None)`` is unlimited. ``remaining()`` is in seconds (inf when
+    unlimited); ``spent()`` says the budget is gone."""
 
-    ``whsec_<base64>`` -> base64-decoded bytes (padding tolerated, as the reference
-    library does); anything else -> the secret's UTF-8 bytes. Raises ValueError for a
-    ``whsec_`` secret whose remainder is not base64 or decodes to nothing.
-    """
-    if secret.startswith(WHSEC_PREFIX):
-        try:
-            key = base64.b64decode(secret[len(WHSEC_PREFIX):] + "==", validate=False)
-        except (binascii.Error, ValueError) as exc:
-            raise ValueError("a whsec_ secret must be base64 after the prefix") from exc
-        if not key:
-            raise ValueError("a whsec_ secret must not be empty")
-        return key
-    return secret.encode("utf-8")
+    def __init__(self, seconds: float | None, monotonic: Callable[[], float] = time.monotonic):
+        self.seconds = seconds
+        self._mono = monotonic
+        self._end = None if seconds is None else monotonic() + max(0.0, float(seconds))
 
+    def remaining(self) -> float:
+        return float("inf") if self._end is None else max(0.0, self._end - self._mono())
 
-def _hmac(key: bytes, msg: bytes) -> bytes:
-    return hmac.new(key, msg, hashlib.sha256).digest()
-
-
-# --------------------------------------------------------------------------- signing
-
-
-def sign_headers(body: bytes, webhook_id: str, secrets: list[str], now: datetime) -> dict[str, str]:
-    """Headers for one delivery attempt of ``body`` signed at ``now``.
-
-    ``body``: the exact canonical bytes that are sent. ``webhook_id``: the idempotency key
-    (same on every retry). ``secrets``: one or more secrets (all are used, one signature
-    each). ``now``: aware datetime; the timestamp is its whole unix seconds.
-    Returns ``Content-Type``, ``X-OBS-Signature``, ``webhook-id``, ``webhook-timestamp``,
-    ``webhook-signature``. Raises ValueError when ``secrets`` is empty, a secret is blank,
-    or ``webhook_id`` is empty / contains whitespace or a dot-free control character.
-    """
-    if not secrets or any(not s for s in secrets):
-        raise ValueError("at least one non-empty webhook secret is needed to sign")
-    if not webhook_id or any(c.isspace() for c in webhook_id):
-        raise ValueError("webhook_id must be non-empty and contain no whitespace")
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    t = str(int(now.timestamp()))
-    obs_sigs = [
-        "v1=" + _hmac(s.encode("utf-8"), t.encode("ascii") + b"." + body).hex() for s in secrets
-    ]
-    std_msg = webhook_id.encode("utf-8") + b"." + t.encode("ascii") + b"." + body
-    std_sigs = [
-        "v1," + base64.b64encode(_hmac(standard_key(s), std_msg)).decode("ascii") for s in secrets
-    ]
-    return {
-        "Content-Type": "application/json",
-        OBS_SIGNATURE_HEADER: f"t={t}," + ",".join(obs_sigs),
-        STD_ID: webhook_id,
-        STD_TS: t,
-        STD_SIG: " ".join(std_sigs),
-    }
-
-
-def unsigned_headers(webhook_id: str, now: datetime) -> dict[str, str]:
-    """Headers for an unsigned POST (used only for an escalation when no secret is set)."""
-    return {"Content-Type": "application/json", STD_ID: webhook_id, STD_TS: str(int(now.timestamp()))}
-
-
-# --------------------------------------------------------------------------- verification
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    """Outcome of ``verify``: ``ok`` and a human-readable ``reason`` (never a secret)."""
-
-    ok: bool
-    reason: str
-    schemes: tuple[str, ...] = ()
-
-
-def _lower(headers: Mapping[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in dict(headers).items():
-        out[str(k).lower()] = v if isinstance(v, str) else str(v)
-    return out
-
-
-def _check_time(t_raw: str, now: datetime, tolerance_s: float, what: str) -> str | None:
-    if not re.fullmatch(r"\d{1,12}", t_raw.strip()):
-        return f"malformed {what} timestamp (expected unix seconds)"
-    age = now.timestamp() - int(t_raw.strip())
-    if age > tolerance_s:
-        return f"{what} timestamp is {age:.0f} s in the past (tolerance {tolerance_s:g} s)"
-    if -age > tolerance_s:
-        return f"{what} timestamp is {-age:.0f} s in the future (tolerance {tolerance_s:g} s)"
-    return None
-
-
-def _any_match(keys: list[bytes], msg: bytes, sigs: list[bytes]) -> bool:
-    """True when some key's HMAC of ``msg`` equals some signature (constant-time compare on bytes)."""
-    for key in keys:
-        expected = _hmac(key, msg)
-        for sig in sigs:
-            if hmac.compare_digest(expected, sig):
-                return True
-    return False
-
-
-def _verify_obs(body: bytes, value: str, keys: list[bytes], now: datetime, tol: float) -> tuple[str | None, str]:
-    t_raw: str | None = None
-    sigs: list[bytes] = []
-    for part in value.split(","):
-        k, sep, v = part.strip().partition("=")
-        if not sep:
-            return "malformed X-OBS-Signature (expected t=<unix>,v1=<hex>)", ""
-        if k == "t":
-            t_raw = v
-        elif k == "v1":
-            try:
-                sigs.append(bytes.fromhex(v))
-            except ValueError:
-                return "malformed X-OBS-Signature (v1 is not hex)", ""
-    if t_raw is None or not sigs:
-        return "malformed X-OBS-Signature (needs t= and at least one v1=)", ""
-    err = _check_time(t_raw, now, tol, "X-OBS-Signature")
-    if err:
-        return err, t_raw
-    if _any_match(keys, t_raw.strip().encode("ascii") + b"." + body, sigs):
-        return None, t_raw
-    return "X-OBS-Signature does not match (tampered body or wrong secret)", t_raw
-
-
-def _verify_std(body: bytes, h: dict[str, str], keys: list[bytes], now: datetime, tol: float) -> tuple[str | None, str]:
-    wid, t_raw, sig_value = h.get(STD_ID, ""), h.get(STD_TS, ""), h.get(STD_SIG, "")
-    if not (wid and t_raw and sig_value):
-        return "missing webhook-id, webhook-timestamp or webhook-signature", t_raw
-    err = _check_time(t_raw, now, tol, "webhook-timestamp")
-    if err:
-        return err, t_raw
-    sigs: list[bytes] = []
-    for item in sig_value.split():
-        version, sep, b64 = item.partition(",")
-        if not sep:
-            return "malformed webhook-signature (expected v1,<base64>)", t_raw
-        if version != "v1":
-            continue
-        try:
-            sigs.append(base64.b64decode(b64, validate=True))
-        except (binascii.Error, ValueError):
-            return "malformed webhook-signature (not base64)", t_raw
-    if not sigs:
-        return "webhook-signature has no v1 signature", t_raw
-    if _any_match(keys, wid.encode("utf-8") + b"." + t_raw.strip().encode("ascii") + b"." + body, sigs):
-        return None, t_raw
-    return "webhook-signature does not match (tampered body or wrong secret)", t_raw
-
-
-def verify(body: bytes, headers: Mapping[str, Any], secrets: list[str], tolerance_s: float = 300,
-           now: datetime | None = None) -> VerifyResult:
-    """Check a received request: ``body`` (raw bytes as received) and its ``headers``.
-
-    Every signature scheme present (``X-OBS-Signature``; Standard Webhooks
-    ``webhook-id``/``webhook-timestamp``/``webhook-signature``) must verify against at
-    least one of ``secrets``, and at least one scheme must be present. A timestamp more
-    than ``tolerance_s`` seconds from ``now`` (past or future) is rejected. Comparison is
-    constant-time on bytes. Never raises: any problem is ``ok=False`` with a reason.
-    ``now`` is required in library use (aware UTC); None means the clock (CLI edge only).
-    """
-    try:
-        now = now or utcnow()
-        if not secrets:
-            return VerifyResult(False, "no secrets configured to verify with")
-        if not isinstance(body, (bytes, bytearray)):
-            return VerifyResult(False, "body must be bytes")
-        h = _lower(headers)
-        has_obs = OBS_SIGNATURE_HEADER.lower() in h
-        has_std = any(k in h for k in (STD_ID, STD_TS, STD_SIG))
-        if not has_obs and not has_std:
-            return VerifyResult(False, "missing signature headers (X-OBS-Signature or webhook-signature)")
-        schemes: list[str] = []
-        t_obs = t_std = None
-        if has_obs:
-            err, t_obs = _verify_obs(bytes(body), h[OBS_SIGNATURE_HEADER.lower()],
-                                     [s.encode("utf-8") for s in secrets], now, tolerance_s)
-            if err:
-                return VerifyResult(False, err)
-            schemes.append("x-obs-signature")
-        if has_std:
-            keys = []
-            for s in secrets:
-                try:
-                    keys.append(standard_key(s))
-                except ValueError:
-                    continue
-            err, t_std = _verify_std(bytes(body), h, keys, now, tolerance_s)
-            if err:
-                return VerifyResult(False, err)
-            schemes.append("standard-webhooks")
-        if t_obs and t_std and t_obs.strip() != t_std.strip():
-            return VerifyResult(False, "X-OBS-Signature t= and webhook-timestamp differ")
-        return VerifyResult(True, "verified: " + ", ".join(schemes), tuple(schemes))
-    except Exception as exc:  # noqa: BLE001 - verification never raises
-        return VerifyResult(False, f"malformed request ({exc.__class__.__name__})")
+    def spent(self) -> bool:
+        return self.remaining() <= 0.0
 
 
 # --------------------------------------------------------------------------- delivery
@@ -320,6 +122,12 @@ class DeliveryOutcome:
     response_excerpt: str = ""
     retryable: bool = False
     attempt_records: list[dict] = field(default_factory=list)
+    budget_spent: bool = False
+
+    @property
+    def rejected(self) -> bool:
+        """The receiver answered 401/403: it refused the signature or the key."""
+        return self.last_status_code in REJECTED_CODES
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready, secret-free summary (no headers, no response body)."""
@@ -332,6 +140,7 @@ class DeliveryOutcome:
             "last_status_code": self.last_status_code,
             "last_error": self.last_error,
             "delivered_at": to_rfc3339(self.delivered_at) if self.delivered_at else None,
+            "rejected": self.rejected,
         }
 
 
@@ -381,18 +190,98 @@ def _exc_reason(exc: Exception, cfg_webhook: Any) -> str:
 
 
 def _scrub(text: str, hide: list[str]) -> str:
-    for s in sorted((h for h in hide if h), key=len, reverse=True):
+    """``text`` without any of ``hide`` (longest first) and without any environment secret."""
+    for s in sorted({h for h in hide if h}, key=len, reverse=True):
         text = text.replace(s, "[REDACTED]")
     return redact(text)
 
 
-def _read_excerpt(resp: requests.Response) -> str:
-    try:
-        raw = resp.raw.read(RESPONSE_EXCERPT_BYTES + 1, decode_content=True) or b""
-    except Exception:  # noqa: BLE001 - the excerpt is best effort
-        raw = b""
-    cut = raw[:RESPONSE_EXCERPT_BYTES].decode("utf-8", errors="replace")
-    return cut + ("...[truncated]" if len(raw) > RESPONSE_EXCERPT_BYTES else "")
+def hidden_values(url: str, secrets: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """What a stored excerpt or error must not contain: the URL with its path and query
+    tokens (``runlog.url_tokens``) and every secret."""
+    return [*url_tokens(url), *secrets]
+
+
+def classify_response(code: int) -> tuple[bool, str | None]:
+    """``(retryable, error)`` for an HTTP status: 2xx -> ``(False, None)``; 429 and 5xx ->
+    retryable; 3xx (redirects are not followed) and other 4xx fail at once; 401/403 say the
+    receiver rejected the signature or key."""
+    if 200 <= code < 300:
+        return False, None
+    if code == 429 or code >= 500:
+        return True, f"HTTP {code}"
+    if 300 <= code < 400:
+        return False, f"HTTP {code}: redirect not followed"
+    if code in REJECTED_CODES:
+        return False, f"HTTP {code}: receiver rejected the signature or key"
+    return False, f"HTTP {code}"
+
+
+@dataclass
+class _Attempt:
+    code: int | None = None
+    retry_after: str | None = None
+    excerpt: bytes = b""
+    truncated: bool = False
+    exc: BaseException | None = None
+    done: bool = False
+
+
+def post_within(session: requests.Session, url: str, body: bytes, headers: dict[str, str], *,
+                connect_timeout_s: float, read_timeout_s: float, deadline_s: float) -> _Attempt:
+    """One POST whose connect, headers and reply excerpt (first 1 KB) must all finish within
+    ``deadline_s`` seconds in total. The request runs in a daemon worker thread; when the
+    deadline passes first the response is closed and the attempt reported as timed out
+    (``exc`` is a ``requests.Timeout``), so a slow-drip receiver holds an attempt (and the
+    caller's locks) for at most ``deadline_s``."""
+    res = _Attempt()
+    holder: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            resp = session.post(url, data=body, headers=headers, allow_redirects=False, stream=True,
+                                timeout=(min(connect_timeout_s, deadline_s), min(read_timeout_s, deadline_s)))
+            holder["resp"] = resp
+            try:
+                res.code = resp.status_code
+                res.retry_after = resp.headers.get("Retry-After")
+                raw = b""
+                while len(raw) <= RESPONSE_EXCERPT_BYTES:
+                    chunk = resp.raw.read1(RESPONSE_EXCERPT_BYTES + 1 - len(raw)) if hasattr(resp.raw, "read1") \
+                        else resp.raw.read(RESPONSE_EXCERPT_BYTES + 1 - len(raw))
+                    if not chunk:
+                        break
+                    raw += chunk
+                res.excerpt, res.truncated = raw[:RESPONSE_EXCERPT_BYTES], len(raw) > RESPONSE_EXCERPT_BYTES
+            except Exception:  # noqa: BLE001 - the excerpt is best effort
+                pass
+            finally:
+                resp.close()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            res.exc = exc
+        finally:
+            res.done = True
+
+    worker = threading.Thread(target=work, name="obs-webhook-attempt", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline_s))
+    if not res.done:
+        resp = holder.get("resp")
+        try:
+            if resp is not None:
+                resp.close()
+        except Exception:  # noqa: BLE001 - closing is best effort; the worker is a daemon
+            pass
+        return _Attempt(code=None, exc=AttemptDeadline(deadline_s), done=True)
+    return res
+
+
+class AttemptDeadline(requests.Timeout):
+    """An attempt that did not finish (connect, headers and excerpt) within its deadline."""
+
+    def __init__(self, deadline_s: float):
+        super().__init__(f"attempt deadline of {deadline_s:g} s passed")
+        self.deadline_s = deadline_s
 
 
 def clock_from(now: datetime, monotonic: Callable[[], float] = time.monotonic) -> Callable[[], datetime]:
@@ -414,66 +303,90 @@ def signing_clock(cfg: Any, now: datetime) -> Callable[[], datetime]:
 def send_signed(body: bytes, *, webhook_id: str, url: str, secrets: list[str], cfg: Any, ctx: Any,
                 clock: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep,
                 rng: Any = random, purpose: str = "webhook", allow_unsigned: bool = False,
-                max_attempts: int | None = None) -> DeliveryOutcome:
+                max_attempts: int | None = None, budget: Budget | None = None) -> DeliveryOutcome:
     """POST ``body`` to ``url``, signed with ``secrets``, retrying per ``cfg.webhook``.
 
     ``body``: exact bytes to send (never re-serialised). ``webhook_id``: idempotency key,
     the same on every attempt. ``cfg``: ``obslib.config.Config`` (``cfg.webhook``:
-    connect/read timeouts in s, ``max_attempts``, ``backoff_base_s``, ``backoff_max_s``,
-    ``retry_after_cap_s``). ``ctx``: ``obslib.runlog.JobContext``; one run-log record per
-    attempt ``{job_id, job_name, schedule_trigger, event: "webhook_attempt", purpose,
-    webhook_id, attempt, at, status ("delivered"|"retry"|"failed"), status_code,
-    response_ms, error, response_excerpt (<= 1 KB), payload_checksum_sha256}``.
-    ``clock``: returns aware UTC now for each attempt's signature (default: real clock).
-    ``sleep``/``rng``: injectable for tests. ``purpose``: a non-secret label (e.g.
-    ``weekly``, ``escalation``, ``latency_alert``). ``allow_unsigned``: with no secrets,
-    POST unsigned instead of raising. ``max_attempts`` overrides ``cfg.webhook.max_attempts``.
+    connect/read timeouts and the total ``attempt_deadline_s`` in s, ``max_attempts``,
+    ``backoff_base_s``, ``backoff_max_s``, ``retry_after_cap_s``). ``ctx``:
+    ``obslib.runlog.JobContext``; one run-log record per attempt ``{job_id, job_name,
+    schedule_trigger, event: "webhook_attempt", purpose, webhook_id, attempt, at, status
+    ("delivered"|"retry"|"failed"), status_code, response_ms, error, response_excerpt
+    (<= 1 KB, redacted), payload_checksum_sha256}``. ``clock``: returns aware UTC now for
+    each attempt's signature (default: real clock). ``sleep``/``rng``: injectable for
+    tests. ``purpose``: a non-secret label (``weekly``, ``escalation``, ``latency_alert``).
+    ``allow_unsigned``: with no secrets, POST unsigned instead of raising. ``max_attempts``
+    overrides ``cfg.webhook.max_attempts``. ``budget``: the job's remaining delivery time
+    (no attempt starts and no wait runs past it).
 
     Never raises for HTTP or network failures: returns ``DeliveryOutcome(ok=False, ...)``.
     Raises ValueError when there are no secrets and ``allow_unsigned`` is False.
     """
-    wh = cfg.webhook
-    clock = clock or utcnow
     if not secrets and not allow_unsigned:
         raise ValueError("no webhook secret: refusing to send an unsigned request")
+
+    def headers_for(now: datetime) -> dict[str, str]:
+        return sign_headers(body, webhook_id, secrets, now) if secrets else unsigned_headers(webhook_id, now)
+
+    return send_body(body, webhook_id=webhook_id, url=url, headers_for=headers_for, cfg=cfg, ctx=ctx, clock=clock,
+                     sleep=sleep, rng=rng, purpose=purpose, max_attempts=max_attempts, budget=budget,
+                     hide=list(secrets))
+
+
+def send_body(body: bytes, *, webhook_id: str, url: str, headers_for: Callable[[datetime], dict[str, str]],
+              cfg: Any, ctx: Any, clock: Callable[[], datetime] | None = None,
+              sleep: Callable[[float], None] = time.sleep, rng: Any = random, purpose: str = "webhook",
+              max_attempts: int | None = None, budget: Budget | None = None,
+              hide: list[str] | None = None) -> DeliveryOutcome:
+    """The delivery loop behind ``send_signed`` for any body and header builder
+    (``headers_for(now)``: Slack and PagerDuty bodies are not signed; their URL or key is
+    the credential). Same records, deadline, budget and outcome as ``send_signed``;
+    ``hide`` lists further values (keys) that must never be stored."""
+    wh = cfg.webhook
+    clock = clock or utcnow
+    budget = budget or Budget(None)
     limit = max(1, int(max_attempts or wh.max_attempts))
     checksum = sha256_bytes(body)
-    hide = [url, *secrets]
+    hide = hidden_values(url, hide or [])
     out = DeliveryOutcome(ok=False, webhook_id=webhook_id, payload_checksum_sha256=checksum)
+    per_attempt = float(getattr(wh, "attempt_deadline_s", 30.0))
     with requests.Session() as session:
         for attempt in range(1, limit + 1):
+            if budget.remaining() < 0.5:
+                out.last_error = out.last_error or "delivery budget spent before the first attempt"
+                out.budget_spent = True
+                out.retryable = True
+                return out
             now = clock()
-            headers = sign_headers(body, webhook_id, secrets, now) if secrets else unsigned_headers(webhook_id, now)
-            code: int | None = None
+            headers = headers_for(now)
             error: str | None = None
-            excerpt = ""
-            retry_wait: float | None = None
             retryable = False
+            retry_wait: float | None = None
             t0 = time.monotonic()
-            try:
-                resp = session.post(url, data=body, headers=headers, timeout=(wh.connect_timeout_s, wh.read_timeout_s),
-                                    allow_redirects=False, stream=True)
-                try:
-                    code = resp.status_code
-                    excerpt = _scrub(_read_excerpt(resp), hide)
-                    if code == 429:
-                        retry_wait = retry_after_s(resp.headers.get("Retry-After"), now, wh.retry_after_cap_s)
-                finally:
-                    resp.close()
-                if 200 <= code < 300:
-                    pass
-                elif code == 429 or code >= 500:
-                    retryable = True
-                    error = f"HTTP {code}"
-                elif 300 <= code < 400:
-                    error = f"HTTP {code}: redirect not followed"
+            deadline = min(per_attempt, budget.remaining())
+            res = post_within(session, url, body, headers, connect_timeout_s=wh.connect_timeout_s,
+                              read_timeout_s=wh.read_timeout_s, deadline_s=deadline)
+            code = res.code
+            excerpt = ""
+            if res.exc is not None:
+                exc = res.exc
+                if isinstance(exc, AttemptDeadline):
+                    retryable, error = True, f"AttemptDeadline: no complete response within {deadline:g} s"
+                elif isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+                    retryable, error = True, _exc_reason(exc, wh)
+                elif isinstance(exc, requests.RequestException):
+                    error = _exc_reason(exc, wh)
+                elif isinstance(exc, Exception):
+                    error = f"{exc.__class__.__name__}: request failed"
                 else:
-                    error = f"HTTP {code}"
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                retryable = True
-                error = _exc_reason(exc, wh)
-            except requests.RequestException as exc:
-                error = _exc_reason(exc, wh)
+                    raise exc  # KeyboardInterrupt / SystemExit in the worker: not ours to swallow
+            else:
+                cut = res.excerpt.decode("utf-8", errors="replace")
+                excerpt = _scrub(cut + ("...[truncated]" if res.truncated else ""), hide)
+                retryable, error = classify_response(code)
+                if code == 429:
+                    retry_wait = retry_after_s(res.retry_after, now, wh.retry_after_cap_s)
             response_ms = round((time.monotonic() - t0) * 1000, 1)
             ok = code is not None and 200 <= code < 300
             last = attempt == limit
@@ -497,7 +410,7 @@ def send_signed(body: bytes, *, webhook_id: str, url: str, secrets: list[str], c
             out.attempts = attempt
             out.status_codes.append(code)
             out.last_status_code = code
-            out.headers = {k: v for k, v in headers.items() if k != "Content-Type"}
+            out.headers = {k: v for k, v in headers.items() if k.lower() not in ("content-type", "authorization")}
             out.response_excerpt = excerpt
             out.retryable = retryable
             if ok:
@@ -510,5 +423,8 @@ def send_signed(body: bytes, *, webhook_id: str, url: str, secrets: list[str], c
                 return out
             wait = retry_wait if retry_wait is not None else backoff_delay(attempt, wh.backoff_base_s,
                                                                            wh.backoff_max_s, rng)
+            if wait >= budget.remaining():
+                out.budget_spent = True  # the rest waits in the outbox for the next run
+                return out
             sleep(wait)
     return out

@@ -213,6 +213,7 @@ def test_four_week_pilot(tmp_path, monkeypatch, pilot_env):
     root = tmp_path / "kit"
     data_root = tmp_path / "research_repo"
     assert main(["demo", "--out", str(data_root), "--as-of", "2026-03-16T00:00:00Z"]) == 0
+    monkeypatch.setenv("OBS_DATA_ROOT", str(data_root))  # destinations are set: a configured data root
     pilot = Pilot(root, data_root, monkeypatch)
     jobs = load_schedule()
     order = {j.name: i for i, j in enumerate(jobs)}  # the nightly check runs after the 02:30 sample

@@ -77,6 +77,7 @@ def test_disaster_recovery_drill(tmp_path, monkeypatch, receiver):
                    work_root=str(root))
     monkeypatch.setenv("OBS_WEEKLY_WEBHOOK_URL", url)
     monkeypatch.setenv("OBS_WEBHOOK_SECRET", SECRET)
+    monkeypatch.setenv("OBS_DATA_ROOT", str(data))  # real destinations: never the generated demo
     assert main(["weekly", "deliver", "--week-start", WEEK, "--work-root", str(root), "--now", NOW]) == 0
     assert len(got) == 1
     published = {p.relative_to(root).as_posix(): sha(p) for p in (root / "out/dashboard").iterdir()

@@ -46,7 +46,11 @@ def test_cron_json_has_the_issue_cadences(tmp_path):
 
 def test_crontab_lines_parse_and_set_job_env(tmp_path):
     p = obs("cron", "--format", "crontab", "--work-root", str(tmp_path), "--env-file", "/etc/obslib/secrets.env")
+    assert p.returncode == 2 and "without a configured data root" in p.stderr  # the demo is never scheduled
+    p = obs("cron", "--format", "crontab", "--work-root", str(tmp_path), "--env-file", "/etc/obslib/secrets.env",
+            "--data-root", str(tmp_path / "research"))
     assert p.returncode == 0, p.stderr
+    assert f"OBS_DATA_ROOT={(tmp_path / 'research').resolve()}" in p.stdout.splitlines()
     assert SECRET not in p.stdout and URL not in p.stdout
     jobs = [ln for ln in p.stdout.splitlines() if ln and not ln.startswith("#") and "=" not in ln.split()[0]]
     assert len(jobs) == 6

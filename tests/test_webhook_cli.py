@@ -35,6 +35,7 @@ class Runner:
         self.outputs: list[str] = []
 
     def __call__(self, *args, **env):
+        env.setdefault("OBS_DATA_ROOT", str(self.root / "research"))  # not the demo: destinations are allowed
         p = subprocess.run([*OBS, *args, "--work-root", str(self.root)], capture_output=True, text=True,
                            env=_base_env(**env), cwd=self.root, timeout=120)
         self.outputs += [p.stdout, p.stderr]
@@ -152,7 +153,7 @@ def test_webhook_verify_cli(tmp_path, monkeypatch, capsys):
         out, err = capsys.readouterr()
         return code, json.loads(out.strip().splitlines()[-1]), err
 
-    code, s, _ = run("--now", "2025-09-29T12:01:00Z", secret=f"other-secret {SECRET_RAW}")
+    code, s, _ = run("--now", "2025-09-29T12:01:00Z", secret=f"other-secret-0123456789 {SECRET_RAW}")
     assert code == 0 and s["verified"] is True
     code, s, _ = run("--now", "2025-09-29T12:06:00Z")
     assert code == 1 and "360 s in the past" in s["reason"]
@@ -228,7 +229,8 @@ def test_make_weekly_delivers_real_payload_and_replay_is_identical(tmp_path):
     if not _has_weekly_run():
         pytest.skip("`obs weekly run` is not available yet")
     with Receiver() as rx:
-        env = _base_env(OBS_WORK_ROOT=str(tmp_path), OBS_WEEKLY_WEBHOOK_URL=rx.url(), OBS_WEBHOOK_SECRET=SECRET_RAW)
+        env = _base_env(OBS_WORK_ROOT=str(tmp_path), OBS_WEEKLY_WEBHOOK_URL=rx.url(), OBS_WEBHOOK_SECRET=SECRET_RAW,
+                        OBS_DATA_ROOT=str(REALDATA))
         make = subprocess.run(["make", "-s", "-C", str(REPO), "weekly", f"DATA_ROOT={REALDATA}", f"WEEK_START={WS}"],
                               capture_output=True, text=True, env=env, timeout=600)
         assert make.returncode == 0, make.stderr[-2000:]

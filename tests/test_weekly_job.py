@@ -45,7 +45,14 @@ def test_weekly_run_on_demo(tmp_path):
     images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                  if "image/png" in o.get("data", {}))
     assert images >= 3
-    assert "Traceback" not in proc.stderr and proc.stderr.strip() == ""  # quiet under cron
+    # the summary keeps the report's own alert counts (issue #11, observation 6) ...
+    want = {sev: sum(1 for a in payload["alerts"] if a["severity"] == sev) for sev in ("critical", "warning", "info")}
+    assert s["report_alerts"] == want and want["critical"] >= 1
+    assert [a["id"] for a in s["alerts"]] == ["weekly-webhook-not-configured"]  # the delivery's, beside them
+    # ... and one human line on stderr, nothing else (quiet under cron)
+    assert "Traceback" not in proc.stderr and proc.stderr.splitlines() == [
+        f"wrote out/weekly_report/2026-11-23/weekly_report.html \u2014 {want['critical']} critical, "
+        f"{want['warning']} warning; dry run: no webhook configured ({s['delivery']['dry_run_file']})"]
     log = [json.loads(x) for x in (tmp_path / "ops/automation_runs.log").read_text().splitlines()]
     rec = [r for r in log if r["job_name"] == "weekly_report"][-1]
     assert rec["status"] == "dry_run" and rec["job_id"] == s["job_id"] and rec["duration_ms"] > 0

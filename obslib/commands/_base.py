@@ -31,6 +31,31 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", help="obs.toml path (default: $OBS_CONFIG or <work-root>/obs.toml)")
     g.add_argument("--data-root", help="research repository root (default: the generated demo repository)")
     g.add_argument("--now", help="pretend the current time is this RFC 3339 UTC time (default: $OBS_NOW or the clock)")
+    g.add_argument("--demo", action="store_true",
+                   help="allow a run on the generated demo data while real destinations (webhook, Slack, "
+                        "PagerDuty, email) are configured; without it such a run is refused (exit 2)")
+
+
+def number(*, minimum: float | None = None, above: float | None = None) -> Callable[[str], float]:
+    """An argparse ``type`` for a finite number ``>= minimum`` (or ``> above``): ``nan``,
+    ``inf`` and out-of-range values are refused at parsing, with the rule in the message."""
+
+    def parse(raw: str) -> float:
+        import math
+
+        try:
+            v = float(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a finite number")
+        if minimum is not None and v < minimum:
+            raise argparse.ArgumentTypeError(f"{raw!r} must be >= {minimum:g}")
+        if above is not None and v <= above:
+            raise argparse.ArgumentTypeError(f"{raw!r} must be > {above:g}")
+        return v
+
+    return parse
 
 
 def resolve_now(args: argparse.Namespace) -> datetime:
@@ -79,7 +104,8 @@ def accept_termination() -> None:
 
 def run_job(args: argparse.Namespace, job_name: str,
             body: Callable[[Config, JobContext, datetime], dict[str, Any]],
-            *, config_overrides: dict[str, Any] | None = None, record: bool = True) -> int:
+            *, config_overrides: dict[str, Any] | None = None, record: bool = True,
+            guard: bool | None = None) -> int:
     """Run ``body(cfg, ctx, now)`` as job ``job_name`` and return the exit code.
 
     ``body`` returns a summary dict; its ``status`` (default ``ok``) goes to the run log,
@@ -91,6 +117,11 @@ def run_job(args: argparse.Namespace, job_name: str,
     traceback only when ``OBS_DEBUG=1``. Every path records the run first, then writes the
     summary line; if stdout cannot be written the exit code is non-zero (1 when the job
     itself succeeded) and stderr says why.
+
+    Before the body runs, the destinations are parsed once from the environment
+    (``alerting.Destinations.from_env``: a weak secret or a bad URL refuses the job) and
+    put on ``ctx.destinations``; with ``guard`` (default: ``record``) the production guard
+    refuses a run on demo data while a destination is configured, unless ``--demo``.
     """
     ctx: JobContext | None = None
     try:
@@ -98,6 +129,11 @@ def run_job(args: argparse.Namespace, job_name: str,
         cfg = config_from_args(args, **(config_overrides or {}))
         ctx = JobContext.from_env(job_name, cfg.ops_dir, now)
         accept_termination()  # a SIGTERM held back so far (see cli.run) is raised here
+        from ..alerting.destinations import Destinations, production_guard
+
+        ctx.destinations = Destinations.from_env(os.environ, cfg)
+        if record if guard is None else guard:
+            production_guard(cfg, ctx.destinations, demo_ok=bool(getattr(args, "demo", False)))
         summary = body(cfg, ctx, now) or {}
         status = summary.get("status", "ok")
         code = summary.pop("exit_code", 1 if status == "error" else 0)

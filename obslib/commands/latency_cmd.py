@@ -7,6 +7,7 @@ URL and secrets, ``OBS_COMMIT_SHA``) and resolves the data root, then calls the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from typing import Any
 
@@ -30,6 +31,18 @@ def _needs_data_root(cfg) -> bool:
     return not cfg.latency.sources or any("{data_root}" in (s.path or "") for s in cfg.latency.sources)
 
 
+def _router(cfg, ctx, now):
+    """``route_alerts`` bound to this run (source ``latency``): the latency outbox hands it
+    each run's alerts (and an empty list, so repeats of open criticals still go out)."""
+    from ..alerting.router import route_alerts
+
+    def route(alerts, budget):
+        return route_alerts(alerts, cfg=cfg, ctx=ctx, now=now, dest=ctx.destinations, source="latency",
+                            budget=budget)
+
+    return route
+
+
 def _sample(args: argparse.Namespace) -> int:
     def body(cfg, ctx, now):
         from ..inputs import resolve_data_root
@@ -40,7 +53,9 @@ def _sample(args: argparse.Namespace) -> int:
 
         data_root = resolve_data_root(cfg, now) if _needs_data_root(cfg) else cfg.work_root
         pretend = bool(getattr(args, "now", None) or os.environ.get("OBS_NOW"))
-        summary = run_sample(cfg, ctx, now, data_root=data_root, target=target_from_env(dict(os.environ)),
+        target = dataclasses.replace(target_from_env(dict(os.environ)), route=_router(cfg, ctx, now),
+                                     budget_s=cfg.alerts.latency_budget_s)
+        summary = run_sample(cfg, ctx, now, data_root=data_root, target=target,
                              source_command=source_command(), commit_sha=commit_sha(),
                              clock=None if pretend else utcnow)  # real runs stamp rows after the lock
         if summary.get("skipped"):

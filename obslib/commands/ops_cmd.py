@@ -36,9 +36,14 @@ def _cron(args: argparse.Namespace) -> int:
         if args.format == "json":
             sys.stdout.write(json.dumps(render_json(jobs), sort_keys=True) + "\n")
         else:
+            if cfg.data_root is None and not args.demo:
+                raise ConfigError("refusing to render a crontab without a configured data root: scheduled jobs "
+                                  "would run on the generated demo data. Set data_root in obs.toml, "
+                                  "OBS_DATA_ROOT or --data-root (or pass --demo for a demo crontab)")
             root = str(Path(cfg.work_root).resolve())
+            data_root = str(Path(cfg.data_root).resolve()) if cfg.data_root is not None else None
             sys.stdout.write(render_crontab(jobs, work_root=root, obs_bin=args.obs_bin or _obs_bin(),
-                                            env_path=args.env_file or env_file(cfg.schedule)))
+                                            env_path=args.env_file or env_file(cfg.schedule), data_root=data_root))
         return 0
     except ObsError as exc:
         say(f"obs cron: error: {exc}")

@@ -58,7 +58,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from ..webhook import SECRET_ENV, parse_secrets, verify
+    from ..signing import SECRET_ENV, secrets_from_env, verify
 
     def body(cfg, ctx, now):
         try:
@@ -68,7 +68,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         headers = read_json(args.headers)
         if not isinstance(headers, dict):
             raise InputError(args.headers, "headers file must be a JSON object {name: value}")
-        secrets = parse_secrets(os.environ.get(SECRET_ENV))
+        secrets = secrets_from_env(os.environ)
         if not secrets:
             raise ConfigError(f"{SECRET_ENV} is not set: no secret to verify with")
         tol = args.tolerance_s if args.tolerance_s is not None else cfg.webhook.signature_tolerance_s

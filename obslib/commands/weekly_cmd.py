@@ -9,7 +9,7 @@ import os
 from ..errors import ObsError
 from ..runlog import redact
 from ..timeutil import parse_week_start
-from ._base import run_job
+from ._base import run_job, say
 
 
 def _week(args) -> object:
@@ -21,17 +21,52 @@ def _week(args) -> object:
         raise ObsError(f"--week-start: {exc}") from exc
 
 
+FAIL_ON = ("never", "warning", "critical")
+FAIL_ON_EXIT = 4  # a report alert at or above --fail-on (distinct from 1 error, 2 refused, 3 undelivered)
+
+
+def fail_on_code(counts: dict[str, int], fail_on: str) -> int:
+    """``FAIL_ON_EXIT`` when the report has an alert at or above ``fail_on``, else 0."""
+    if fail_on == "critical" and counts.get("critical"):
+        return FAIL_ON_EXIT
+    if fail_on == "warning" and (counts.get("critical") or counts.get("warning")):
+        return FAIL_ON_EXIT
+    return 0
+
+
+def human_line(out: dict) -> str:
+    """One line for people: ``wrote <html> - 2 critical, 3 warning; <delivery>``."""
+    html = next((a for a in out.get("artefacts", []) if a.endswith(".html")), "the report")
+    c = out.get("report_alerts", {})
+    d = out.get("delivery") or {}
+    st = d.get("status")
+    if st == "dry_run":
+        why = "no webhook configured" if not d.get("secret_missing") else "no signing secret"
+        what = f"dry run: {why} ({d.get('dry_run_file')})"
+    elif st == "delivered":
+        what = f"delivered in {d.get('attempts')} attempt(s)"
+    else:
+        what = str(st or "not delivered").replace("_", " ")
+    return f"wrote {html} \u2014 {c.get('critical', 0)} critical, {c.get('warning', 0)} warning; {what}"
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..heartbeat import write_heartbeat
-    from ..notebook import kernel_session
 
     def body(cfg, ctx, now):
+        from ..weekly.delivery import preflight_delivery
+
+        # cheap checks first: a delivery that cannot happen fails before any notebook runs
+        preflight_delivery(os.environ, require_delivery=args.require_delivery, cfg=cfg)
+        week = _week(args)
+        from ..notebook import kernel_session
+
         try:
             # the report kernel starts first: its start-up overlaps the imports and preflight
             with kernel_session(cfg.notebook.kernel_name) as km:
                 from ..weekly.job import build_report
 
-                result = build_report(cfg, ctx, now, _week(args), allow_bad_rows=args.allow_bad_rows, km=km,
+                result = build_report(cfg, ctx, now, week, allow_bad_rows=args.allow_bad_rows, km=km,
                                       replace=args.replace)
             from ..weekly.delivery import deliver_weekly
 
@@ -53,9 +88,15 @@ def _run(args: argparse.Namespace) -> int:
 
         pruned = prune_all(cfg)  # old dry-run payloads, failed notebooks, alert files, ... (docs: retention)
         out["pruned"] = len(pruned)
-        out["_runlog_extra"] = {"pruned": pruned[:100]}
+        out["_runlog_extra"] = {"pruned": pruned[:100], "week_start": result["week_start"],
+                                "report_alerts": out["report_alerts"]}
         if status == "dry_run":
             out["status"] = "dry_run"
+        say(human_line(out))
+        code = fail_on_code(out["report_alerts"], args.fail_on)
+        if code:
+            out["exit_code"] = code
+            out["fail_on"] = args.fail_on
         return out
 
     return run_job(args, "weekly_report", body)
@@ -76,7 +117,11 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     r.add_argument("--replace", action="store_true",
                    help="replace a week folder built from another data root (refused otherwise; see its source.json)")
     r.add_argument("--require-delivery", action="store_true",
-                   help="fail when no webhook URL or secret is configured (cron sets this when the URL is set)")
+                   help="fail when no webhook URL or secret is configured (cron sets this when the URL is set); "
+                        "checked before the notebook runs")
+    r.add_argument("--fail-on", choices=FAIL_ON, default="never",
+                   help=f"exit {FAIL_ON_EXIT} when the report has an alert at or above this severity "
+                        "(default never: report alerts are content, not a job failure)")
     # imported before the job accepts SIGTERM (cli.run): never left half-imported by one
     r.set_defaults(func=_run, preimport=("jupyter_client.manager",))
     try:

@@ -45,6 +45,8 @@ class AlertTarget:
 
     url: str | None = None
     secrets: tuple[str, ...] = ()
+    route: Callable[[list[dict], Any], dict] | None = None  # alerts, budget -> routing report
+    budget_s: float | None = None  # delivery time of one run (None: unlimited)
 
     def __repr__(self) -> str:  # never show the URL or the secrets
         return f"AlertTarget(url={'set' if self.url else None}, secrets={len(self.secrets)})"
@@ -98,18 +100,57 @@ class DeliveryReport:
     failed: list[str] = field(default_factory=list)
     pending: int = 0
     busy: bool = False
+    superseded: list[str] = field(default_factory=list)
+    routed: dict | None = None
+
+
+def _alert_key(a: dict) -> tuple[str, str]:
+    """One condition: (rule, source) - the same key for its warning, critical and resolved."""
+    return str(a.get("rule") or "streak"), str(a.get("source") or a.get("id"))
+
+
+def _critical_first(item: tuple[Any, dict]) -> tuple[int, str]:
+    f, p = item
+    return (0 if any(a.get("severity") == "critical" for a in p.get("alerts", [])) else 1, f.name)
 
 
 def deliver_outbox(paths: LatencyPaths, *, target: AlertTarget, cfg: Any, ctx: Any, now: datetime,
                    clock: Callable[[], datetime] | None = None, sleep: Callable[[float], None] = time.sleep,
                    lock_timeout_s: float = 1.0) -> DeliveryReport:
-    """Send or write every pending payload (see the module docstring). Holds
-    ``ops/latency_alert_outbox.lock``; if another run holds it, returns ``busy=True``."""
+    """Route and send or write every pending payload. Holds ``ops/latency_alert_outbox.lock``;
+    if another run holds it, returns ``busy=True``.
+
+    Latest state first: a payload whose every alert has a newer state in a later payload
+    (same rule and source) is superseded (moved to ``out/latency_alerts/``, not sent); the
+    rest go out payloads-with-a-critical first, then oldest first, so an undelivered
+    warning never holds back a later critical. A failed send stays queued and the others
+    still go. ``target.route`` (``obslib.alerting.route_alerts`` bound at the edge) records
+    the alerts as active and sends them to Slack/PagerDuty; every send of the run shares
+    ``target.budget_s`` (the rest waits for the next run)."""
+    from ..webhook import Budget
+
     rep = DeliveryReport()
+    budget = Budget(target.budget_s)
     try:
         with file_lock(paths.alerts_lock, lock_timeout_s):
             files = sorted(paths.outbox_dir.glob("*.json")) if paths.outbox_dir.exists() else []
-            for f in files:
+            items = [(f, read_json(f)) for f in files]
+            newest = {}
+            for i, (_f, p) in enumerate(items):
+                for a in p.get("alerts", []):
+                    newest[_alert_key(a)] = i
+            live = []
+            for i, (f, p) in enumerate(items):
+                if p.get("alerts") and all(newest[_alert_key(a)] > i for a in p["alerts"]):
+                    dst = paths.alerts_out_dir / f.name  # superseded: kept for the record, never sent
+                    atomic_write_bytes(dst, f.read_bytes())
+                    os.unlink(f)
+                    rep.superseded.append(p.get("payload_id"))
+                else:
+                    live.append((f, p))
+            if target.route is not None:
+                rep.routed = target.route([a for _f, p in live for a in p.get("alerts", [])], budget)
+            for f, p in sorted(live, key=_critical_first):
                 body = f.read_bytes()
                 if target.url is None:
                     dst = paths.alerts_out_dir / f.name
@@ -120,18 +161,19 @@ def deliver_outbox(paths: LatencyPaths, *, target: AlertTarget, cfg: Any, ctx: A
                 if not target.secrets:
                     rep.failed.append(f"{f.name}: OBS_WEBHOOK_SECRET is not set; refusing to send unsigned")
                     continue
+                if budget.spent():
+                    break  # the delivery budget is spent: the rest waits for the next run
                 from ..webhook import send_signed, signing_clock
 
-                payload_id = read_json(f)["payload_id"]
+                payload_id = p["payload_id"]
                 out = send_signed(body, webhook_id=payload_id, url=target.url, secrets=list(target.secrets),
                                   cfg=cfg, ctx=ctx, clock=clock or signing_clock(cfg, now), sleep=sleep,
-                                  purpose="latency_alert")
+                                  purpose="latency_alert", budget=budget)
                 if out.ok:
                     rep.sent.append(payload_id)
                     os.unlink(f)
                 else:
                     rep.failed.append(f"{payload_id}: {out.last_error}")
-                    break  # keep the order: later payloads wait for this one
             rep.pending = len(list(paths.outbox_dir.glob("*.json"))) if paths.outbox_dir.exists() else 0
     except LockTimeout:
         rep.busy = True

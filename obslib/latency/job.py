@@ -291,7 +291,8 @@ def run_sample(cfg: Config, ctx: Any, now: datetime, *, data_root: Path, target:
     summary["lock_wait_ms"] = round(waited_ms, 1)
     rep = deliver_outbox(paths, target=target, cfg=cfg, ctx=ctx, now=now, sleep=sleep)
     summary["alerts"] = {"written": rep.written, "sent": rep.sent, "failed": rep.failed, "pending": rep.pending,
-                         "delivery_busy": rep.busy, "destination": "webhook" if target.url else "files"}
+                         "delivery_busy": rep.busy, "destination": "webhook" if target.url else "files",
+                         "superseded": rep.superseded, "routed": rep.routed}
     summary["_artefacts"] = [paths.rel(p) for p in (paths.live, paths.rollup, paths.state, paths.heartbeat)] \
         + rep.written
     summary["_runlog_extra"] = {"lock_wait_ms": summary["lock_wait_ms"], "samples_written": summary["samples_written"],

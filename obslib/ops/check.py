@@ -4,6 +4,10 @@ Healthchecks-style: for every scheduled job (``obslib.schedule``) croniter lists
 it should have started since the last check, and they are compared with the final
 records in ``ops/automation_runs.log`` (and its archives) and the job's heartbeat.
 
+First run. Nothing is missed before the kit's first recorded run: the first check
+(no previous report, no ``--since``) starts monitoring at the earliest finished run of a
+scheduled job in the log, or at ``now`` when there is none, so a fresh install is green.
+
 Window. The check covers ``(since, now]``: ``since`` is the previous check's ``until``
 (from ``ops/nightly_check.json``), else ``--since``, else ``now - lookback``. An expected
 run belongs to the check in whose window its deadline (expected time + grace) falls; a
@@ -15,6 +19,7 @@ Findings (each is an alert ``{id, severity, message, owner, next_action}`` plus 
 ``missed_run``       no start in ``[expected - 60 s, expected + grace]``   ``#missed-runs``
 ``failed_run``       a final record with status ``error``/``failed``        the job's anchor
 ``undelivered_run``  a weekly run that ended ``dry_run`` (nothing sent)      ``#weekly-webhook``
+                     (one finding per week, however many dry runs it had)
 ``too_long``         ``duration_ms > max_duration_s * 1000``                the job's anchor
 ``stale_heartbeat``  ``now - generated_at > cadence + grace``               ``#missed-runs``
 ``future_heartbeat`` ``generated_at > now + 120 s``                         ``#missed-runs``
@@ -147,6 +152,11 @@ def collect_runs(lines: Iterable, job_names: set[str]) -> tuple[dict[str, list[R
     return runs, problems
 
 
+def first_recorded_run(runs: dict[str, list[Run]]) -> datetime | None:
+    """The earliest start among the scheduled jobs' finished runs (None: the kit never ran)."""
+    return min((lst[0].started_at for lst in runs.values() if lst), default=None)
+
+
 def _in_window(run: Run, t: datetime, grace: timedelta) -> bool:
     return t - timedelta(seconds=EARLY_S) <= run.started_at <= t + grace
 
@@ -274,10 +284,18 @@ def check_job(job: ScheduledJob, runs: list[Run], *, since: datetime, now: datet
                                 expected_at=to_rfc3339(t) if t else None, consecutive=n,
                                 escalation=f"ops/escalations/{r.job_id}.json" if esc.exists() else None))
         elif r.record.get("status") == "dry_run" and job.name == "weekly_report":
-            out.append(_finding("undelivered_run", job, "warning",
-                                f"{job.name}: run {r.job_id} built the report but delivered nothing (dry run: "
-                                "no webhook URL in its environment)", "weekly-webhook", owner, runbook, r.job_id,
-                                job_id=r.job_id))
+            week = str(r.record.get("week_start") or r.job_id)
+            same = next((f for f in out if f["id"] == f"undelivered_run:{job.name}:{week}"), None)
+            if same is not None:  # repeated dry runs of one week are one finding
+                same["runs"] += 1
+                same["job_id"] = r.job_id
+                same["message"] = (f"{job.name}: {same['runs']} runs for week {week} built the report but "
+                                   "delivered nothing (dry run: no webhook URL in their environment)")
+            else:
+                out.append(_finding("undelivered_run", job, "warning",
+                                    f"{job.name}: run {r.job_id} built the report but delivered nothing (dry run: "
+                                    "no webhook URL in its environment)", "weekly-webhook", owner, runbook, week,
+                                    job_id=r.job_id, runs=1))
         dur = r.record.get("duration_ms")
         if isinstance(dur, (int, float)) and dur > job.max_duration_s * 1000:
             view.too_long += 1
@@ -366,6 +384,9 @@ def run_check(*, ops_dir: Path, jobs: list[ScheduledJob], now: datetime, prev: d
         (j.escalate_after for j in jobs), default=1)) * 8)
     lines = list(read_lines(ops_dir, since=read_from, validate=True, validate_since=start))
     runs, problems = collect_runs(lines, {j.job_name for j in jobs})
+    if since is None and not isinstance(mon_raw, str):
+        # first check: nothing is missed before the kit's first recorded run (a fresh install is green)
+        monitoring = max(monitoring, first_recorded_run(runs) or now)
     new_problems = [p for p in problems if p.record is None or (record_time(p.record) or now) >= start]
     findings: list[dict] = []
     views: dict[str, dict] = {}

@@ -50,7 +50,7 @@ from ..storage import (
     sha256_file,
 )
 from ..timeutil import parse_week_start, to_rfc3339
-from ..webhook import SECRET_ENV, DeliveryOutcome, parse_secrets, send_signed, signing_clock
+from ..webhook import SECRET_ENV, DeliveryOutcome, secrets_from_env, send_signed, signing_clock
 from .payload import content_checksum
 
 SCHEMA_VERSION = "1"
@@ -189,7 +189,7 @@ def escalate(*, what: str, outcome: DeliveryOutcome, cfg: Any, ctx: Any, now: da
     ctx.artefacts.append(rel(path, cfg.work_root))
     if url:
         body = canonical_json_bytes({k: v for k, v in record.items() if k != "post"})
-        secrets = parse_secrets(env.get(ENV_SECRET))
+        secrets = secrets_from_env(env, ENV_SECRET)
         res = send_signed(body, webhook_id=f"escalation-{ctx.job_id}", url=url, secrets=secrets, cfg=cfg,
                           ctx=ctx, clock=signing_clock(cfg, now), sleep=sleep, purpose="escalation", allow_unsigned=True,
                           max_attempts=min(ESCALATION_MAX_ATTEMPTS, cfg.webhook.max_attempts))
@@ -326,8 +326,18 @@ def _write_history(cfg: Any, ctx: Any, ws: str, body: bytes, outcome: DeliveryOu
 
 def _destination(env: Mapping[str, str]) -> tuple[str, list[str], list[str]]:
     """``(url, secrets, missing)``: ``missing`` names the unset variables among the two."""
-    url, secrets = (env.get(ENV_URL) or "").strip(), parse_secrets(env.get(ENV_SECRET))
+    url, secrets = (env.get(ENV_URL) or "").strip(), secrets_from_env(env, ENV_SECRET)
     return url, secrets, [n for n, v in ((ENV_URL, url), (ENV_SECRET, secrets)) if not v]
+
+
+def preflight_delivery(env: Mapping[str, str], *, require_delivery: bool, cfg: Any) -> None:
+    """The cheap delivery checks, run before any notebook: with ``require_delivery`` the URL
+    and the secret must both be set (``DeliveryError``, as ``deliver_weekly`` would raise
+    after the report was built); a weak secret or a bad URL is a ``ConfigError``."""
+    url, secrets, missing = _destination(env)
+    if require_delivery and missing:
+        raise DeliveryError(f"--require-delivery: {' and '.join(missing)} not set; nothing was built or delivered; "
+                            f"see {runbook_ref(cfg)}")
 
 
 # --------------------------------------------------------------------------- weekly delivery
@@ -374,7 +384,8 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
             alert = _alert(cfg, "weekly-webhook-secret-missing", "critical",
                            f"{ENV_SECRET} is not set: the weekly payload for {ws} was not signed or delivered")
         path, _ = dry_run_weekly(payload, cfg=cfg, now=now, tag=ctx.job_id.rsplit("-", 1)[-1])
-        return {"delivery": {"status": "dry_run", **base, "dry_run_file": rel(path, cfg.work_root)}, "alerts": [alert]}
+        return {"delivery": {"status": "dry_run", **base, "dry_run_file": rel(path, cfg.work_root),
+                             "secret_missing": bool(url)}, "alerts": [alert]}
 
     hist = history_dir(cfg)
     body_p, receipt_p = _paths(cfg, ws)

@@ -179,14 +179,19 @@ def recover_week(cfg: Config, week_start: str) -> list[str]:
         return cleanup_staging(wdir)
 
 
+def report_alert_counts(payload: dict) -> dict[str, int]:
+    """``{critical, warning, info}``: how many of the payload's alerts have each severity."""
+    return {s: sum(1 for a in payload["alerts"] if a["severity"] == s) for s in ("critical", "warning", "info")}
+
+
 def summary_line(result: dict, delivery: dict) -> dict:
-    """The job's JSON summary (no payload body)."""
+    """The job's JSON summary (no payload body). ``report_alerts`` counts the report's own
+    alerts; the delivery's alerts stay under ``alerts`` (they never overwrite the report's)."""
     p = result["payload"]
     return {"week_start": result["week_start"], "payload_checksum": content_checksum(p),
             "artefacts": result["artefacts"],
-            "alerts": {s: sum(1 for a in p["alerts"] if a["severity"] == s) for s in ("critical", "warning", "info")},
             "runs": {"baseline": len(p["runs"]["baseline"]), "rolling": len(p["runs"]["rolling"])},
-            "latency_p95_ms": p["latency"]["p95_ms"], **delivery}
+            "latency_p95_ms": p["latency"]["p95_ms"], **delivery, "report_alerts": report_alert_counts(p)}
 
 
-__all__ = ["build_report", "week_dir", "summary_line", "cleanup_staging", "recover_week"]
+__all__ = ["build_report", "week_dir", "summary_line", "report_alert_counts", "cleanup_staging", "recover_week"]
