@@ -23,10 +23,10 @@ from __future__ import annotations
 import dataclasses
 import shlex
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from .errors import ConfigError
 
@@ -89,6 +89,10 @@ class ScheduledJob:
             "optional": ["OBS_WORK_ROOT", "OBS_DATA_ROOT", "OBS_CONFIG"],
         }
 
+    def next_after(self, at: datetime) -> datetime:
+        """The first scheduled fire strictly after ``at`` (aware UTC)."""
+        return croniter(self.cron, at).get_next(datetime)
+
     def cadence(self, at: datetime) -> timedelta:
         """The gap between the two scheduled fires before ``at`` (the job's period there)."""
         it = croniter(self.cron, at)
@@ -143,9 +147,29 @@ _OVERRIDABLE = {"cron": str, "grace_s": int, "max_duration_s": int, "escalate_af
                 "failure_severity": str, "heartbeat_required": bool, "enabled": bool}
 
 
+_YEAR_STARTS = tuple(datetime(y, 1, 1, tzinfo=timezone.utc) for y in (2001, 2002, 2003, 2004))
+
+
+def fires_within_a_year(cron: str) -> bool:
+    """Whether ``cron`` fires at least once in every year (checked from four consecutive
+    1 January starts, so ``0 0 29 2 *``, once in four years, does not; ``0 0 31 2 *``
+    never fires at all)."""
+    for start in _YEAR_STARTS:
+        try:
+            nxt = croniter(cron, start, max_years_between_matches=1).get_next(datetime)
+        except CroniterBadDateError:
+            return False
+        if nxt - start > timedelta(days=366):
+            return False
+    return True
+
+
 def _check_job(job: ScheduledJob, where: str) -> ScheduledJob:
     if not croniter.is_valid(job.cron) or len(job.cron.split()) != 5:
         raise ConfigError(f"{where}: cron {job.cron!r} is not a valid five-field cron expression")
+    if not fires_within_a_year(job.cron):
+        raise ConfigError(f"{where}: cron {job.cron!r} does not fire within a year (a date that does not exist, "
+                          "such as 31 February?): the job would never run and could never be checked")
     if job.grace_s < 0 or job.max_duration_s <= 0 or job.escalate_after < 0:
         raise ConfigError(f"{where}: grace_s >= 0, max_duration_s > 0 and escalate_after >= 0 are required")
     if job.failure_severity not in ("info", "warning", "critical"):

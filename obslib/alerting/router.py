@@ -103,6 +103,11 @@ def _apply(st: dict, alerts: Iterable[dict], *, source: str, now: datetime, avai
         for aid, e in act.items():
             if e.get("origin") == source and aid not in seen and not e.get("resolved_at"):
                 _resolve(e, t, available)
+    for e in act.values():  # a channel configured since the alert was raised gets its current state
+        if not e.get("resolved_at"):
+            for c in e.get("route") or ():
+                if c in available and c not in e["channels"]:
+                    _pending(e, c, "trigger")
     for e in act.values():  # repeats of unresolved, unacknowledged criticals
         if e.get("severity") != "critical" or e.get("resolved_at") or e.get("acknowledged_at"):
             continue
@@ -211,6 +216,13 @@ def route_alerts(alerts: list[dict], *, cfg: Any, ctx: Any, now: datetime, dest:
         report["failed"] += sub["failed"]
         report["rejected"] = sorted(set(rejected))
     return report
+
+
+def brief(report: dict[str, Any]) -> dict[str, Any]:
+    """A routing report for a summary line: counts, and the first failures."""
+    return {"active": report["active"], "sent": len(report["sent"]), "failed": len(report["failed"]),
+            "pending": report["pending"], "unrouted": len(report["unrouted"]),
+            "errors": [f"{f['id']} -> {f['channel']}: {f['error']}" for f in report["failed"][:5]]}
 
 
 def _deliver(queue, *, cfg, ctx, now, dest, budget, sleep, clock) -> list:

@@ -11,4 +11,5 @@ COMMAND_MODULES = [
     "obslib.commands.latency_cmd",
     "obslib.commands.dashboard_cmd",
     "obslib.commands.ops_cmd",
+    "obslib.commands.alerts_cmd",
 ]

@@ -124,6 +124,8 @@ def run_job(args: argparse.Namespace, job_name: str,
     refuses a run on demo data while a destination is configured, unless ``--demo``.
     """
     ctx: JobContext | None = None
+    cfg: Config | None = None
+    checkin = None
     try:
         now = resolve_now(args)
         cfg = config_from_args(args, **(config_overrides or {}))
@@ -132,6 +134,11 @@ def run_job(args: argparse.Namespace, job_name: str,
         from ..alerting.destinations import Destinations, production_guard
 
         ctx.destinations = Destinations.from_env(os.environ, cfg)
+        if record:
+            from ..alerting.checkin import CheckIn
+
+            checkin = CheckIn.for_job(ctx.destinations.pings, job_name, ctx.job_id)
+            checkin.start()
         if record if guard is None else guard:
             production_guard(cfg, ctx.destinations, demo_ok=bool(getattr(args, "demo", False)))
         summary = body(cfg, ctx, now) or {}
@@ -160,6 +167,8 @@ def run_job(args: argparse.Namespace, job_name: str,
         if os.environ.get("OBS_DEBUG") == "1":
             say(redact(traceback.format_exc()))
         out, code = _failed(ctx, job_name, "error", f"internal error: {msg}", record), 1
+    if record and ctx is not None and cfg is not None:
+        _after_job(cfg, ctx, job_name, out, int(code), checkin)
     try:
         emit(out)
     except (OSError, ValueError) as exc:  # stdout closed or full: the job's outcome is recorded
@@ -167,6 +176,26 @@ def run_job(args: argparse.Namespace, job_name: str,
             f"{getattr(exc, 'strerror', None) or exc.__class__.__name__}")
         return int(code) or 1
     return int(code)
+
+
+def _after_job(cfg: Config, ctx: JobContext, job_name: str, out: dict[str, Any], code: int, checkin: Any) -> None:
+    """After the run is recorded: the check-in ping (success or ``/fail`` with the summary
+    line as body) and ``ops/metrics/obslib.prom``. Neither ever changes the job's outcome."""
+    from ..metrics import update_metrics
+
+    err = update_metrics(cfg, job=job_name, status=str(out.get("status")), now=ctx.now,
+                         duration_s=ctx.elapsed_ms() / 1000, lock_wait_ms=out.get("lock_wait_ms"),
+                         skipped=out.get("status") == "skipped")
+    if err:
+        say(f"obs {job_name}: metrics not written: {err}")
+    if checkin is not None:
+        try:
+            line = redact(json.dumps(out, sort_keys=True, default=str, allow_nan=False))
+        except ValueError:
+            line = json.dumps({"job_id": ctx.job_id, "status": out.get("status")})
+        checkin.finish(code == 0, line)
+        for e in checkin.errors:
+            say(f"obs {job_name}: check-in {e}")
 
 
 def _failed(ctx: JobContext | None, job_name: str, status: str, msg: str, record: bool) -> dict[str, Any]:

@@ -34,11 +34,11 @@ def _needs_data_root(cfg) -> bool:
 def _router(cfg, ctx, now):
     """``route_alerts`` bound to this run (source ``latency``): the latency outbox hands it
     each run's alerts (and an empty list, so repeats of open criticals still go out)."""
-    from ..alerting.router import route_alerts
+    from ..alerting.router import brief, route_alerts
 
     def route(alerts, budget):
-        return route_alerts(alerts, cfg=cfg, ctx=ctx, now=now, dest=ctx.destinations, source="latency",
-                            budget=budget)
+        return brief(route_alerts(alerts, cfg=cfg, ctx=ctx, now=now, dest=ctx.destinations, source="latency",
+                                  budget=budget))
 
     return route
 

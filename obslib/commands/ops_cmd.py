@@ -19,7 +19,7 @@ from ..config import finite_number
 from ..errors import ConfigError, ObsError
 from ..ops.runlog_ops import format_record, install_rotation, tail
 from ..timeutil import parse_ts
-from ._base import config_from_args, emit, run_job, say
+from ._base import config_from_args, emit, number, run_job, say
 
 
 def _obs_bin() -> str:
@@ -64,9 +64,25 @@ def _check(args: argparse.Namespace) -> int:
                             lookback=timedelta(hours=args.lookback_hours), send=not args.no_send)
         for f in out["findings"][:20]:
             say(f"obs check: {f['severity']}: {f['id']} -> {f['next_action']}")
+        tta = out.get("time_to_ack")
+        if tta and (tta["count"] or tta["unacknowledged_critical"]):
+            say(f"obs check: {ack_line(tta)}")
         return out
 
     return run_job(args, "nightly_check", body)
+
+
+def ack_line(tta: dict) -> str:
+    """``time to acknowledge: 3 acks since the last check, median 4.0 min, max 12.5 min, 1 over the 10 min goal; ...``"""
+    goal = tta["goal_s"] / 60
+    parts = []
+    if tta["count"]:
+        parts.append(f"{tta['count']} ack(s) since the last check, median {tta['median_s'] / 60:.1f} min, "
+                     f"max {tta['max_s'] / 60:.1f} min, {tta['over_goal']} over the {goal:g} min goal")
+    if tta["unacknowledged_critical"]:
+        parts.append(f"{len(tta['unacknowledged_critical'])} critical alert(s) not acknowledged: "
+                     + ", ".join(tta["unacknowledged_critical"][:5]))
+    return "time to acknowledge: " + "; ".join(parts)
 
 
 def _tail(args: argparse.Namespace) -> int:
@@ -122,7 +138,8 @@ def register(subparsers, parent: argparse.ArgumentParser) -> None:
                                           "ops/nightly_check.json; send alerts; exit 1 when anything is critical. "
                                           "See docs/runbook.md.")
     k.add_argument("--since", help="window start (RFC 3339; default: the previous check, else --lookback-hours)")
-    k.add_argument("--lookback-hours", type=float, default=24.0, help="first-check window (default 24)")
+    k.add_argument("--lookback-hours", type=number(above=0), default=24.0,
+                   help="first-check window in hours, a finite number > 0 (default 24)")
     k.add_argument("--no-send", action="store_true", help="preview: write ops/nightly_check.preview.json, send no alerts, and leave the check window where it is")
     k.set_defaults(func=_check)
 

@@ -50,6 +50,17 @@ def human_line(out: dict) -> str:
     return f"wrote {html} \u2014 {c.get('critical', 0)} critical, {c.get('warning', 0)} warning; {what}"
 
 
+def _route(cfg, ctx, now, alerts: list[dict]) -> dict:
+    """The week's report and delivery alerts become active alerts (``obslib.alerting``): a
+    critical pages, a warning goes to Slack; an alert the next report no longer has resolves."""
+    from ..alerting.router import brief, route_alerts
+    from ..webhook import Budget
+
+    rep = route_alerts(alerts, cfg=cfg, ctx=ctx, now=now, dest=ctx.destinations, source="weekly_report",
+                       resolve_missing=True, budget=Budget(60.0))
+    return brief(rep)
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..heartbeat import write_heartbeat
 
@@ -83,6 +94,7 @@ def _run(args: argparse.Namespace) -> int:
         from ..weekly.job import summary_line
 
         out = summary_line(result, delivery)
+        out["routed"] = _route(cfg, ctx, now, result["payload"]["alerts"] + list(delivery.get("alerts", [])))
         out["_artefacts"] = result["artefacts"]
         from ..retention import prune_all
 

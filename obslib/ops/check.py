@@ -21,7 +21,7 @@ Findings (each is an alert ``{id, severity, message, owner, next_action}`` plus 
 ``undelivered_run``  a weekly run that ended ``dry_run`` (nothing sent)      ``#weekly-webhook``
                      (one finding per week, however many dry runs it had)
 ``too_long``         ``duration_ms > max_duration_s * 1000``                the job's anchor
-``stale_heartbeat``  ``now - generated_at > cadence + grace``               ``#missed-runs``
+``stale_heartbeat``  the next scheduled run after ``generated_at`` + grace has passed ``#missed-runs``
 ``future_heartbeat`` ``generated_at > now + 120 s``                         ``#missed-runs``
 ``missing_heartbeat`` a required heartbeat absent although a run was due    ``#missed-runs``
 ``runlog_invalid``   log lines that are not records or break the schema     ``#missed-runs``
@@ -309,6 +309,19 @@ def check_job(job: ScheduledJob, runs: list[Run], *, since: datetime, now: datet
     return out, view
 
 
+def stale_after(job: ScheduledJob, heartbeat_at: datetime) -> datetime:
+    """When a heartbeat written at ``heartbeat_at`` goes stale: the job's next scheduled run
+    after it plus grace (so a weekday-only job is not stale over the weekend)."""
+    return job.next_after(heartbeat_at) + timedelta(seconds=job.grace_s)
+
+
+def heartbeat_state(job: ScheduledJob, heartbeat_at: datetime, now: datetime) -> str:
+    """``future`` (dated past now + skew), ``stale`` (``stale_after`` has passed) or ``fresh``."""
+    if heartbeat_at > now + timedelta(seconds=FUTURE_SKEW_S):
+        return "future"
+    return "stale" if now > stale_after(job, heartbeat_at) else "fresh"
+
+
 def _heartbeat_findings(job: ScheduledJob, jc: JobChecker, view: JobView, *, now: datetime,
                         monitoring_since: datetime, ops_dir: Path, owner: str, runbook: str,
                         explained: bool) -> list[dict]:
@@ -317,7 +330,6 @@ def _heartbeat_findings(job: ScheduledJob, jc: JobChecker, view: JobView, *, now
     path = Path(ops_dir) / job.heartbeat
     rel = f"ops/{job.heartbeat}"
     hb = read_heartbeat(path)
-    limit = job.cadence(now) + jc.grace
     if hb is None:
         first = croniter(job.cron, monitoring_since - timedelta(seconds=1)).get_next(datetime)
         view.heartbeat = {"path": rel, "state": "missing"}
@@ -332,23 +344,25 @@ def _heartbeat_findings(job: ScheduledJob, jc: JobChecker, view: JobView, *, now
         return [_finding("stale_heartbeat", job, "warning", f"{job.name}: heartbeat {rel} has no valid generated_at",
                          "missed-runs", owner, runbook, "no-time", path=rel)]
     age = now - ts
+    due = stale_after(job, ts)
+    limit = due - ts
     view.heartbeat = {"path": rel, "generated_at": to_rfc3339(ts), "age_s": int(age.total_seconds()),
-                      "limit_s": int(limit.total_seconds()), "state": "fresh"}
+                      "limit_s": int(limit.total_seconds()), "stale_after": to_rfc3339(due), "state": "fresh"}
     if ts > now + timedelta(seconds=FUTURE_SKEW_S):
         view.heartbeat["state"] = "future"
         return [_finding("future_heartbeat", job, "warning",
                          f"{job.name}: heartbeat {rel} is dated {to_rfc3339(ts)}, in the future (now "
                          f"{to_rfc3339(now)}): clock skew or a corrupt heartbeat", "missed-runs", owner, runbook,
                          to_rfc3339(ts), path=rel, generated_at=to_rfc3339(ts))]
-    if age > limit:
+    if heartbeat_state(job, ts, now) == "stale":
         view.heartbeat["state"] = "stale"
         if explained:  # same fault as the job's missed/failed finding
             view.heartbeat["explained_by_run_findings"] = True
             return []
         return [_finding("stale_heartbeat", job, "warning",
-                         f"{job.name}: heartbeat {rel} is {age.total_seconds() / 3600:.1f} h old (limit: cadence + "
-                         f"grace = {limit.total_seconds() / 3600:.2f} h)", "missed-runs", owner, runbook,
-                         to_rfc3339(ts), path=rel, generated_at=to_rfc3339(ts))]
+                         f"{job.name}: heartbeat {rel} is {age.total_seconds() / 3600:.1f} h old: the next scheduled "
+                         f"run after it ({to_rfc3339(due - jc.grace)}) plus grace ({job.grace_s} s) has passed",
+                         "missed-runs", owner, runbook, to_rfc3339(ts), path=rel, generated_at=to_rfc3339(ts))]
     return []
 
 

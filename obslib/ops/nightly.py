@@ -60,11 +60,17 @@ def nightly_check(cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str], *, 
         write_heartbeat(ops, JOB, ctx.job_id, now, "ok" if report["status"] == "ok" else report["status"],
                         {"findings": len(report["findings"])})
     ctx.artefacts.extend([f"ops/{REPORT_NAME}", f"ops/{JOB}_heartbeat.json"])
+    from ..alerting.destinations import Destinations
+    from ..alerting.router import brief, route_alerts
+    from ..alerting.state import ack_stats, read_state
+    from ..webhook import Budget
+
+    budget = Budget(cfg.alerts.ops_budget_s)
     delivery: dict[str, Any] = {"status": "nothing_to_send"}
     alerts = list(report["findings"])
     if alerts:
         doc = alert_document(alerts, job_id=ctx.job_id, now=now, report=f"ops/{REPORT_NAME}")
-        delivery = send_alerts(doc, cfg=cfg, ctx=ctx, now=now, env=env, sleep=sleep)
+        delivery = send_alerts(doc, cfg=cfg, ctx=ctx, now=now, env=env, sleep=sleep, budget=budget)
         if delivery.get("file"):
             ctx.artefacts.append(delivery["file"])
     problems = []
@@ -78,7 +84,16 @@ def nightly_check(cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str], *, 
                                    f"operations alerts were not delivered after {delivery['attempts']} attempt(s) "
                                    f"(written to {delivery['file']})", anchor="missed-runs",
                                    owner=cfg.owner, runbook=cfg.runbook))
+    # every finding (and delivery problem) becomes an active alert: routed, repeated until acknowledged,
+    # resolved by the first check that no longer reports it
+    dest = getattr(ctx, "destinations", None) or Destinations.from_env(env, cfg)
+    routed = route_alerts([*alerts, *problems], cfg=cfg, ctx=ctx, now=now, dest=dest, source=JOB,
+                          resolve_missing=True, budget=budget, **({"sleep": sleep} if sleep else {}))
+    since = datetime.fromisoformat(report["window"]["since"].replace("Z", "+00:00"))
+    acks = ack_stats(read_state(cfg.ops_dir), since=since, goal_s=cfg.alerts.ack_goal_s)
     critical = report["counts"]["critical"] > 0 or bool(problems)
     return {"status": report["status"] if not problems else "critical", "exit_code": 1 if critical else 0,
             **_findings_summary(report),
-            "alerts_delivery": delivery, "delivery_alerts": problems, "report": f"ops/{REPORT_NAME}"}
+            "alerts_delivery": delivery, "delivery_alerts": problems, "report": f"ops/{REPORT_NAME}",
+            "routed": brief(routed),
+            "time_to_ack": acks}

@@ -28,11 +28,12 @@ def alert_document(alerts: list[dict], *, job_id: str, now: datetime, report: st
 
 
 def send_alerts(doc: dict, *, cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str],
-                sleep: Callable[[float], None] | None = None) -> dict:
+                sleep: Callable[[float], None] | None = None, budget: Any = None) -> dict:
     """Deliver ``doc`` (canonical bytes, signed); returns ``{status, attempts, status_codes,
     webhook_id, file}`` where ``status`` is ``delivered``, ``written`` (no URL configured),
     ``no_secret`` (URL but no secret: not sent) or ``failed`` (after the last attempt).
-    ``file`` is the ``out/ops_alerts/<job_id>.json`` copy (None when delivered)."""
+    ``file`` is the ``out/ops_alerts/<job_id>.json`` copy (None when delivered). ``budget``
+    (``webhook.Budget``) bounds the attempts and waits (the nightly check's ``alerts.ops_budget_s``)."""
     from ..webhook import alert_destination, send_signed, signing_clock
 
     body = canonical_json_bytes(doc)
@@ -42,7 +43,7 @@ def send_alerts(doc: dict, *, cfg: Any, ctx: Any, now: datetime, env: Mapping[st
     if url and secrets:
         kw = {"sleep": sleep} if sleep is not None else {}
         out = send_signed(body, webhook_id=wid, url=url, secrets=secrets, cfg=cfg, ctx=ctx, clock=signing_clock(cfg, now),
-                          purpose="ops_alerts", **kw)
+                          purpose="ops_alerts", budget=budget, **kw)
         result.update(status="delivered" if out.ok else "failed", attempts=out.attempts,
                       status_codes=list(out.status_codes))
         if out.ok:

@@ -197,7 +197,38 @@ def escalate(*, what: str, outcome: DeliveryOutcome, cfg: Any, ctx: Any, now: da
                           "status_code": res.last_status_code}
         validate(record, "escalation.schema.json", "escalation record")
         atomic_write_json(path, record)
+    route_escalation(record, outcome, cfg=cfg, ctx=ctx, now=now, env=env, sleep=sleep)
     return path, record
+
+
+def exhausted_alert_id(purpose: str, key: str) -> str:
+    """The active-alert id of an exhausted delivery: ``delivery-exhausted:<purpose>:<key>``."""
+    return f"delivery-exhausted:{purpose}:{key}"
+
+
+def route_escalation(record: dict, outcome: DeliveryOutcome, *, cfg: Any, ctx: Any, now: datetime,
+                     env: Mapping[str, str], sleep=time.sleep) -> dict:
+    """Route an exhausted delivery to people: ``delivery_exhausted`` (email by default, the
+    attempt log attached) and, when the receiver answered 401/403, its own
+    ``receiver-rejected`` critical ("receiver rejected the signature or key"). Never raises
+    for a failed send (it stays pending in ``ops/active_alerts.json``)."""
+    from ..alerting.destinations import Destinations
+    from ..alerting.router import REJECTED_MESSAGE, route_alerts
+    from ..webhook import Budget
+
+    key = str(record.get("week_start") or ctx.job_id)
+    alerts = [_alert(cfg, exhausted_alert_id(record["purpose"], key), "critical",
+                     f"{record['what']} failed after {outcome.attempts} attempt(s) (last: "
+                     f"{outcome.last_status_code or outcome.last_error}); escalation ops/escalations/{ctx.job_id}.json",
+                     anchor=RUNBOOK_ANCHOR)]
+    alerts[0].update(kind="delivery_exhausted", attempt_log=list(outcome.attempt_records))
+    if outcome.rejected:
+        alerts.append(_alert(cfg, f"receiver-rejected:{record['purpose']}", "critical",
+                             f"{record['purpose']} receiver answered HTTP {outcome.last_status_code}: "
+                             f"{REJECTED_MESSAGE}", anchor="secrets-rotation"))
+        alerts[-1]["kind"] = "receiver_rejected"
+    return route_alerts(alerts, cfg=cfg, ctx=ctx, now=now, dest=Destinations.from_env(env, cfg),
+                        source="weekly_delivery", budget=Budget(60.0), sleep=sleep)
 
 
 def _fail(outcome: DeliveryOutcome, *, what: str, cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str],
@@ -330,6 +361,20 @@ def _destination(env: Mapping[str, str]) -> tuple[str, list[str], list[str]]:
     return url, secrets, [n for n, v in ((ENV_URL, url), (ENV_SECRET, secrets)) if not v]
 
 
+def _resolve_exhausted(cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str], ws: str) -> None:
+    """A delivered week ends its ``delivery-exhausted`` and ``receiver-rejected`` alerts (if any are active)."""
+    from ..alerting.destinations import Destinations
+    from ..alerting.router import route_alerts
+    from ..alerting.state import read_state
+    from ..webhook import Budget
+
+    ids = [exhausted_alert_id("weekly", ws), "receiver-rejected:weekly"]
+    active = read_state(cfg.ops_dir)["alerts"]
+    if any(i in active for i in ids):
+        route_alerts([{"id": i, "severity": "resolved"} for i in ids], cfg=cfg, ctx=ctx, now=now,
+                     dest=Destinations.from_env(env, cfg), source="weekly_delivery", budget=Budget(30.0))
+
+
 def preflight_delivery(env: Mapping[str, str], *, require_delivery: bool, cfg: Any) -> None:
     """The cheap delivery checks, run before any notebook: with ``require_delivery`` the URL
     and the secret must both be set (``DeliveryError``, as ``deliver_weekly`` would raise
@@ -405,6 +450,7 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
                         week_start=ws, sleep=sleep)
         new_receipt, previous = _write_history(cfg, ctx, ws, body, outcome, "forced" if same else "delivery",
                                                receipt if same else None, env, archive=not same)
+    _resolve_exhausted(cfg, ctx, now, env, ws)
     return {"delivery": {"status": "delivered", **base, **outcome.summary(), "forced": bool(force and same),
                          "history": rel(body_p, cfg.work_root), "receipt": rel(receipt_p, cfg.work_root),
                          "previous_version": previous, "delivered_at": new_receipt["delivered_at"]},
