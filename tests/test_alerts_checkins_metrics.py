@@ -85,3 +85,15 @@ def test_metrics_file_parses_with_prometheus_client(tmp_path):
         assert ("obslib_active_alerts", (("severity", sev),)) in samples
     assert samples[("obslib_latency_bytes_to_rotation", ())] == 10 * 1024 * 1024
     assert not list((tmp_path / "ops/metrics").glob("*.tmp*"))  # written atomically, nothing left beside
+
+
+def test_summary_channel_posts_one_line_per_run_to_slack(tmp_path):
+    data = tmp_path / "research"
+    data.mkdir()
+    with Receiver() as rx:
+        p = obs("latency", "rollup", "--work-root", str(tmp_path), "--data-root", str(data), cwd=tmp_path,
+                OBS_ALERTS_SUMMARY_CHANNEL="slack", OBS_SLACK_WEBHOOK_URL=rx.url("/services/T1/B2/summarytoken1"))
+        assert p.returncode == 0, p.stderr
+        bodies = [json.loads(r.body) for r in rx.received]
+    assert len(bodies) == 1 and bodies[0]["text"].startswith("INFO: latency_rollup ok in ")
+    assert bodies[0]["blocks"][0]["type"] == "header"

@@ -287,3 +287,28 @@ def acknowledge(alert_id: str, *, by: str, note: str | None, cfg: Any, ctx: Any,
                     cs.update(status="failed", last_error=res.error)
                     out["failed"].append({"channel": c, "event": ev, "error": res.error})
     return out
+
+
+def send_job_summary(cfg: Any, ctx: Any, out: dict[str, Any], *, ok: bool) -> str | None:
+    """``[alerts] summary_channel`` (slack | webhook): one message per job run, "<job> ok in
+    12.3 s" or "<job> error: <reason>". Not an alert: no state, no repeat; recorded in
+    ``ops/alerts_sent.log``. Returns None, or why it was not sent (never raises)."""
+    from ..webhook import Budget
+
+    channel = cfg.alerts.summary_channel
+    dest = getattr(ctx, "destinations", None)
+    if dest is None or channel not in dest.channels():
+        return f"{channel} is not configured"
+    status = out.get("status")
+    msg = f"{ctx.job_name} {status} in {ctx.elapsed_ms() / 1000:.1f} s (job {ctx.job_id})"
+    if not ok and out.get("error"):
+        msg += f": {str(out['error'])[:300]}"
+    entry = {"id": f"run-summary:{ctx.job_name}", "severity": "info" if ok else "warning", "message": msg,
+             "next_action": f"{cfg.runbook}#missed-runs", "source": ctx.job_name, "first_seen": to_rfc3339(ctx.now),
+             "last_seen": to_rfc3339(ctx.now), "channels": {}}
+    try:
+        res = ch.send(channel, entry, "trigger", dest=dest, cfg=cfg, ctx=ctx, now=ctx.now, budget=Budget(15.0),
+                      sleep=time.sleep)
+    except Exception as exc:  # noqa: BLE001 - a summary never changes the job's outcome
+        return exc.__class__.__name__
+    return None if res.ok else res.error

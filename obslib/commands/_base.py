@@ -188,6 +188,12 @@ def _after_job(cfg: Config, ctx: JobContext, job_name: str, out: dict[str, Any],
                          skipped=out.get("status") == "skipped")
     if err:
         say(f"obs {job_name}: metrics not written: {err}")
+    if cfg.alerts.summary_channel:
+        from ..alerting.router import send_job_summary
+
+        problem = send_job_summary(cfg, ctx, out, ok=code == 0)
+        if problem:
+            say(f"obs {job_name}: run summary not sent: {problem}")
     if checkin is not None:
         try:
             line = redact(json.dumps(out, sort_keys=True, default=str, allow_nan=False))
