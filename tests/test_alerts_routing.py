@@ -292,3 +292,31 @@ def test_obs_alerts_list_ack_and_time_to_ack_in_obs_check(tmp_path, rx):
     assert s["time_to_ack"]["count"] == 1 and s["time_to_ack"]["max_s"] == 720.0
     assert s["time_to_ack"]["over_goal"] == 1 and s["time_to_ack"]["goal_s"] == 600.0
     assert "1 ack(s) since the last check, median 12.0 min, max 12.0 min, 1 over the 10 min goal" in p.stderr
+
+
+# --------------------------------------------------------------------------- end to end through `obs latency sample`
+
+def test_latency_streak_end_to_end_pages_once_and_resolves(tmp_path, rx):
+    """The latency job's own decisions flow through the router: breach x4 then ok gives Slack
+    WARNING, CRITICAL, RESOLVED and one PagerDuty trigger, then a resolve with the same dedup_key."""
+    from latency_fixtures import EVENT_HEADER, T0 as LT0, event_line, iso, minutes
+
+    data = tmp_path / "data"
+    (data / "ops").mkdir(parents=True)
+    log = data / "ops/signal_latency.csv"
+    log.write_text(EVENT_HEADER)
+    work = tmp_path / "work"
+    work.mkdir()
+    now = LT0
+    for v in (150000, 150000, 150000, 160000, 1000):
+        with open(log, "a") as fh:
+            fh.write(event_line(now - minutes(1), v))
+        p = obs("latency", "sample", "--data-root", str(data), "--now", iso(now), "--work-root", str(work),
+                env={**rx.env(), "OBS_LATENCY_BURN_PAGE": "1e9", "OBS_LATENCY_BURN_WARN": "1e9"}, cwd=work)
+        assert p.returncode == 0, p.stderr
+        now += minutes(15)
+    pd = rx.pd_bodies()
+    assert [(b["event_action"], b["dedup_key"]) for b in pd] == [("trigger", "latency-streak:router"),
+                                                                  ("resolve", "latency-streak:router")]
+    assert [b["text"].split(":")[0] for b in rx.slack_bodies()] == ["WARNING", "CRITICAL", "RESOLVED"]
+    assert read_state(work / "ops")["alerts"] == {}
