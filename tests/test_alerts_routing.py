@@ -299,7 +299,8 @@ def test_obs_alerts_list_ack_and_time_to_ack_in_obs_check(tmp_path, rx):
 def test_latency_streak_end_to_end_pages_once_and_resolves(tmp_path, rx):
     """The latency job's own decisions flow through the router: breach x4 then ok gives Slack
     WARNING, CRITICAL, RESOLVED and one PagerDuty trigger, then a resolve with the same dedup_key."""
-    from latency_fixtures import EVENT_HEADER, T0 as LT0, event_line, iso, minutes
+    from latency_fixtures import EVENT_HEADER, event_line, iso, minutes
+    from latency_fixtures import T0 as LT0
 
     data = tmp_path / "data"
     (data / "ops").mkdir(parents=True)
