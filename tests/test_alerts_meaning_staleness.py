@@ -96,3 +96,32 @@ def test_business_hours_job_is_not_stale_overnight(tmp_path):
     assert rep["jobs"]["latency_rollup"]["heartbeat"]["state"] == "fresh"
     rep = _check(tmp_path, "2026-03-06T09:16:00Z")  # 09:05 + 600 s grace passed without a new heartbeat
     assert rep["jobs"]["latency_rollup"]["heartbeat"]["state"] == "stale"
+
+
+# --------------------------------------------------------------------------- obs config show
+
+def test_config_show_names_the_source_of_every_value_and_never_a_secret(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import obs_subprocess_env
+
+    (tmp_path / "obs.toml").write_text('lock_timeout_s = 12\n[webhook]\nmax_attempts = 4\n')
+    secret = "obs-config-show-secret-0123"
+    env = obs_subprocess_env(OBS_WEBHOOK_READ_TIMEOUT_S="9", OBS_WEBHOOK_SECRET=secret,
+                             OBS_SLACK_WEBHOOK_URL="https://hooks.example.test/services/T/B/cfgtoken12345")
+    p = subprocess.run([sys.executable, "-m", "obslib", "config", "show", "--json", "--work-root", str(tmp_path),
+                        "--data-root", str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    src = {r["key"]: (r["value"], r["source"].split(" ")[0]) for r in doc["settings"]}
+    assert src["lock_timeout_s"] == (12.0, "obs.toml") and src["webhook.max_attempts"] == (4, "obs.toml")
+    assert src["webhook.read_timeout_s"] == (9.0, "environment")
+    assert src["data_root"] == (str(tmp_path), "flag") and src["alerts.repeat_interval_s"] == (14400.0, "default")
+    states = {d["name"]: d["state"] for d in doc["destinations"]}
+    assert states["OBS_WEBHOOK_SECRET"] == "set (redacted)" and states["OBS_PAGERDUTY_ROUTING_KEY"] == "not set"
+    assert secret not in p.stdout and "cfgtoken12345" not in p.stdout
+    bad = subprocess.run([sys.executable, "-m", "obslib", "config", "show", "--work-root", str(tmp_path)],
+                         capture_output=True, text=True, timeout=60,
+                         env=obs_subprocess_env(OBS_WEBHOOK_SECRET="whsec_xyz!"))
+    assert bad.returncode == 2 and "OBS_WEBHOOK_SECRET" in bad.stderr and "xyz" not in bad.stderr
