@@ -155,3 +155,23 @@ def test_repeated_dry_runs_of_one_week_are_one_finding(tmp_path):
     und = sorted((f["id"], f["runs"]) for f in rep["findings"] if f["kind"] == "undelivered_run")
     assert und == [("undelivered_run:weekly_report:2026-02-23", 3), ("undelivered_run:weekly_report:2026-03-02", 1)]
     assert rc == 0
+
+
+def test_a_busy_delivery_lock_is_found_before_the_notebook_runs(tmp_path, research):
+    """Same class (#12 item 10, locks up front): another delivery of the week holds its lock."""
+    lock = tmp_path / "ops/weekly_report_history/2026-11-23.lock"
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import filelock,sys,time; l=filelock.FileLock(sys.argv[1]); "
+                               "l.acquire(); print('held', flush=True); time.sleep(30)", str(lock)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        p = run_obs(["weekly", "run", "--require-delivery", "--data-root", str(research), "--now",
+                     "2026-11-26T09:40:00Z", "--work-root", str(tmp_path)], tmp_path,
+                    OBS_WEEKLY_WEBHOOK_URL="http://127.0.0.1:9/hook", OBS_WEBHOOK_SECRET=SECRET_RAW,
+                    OBS_LOCK_TIMEOUT_S="0.5")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert p.returncode == 0 and last_json(p)["status"] == "skipped", p.stderr
+    assert not (tmp_path / "out" / "weekly_report").exists()

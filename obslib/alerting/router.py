@@ -87,6 +87,8 @@ def _apply(st: dict, alerts: Iterable[dict], *, source: str, now: datetime, avai
         if e is None or e.get("resolved_at"):
             e = act[aid] = _entry(a, source, t)
         else:
+            if SEVERITY_RANK[sev] > SEVERITY_RANK.get(e.get("severity"), 0):  # escalated: a new ack is needed
+                e.update(acknowledged_by=None, acknowledged_at=None, ack_note=None)
             e.update(severity=sev, message=a.get("message", e.get("message")), last_seen=t,
                      route=list(default_route(a)))
             e["details"].update({k: v for k, v in a.items() if k not in _CORE and k != "route"})

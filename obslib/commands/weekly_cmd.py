@@ -68,8 +68,11 @@ def _run(args: argparse.Namespace) -> int:
         from ..weekly.delivery import preflight_delivery
 
         # cheap checks first: a delivery that cannot happen fails before any notebook runs
-        preflight_delivery(os.environ, require_delivery=args.require_delivery, cfg=cfg)
         week = _week(args)
+        from ..timeutil import week_start_of
+
+        preflight_delivery(os.environ, require_delivery=args.require_delivery, cfg=cfg,
+                           week_start=(week or week_start_of(now)).date().isoformat())
         from ..notebook import kernel_session
 
         try:

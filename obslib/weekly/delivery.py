@@ -375,14 +375,20 @@ def _resolve_exhausted(cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str]
                      dest=Destinations.from_env(env, cfg), source="weekly_delivery", budget=Budget(30.0))
 
 
-def preflight_delivery(env: Mapping[str, str], *, require_delivery: bool, cfg: Any) -> None:
+def preflight_delivery(env: Mapping[str, str], *, require_delivery: bool, cfg: Any,
+                       week_start: str | None = None) -> None:
     """The cheap delivery checks, run before any notebook: with ``require_delivery`` the URL
     and the secret must both be set (``DeliveryError``, as ``deliver_weekly`` would raise
-    after the report was built); a weak secret or a bad URL is a ``ConfigError``."""
+    after the report was built); a weak secret or a bad URL is a ``ConfigError``; when a
+    delivery will happen, the week's history lock must be free (``LockTimeout`` after the
+    usual bounded wait: another delivery of the same week is running)."""
     url, secrets, missing = _destination(env)
     if require_delivery and missing:
         raise DeliveryError(f"--require-delivery: {' and '.join(missing)} not set; nothing was built or delivered; "
                             f"see {runbook_ref(cfg)}")
+    if not missing and week_start:
+        with file_lock(history_dir(cfg) / f"{_week(week_start)}.lock", cfg.lock_timeout_s):
+            pass
 
 
 # --------------------------------------------------------------------------- weekly delivery
