@@ -285,8 +285,9 @@ def test_obs_alerts_list_ack_and_time_to_ack_in_obs_check(tmp_path, rx):
     p = obs("alerts", "ack", "no-such-alert", *w)
     assert p.returncode == 2 and "no active alert 'no-such-alert'" in p.stderr
     # obs check reports the time to acknowledge against the 10-minute goal
-    (tmp_path / "obs.toml").write_text("".join(f"[schedule.{j}]\nenabled = false\n" for j in (
-        "latency_sample", "latency_rollup", "dashboard_export", "weekly_report", "nightly_check")))
+    from obslib.schedule import load_schedule
+
+    (tmp_path / "obs.toml").write_text("".join(f"[schedule.{j.name}]\nenabled = false\n" for j in load_schedule()))
     p = obs("check", "--now", "2026-03-02T13:00:00Z", "--since", "2026-03-02T11:00:00Z", *w)
     s = json.loads(p.stdout)
     assert s["time_to_ack"]["count"] == 1 and s["time_to_ack"]["max_s"] == 720.0
