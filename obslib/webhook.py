@@ -232,8 +232,9 @@ def post_within(session: requests.Session, url: str, body: bytes, headers: dict[
     """One POST whose connect, headers and reply excerpt (first 1 KB) must all finish within
     ``deadline_s`` seconds in total. The request runs in a daemon worker thread; when the
     deadline passes first the response is closed and the attempt reported as timed out
-    (``exc`` is a ``requests.Timeout``), so a slow-drip receiver holds an attempt (and the
-    caller's locks) for at most ``deadline_s``."""
+    (``exc`` is a ``requests.Timeout``) when no status line had arrived, or with the status
+    and the part of the excerpt read so far when only the body dripped. Either way a
+    slow-drip receiver holds an attempt (and the caller's locks) for at most ``deadline_s``."""
     res = _Attempt()
     holder: dict[str, Any] = {}
 
@@ -252,6 +253,7 @@ def post_within(session: requests.Session, url: str, body: bytes, headers: dict[
                     if not chunk:
                         break
                     raw += chunk
+                    res.excerpt = raw[:RESPONSE_EXCERPT_BYTES]  # what a deadline cut leaves
                 res.excerpt, res.truncated = raw[:RESPONSE_EXCERPT_BYTES], len(raw) > RESPONSE_EXCERPT_BYTES
             except Exception:  # noqa: BLE001 - the excerpt is best effort
                 pass
@@ -266,12 +268,15 @@ def post_within(session: requests.Session, url: str, body: bytes, headers: dict[
     worker.start()
     worker.join(max(0.0, deadline_s))
     if not res.done:
+        code, excerpt = res.code, bytes(res.excerpt)
         resp = holder.get("resp")
         try:
             if resp is not None:
                 resp.close()
         except Exception:  # noqa: BLE001 - closing is best effort; the worker is a daemon
             pass
+        if code is not None:  # the status arrived in time; only the reply body dripped: keep the answer
+            return _Attempt(code=code, retry_after=res.retry_after, excerpt=excerpt, truncated=True, done=True)
         return _Attempt(code=None, exc=AttemptDeadline(deadline_s), done=True)
     return res
 
