@@ -16,7 +16,8 @@ from obslib.cli import main
 FIELDS = ("generated_at", "source_command", "commit_sha", "inputs", "schema_version")
 # operational state of the kit, not artefacts: counters, cursors, journals, locks, the run log
 STATE = {"automation_runs.log", "dashboard_export_sequence.json", "signal_latency_offsets.json",
-         "signal_latency_state.json", "signal_latency_rollup_state.json"}
+         "signal_latency_state.json", "signal_latency_rollup_state.json",
+         "active_alerts.json"}  # the alert router's state and outbox (obslib.alerting.state)
 
 
 def _check_block(block: dict, where: str) -> None:
