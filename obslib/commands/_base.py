@@ -36,28 +36,6 @@ def add_global_flags(p: argparse.ArgumentParser) -> None:
                         "PagerDuty, email) are configured; without it such a run is refused (exit 2)")
 
 
-def number(*, minimum: float | None = None, above: float | None = None) -> Callable[[str], float]:
-    """An argparse ``type`` for a finite number ``>= minimum`` (or ``> above``): ``nan``,
-    ``inf`` and out-of-range values are refused at parsing, with the rule in the message."""
-
-    def parse(raw: str) -> float:
-        import math
-
-        try:
-            v = float(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{raw!r} is not a number") from None
-        if not math.isfinite(v):
-            raise argparse.ArgumentTypeError(f"{raw!r} is not a finite number")
-        if minimum is not None and v < minimum:
-            raise argparse.ArgumentTypeError(f"{raw!r} must be >= {minimum:g}")
-        if above is not None and v <= above:
-            raise argparse.ArgumentTypeError(f"{raw!r} must be > {above:g}")
-        return v
-
-    return parse
-
-
 def resolve_now(args: argparse.Namespace) -> datetime:
     """The run's 'now': ``--now``, else ``$OBS_NOW``, else the real clock (aware UTC)."""
     raw = getattr(args, "now", None) or os.environ.get("OBS_NOW")

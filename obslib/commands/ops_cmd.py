@@ -19,7 +19,7 @@ from ..config import finite_number
 from ..errors import ConfigError, ObsError
 from ..ops.runlog_ops import format_record, install_rotation, tail
 from ..timeutil import parse_ts
-from ._base import config_from_args, emit, number, run_job, say
+from ._base import config_from_args, emit, run_job, say
 
 
 def _obs_bin() -> str:
@@ -138,7 +138,7 @@ def register(subparsers, parent: argparse.ArgumentParser) -> None:
                                           "ops/nightly_check.json; send alerts; exit 1 when anything is critical. "
                                           "See docs/runbook.md.")
     k.add_argument("--since", help="window start (RFC 3339; default: the previous check, else --lookback-hours)")
-    k.add_argument("--lookback-hours", type=number(above=0), default=24.0,
+    k.add_argument("--lookback-hours", type=finite_number(minimum=0, exclusive=True), default=24.0,
                    help="first-check window in hours, a finite number > 0 (default 24)")
     k.add_argument("--no-send", action="store_true", help="preview: write ops/nightly_check.preview.json, send no alerts, and leave the check window where it is")
     k.set_defaults(func=_check)

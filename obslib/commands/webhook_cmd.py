@@ -13,13 +13,13 @@ import os
 import sys
 from pathlib import Path
 
+# obslib.weekly.delivery / obslib.webhook (requests, jsonschema) are imported inside the handlers so
+# that `obs` starts fast for every other job (the 15-minute latency sample above all).
+from ..config import finite_number
 from ..errors import ConfigError, InputError
 from ..runlog import redact
 from ..storage import read_json, rel
-
-# obslib.weekly.delivery / obslib.webhook (requests, jsonschema) are imported inside the handlers so
-# that `obs` starts fast for every other job (the 15-minute latency sample above all).
-from ._base import number, run_job, say
+from ._base import run_job, say
 
 _RUNLOG_STATUS = {"delivered": "ok", "already_delivered": "ok", "replayed": "ok", "dry_run": "dry_run"}
 
@@ -112,7 +112,7 @@ def register(subparsers, parent: argparse.ArgumentParser) -> None:
                     "when verified, 1 when rejected (reason on stderr and in the JSON summary).")
     v.add_argument("--body", required=True, help="file holding the raw request body bytes")
     v.add_argument("--headers", required=True, help="JSON file: object of header name -> value")
-    v.add_argument("--tolerance-s", type=number(minimum=0), default=None,
+    v.add_argument("--tolerance-s", type=finite_number(minimum=0), default=None,
                    help="accepted clock skew in seconds, past or future: a finite number >= 0 "
                         "(default: webhook.signature_tolerance_s)")
     v.set_defaults(func=_cmd_verify)
