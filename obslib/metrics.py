@@ -16,7 +16,7 @@ Metrics (all gauges)::
     obslib_latency_p95_ms{source}                    latest p95 per latency source
     obslib_latency_events{source}                    events in the latest sample
     obslib_latency_breach_streak{source}             current breach streak
-    obslib_latency_burn_rate{source,window}          error-budget burn rate, when the state has it
+    obslib_latency_burn_rate{source,window}          error-budget burn rate per window (15m, 1h, 6h)
     obslib_active_alerts{severity}                   active alerts by severity
     obslib_latency_raw_bytes                         size of ops/signal_latency.csv
     obslib_latency_bytes_to_rotation                 bytes left before it rotates
@@ -71,6 +71,28 @@ def record_job(ops_dir: Path, *, job: str, status: str, now: datetime, duration_
     return jobs
 
 
+def _latency_sources(ops_dir: Path) -> list[tuple[str, dict, Any, dict]]:
+    """``(source, latest window, breach streak, burn rates)`` from ``ops/signal_latency_state.json``
+    (``rules.<source>.{latest, streak.streak, burn.burn_<window>}``; an older ``latest``/``sources``
+    layout is read too). Missing or odd parts are skipped."""
+    lat = read_json_object(Path(ops_dir) / "signal_latency_state.json") or {}
+    out = []
+    rules = lat.get("rules") if isinstance(lat.get("rules"), dict) else {}
+    for src, r in sorted(rules.items()):
+        if not isinstance(r, dict):
+            continue
+        lt = r.get("latest") if isinstance(r.get("latest"), dict) else {}
+        st = r.get("streak") if isinstance(r.get("streak"), dict) else {}
+        burn = r.get("burn") if isinstance(r.get("burn"), dict) else {}
+        out.append((src, lt, st.get("streak"), burn))
+    latest = lat.get("latest") if isinstance(lat.get("latest"), dict) else {}
+    sources = lat.get("sources") if isinstance(lat.get("sources"), dict) else {}
+    for src in sorted((set(latest) | set(sources)) - set(rules)):
+        lt, st = latest.get(src) or {}, sources.get(src) or {}
+        out.append((src, lt if isinstance(lt, dict) else {}, st.get("streak") if isinstance(st, dict) else None, {}))
+    return out
+
+
 def build_registry(ops_dir: Path, jobs: dict, *, rotate_bytes: int):
     """A ``prometheus_client.CollectorRegistry`` with every metric of the module docstring."""
     from prometheus_client import CollectorRegistry, Gauge
@@ -103,21 +125,15 @@ def build_registry(ops_dir: Path, jobs: dict, *, rotate_bytes: int):
                 g[metric].labels(job=job).set(v)
         for st in e.get("statuses", []):
             g["obslib_job_last_status"].labels(job=job, status=str(st)).set(1 if st == e.get("status") else 0)
-    lat = read_json_object(Path(ops_dir) / "signal_latency_state.json") or {}
-    latest = lat.get("latest") if isinstance(lat.get("latest"), dict) else {}
-    sources = lat.get("sources") if isinstance(lat.get("sources"), dict) else {}
-    for src in sorted(set(latest) | set(sources)):
-        lt, st = latest.get(src) or {}, sources.get(src) or {}
+    for src, lt, streak, burn in _latency_sources(Path(ops_dir)):
         for metric, v in (("obslib_latency_p95_ms", lt.get("p95_ms")),
                           ("obslib_latency_events", lt.get("events", lt.get("samples"))),
-                          ("obslib_latency_breach_streak", st.get("streak") if isinstance(st, dict) else None)):
+                          ("obslib_latency_breach_streak", streak)):
             if _num(v) is not None:
                 g[metric].labels(source=src).set(_num(v))
-        burn = (st.get("burn_rate") if isinstance(st, dict) else None) or lt.get("burn_rate")
-        if isinstance(burn, dict):
-            for window, v in burn.items():
-                if _num(v) is not None:
-                    g["obslib_latency_burn_rate"].labels(source=src, window=str(window)).set(_num(v))
+        for key, v in burn.items():
+            if key.startswith("burn_") and _num(v) is not None:
+                g["obslib_latency_burn_rate"].labels(source=src, window=key[len("burn_"):]).set(_num(v))
     from .alerting.state import read_state
 
     active = read_state(ops_dir)["alerts"].values()

@@ -68,6 +68,7 @@ def test_a_failing_ping_never_fails_the_job(tmp_path):
 
 def test_metrics_file_parses_with_prometheus_client(tmp_path):
     w = ["--work-root", str(tmp_path)]
+    assert obs("latency", "sample", *w, "--now", "2026-03-02T12:00:00Z", cwd=tmp_path).returncode == 0  # demo data
     assert obs("latency", "rollup", *w, "--now", "2026-03-02T12:05:00Z", cwd=tmp_path).returncode == 0
     assert obs("check", *w, "--now", "2026-03-02T12:10:00Z", cwd=tmp_path).returncode == 0
     assert obs("dashboard", "export", "--data-root", str(tmp_path / "missing"), *w, "--now",
@@ -83,7 +84,14 @@ def test_metrics_file_parses_with_prometheus_client(tmp_path):
     assert samples[("obslib_job_skipped_runs_total", (("job", "latency_rollup"),))] == 0
     for sev in ("critical", "warning", "info"):
         assert ("obslib_active_alerts", (("severity", sev),)) in samples
-    assert samples[("obslib_latency_bytes_to_rotation", ())] == 10 * 1024 * 1024
+    raw = (tmp_path / "ops/signal_latency.csv").stat().st_size
+    assert samples[("obslib_latency_raw_bytes", ())] == raw
+    assert samples[("obslib_latency_bytes_to_rotation", ())] == 10 * 1024 * 1024 - raw
+    state = json.loads((tmp_path / "ops/signal_latency_state.json").read_text())["rules"]["router_demo"]
+    assert samples[("obslib_latency_p95_ms", (("source", "router_demo"),))] == state["latest"]["p95_ms"]
+    assert samples[("obslib_latency_breach_streak", (("source", "router_demo"),))] == state["streak"]["streak"]
+    assert samples[("obslib_latency_burn_rate", (("source", "router_demo"), ("window", "1h")))] == \
+        state["burn"]["burn_1h"]
     assert not list((tmp_path / "ops/metrics").glob("*.tmp*"))  # written atomically, nothing left beside
 
 
