@@ -322,3 +322,25 @@ def test_latency_streak_end_to_end_pages_once_and_resolves(tmp_path, rx):
                                                                   ("resolve", "latency-streak:router")]
     assert [b["text"].split(":")[0] for b in rx.slack_bodies()] == ["WARNING", "CRITICAL", "RESOLVED"]
     assert read_state(work / "ops")["alerts"] == {}
+
+
+def test_a_real_critical_with_no_channel_is_said_on_stderr(tmp_path):
+    """Observation 3: with no destination, a critical is no longer only a file and a quiet `ok`."""
+    from latency_fixtures import EVENT_HEADER, T0 as LT0, event_line, iso, minutes
+
+    data = tmp_path / "data"
+    (data / "ops").mkdir(parents=True)
+    log = data / "ops/signal_latency.csv"
+    log.write_text(EVENT_HEADER)
+    now, errs = LT0, []
+    for v in (150000, 150000, 150000):
+        with open(log, "a") as fh:
+            fh.write(event_line(now - minutes(1), v))
+        p = obs("latency", "sample", "--data-root", str(data), "--now", iso(now), "--work-root", str(tmp_path / "w"),
+                env={"OBS_LATENCY_BURN_PAGE": "1e9", "OBS_LATENCY_BURN_WARN": "1e9"}, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        errs.append(p.stderr)
+        now += minutes(15)
+    assert "have no configured channel" not in errs[0]  # nothing active yet
+    assert "1 active warning/critical alert(s) have no configured channel" in errs[2]
+    assert read_state(tmp_path / "w/ops")["alerts"]["latency-streak:router"]["severity"] == "critical"

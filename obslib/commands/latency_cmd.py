@@ -60,6 +60,12 @@ def _sample(args: argparse.Namespace) -> int:
                              clock=None if pretend else utcnow)  # real runs stamp rows after the lock
         if summary.get("skipped"):
             say(f"obs latency sample: skipped: {summary.get('error') or summary.get('reason')}")
+        routed = (summary.get("alerts") or {}).get("routed") or {}
+        from ..alerting.destinations import is_demo_data
+
+        if routed.get("unrouted") and not is_demo_data(cfg):  # a real alert that reaches nobody is said
+            say(f"obs latency sample: {routed['unrouted']} active warning/critical alert(s) have no configured "
+                "channel (set OBS_SLACK_WEBHOOK_URL / OBS_PAGERDUTY_ROUTING_KEY); see `obs alerts list`")
         return _say_messages(summary)
 
     return run_job(args, "latency", body, config_overrides=_overrides(args))
