@@ -326,7 +326,8 @@ def test_latency_streak_end_to_end_pages_once_and_resolves(tmp_path, rx):
 
 def test_a_real_critical_with_no_channel_is_said_on_stderr(tmp_path):
     """Observation 3: with no destination, a critical is no longer only a file and a quiet `ok`."""
-    from latency_fixtures import EVENT_HEADER, T0 as LT0, event_line, iso, minutes
+    from latency_fixtures import EVENT_HEADER, event_line, iso, minutes
+    from latency_fixtures import T0 as LT0
 
     data = tmp_path / "data"
     (data / "ops").mkdir(parents=True)
