@@ -461,3 +461,14 @@ def test_dropped_and_held_rows_are_counted_in_the_run_log(tmp_path):
     rec = [r for r in runlog(tmp_path / "w2") if r.get("job_name") == "latency"][-1]
     assert (rec["bad_rows"], rec["held_rows"], rec["torn_bytes"]) == (1, 1, len("2024-03-12T12:0"))
     assert (out["bad_rows"], out["held_rows"]) == (1, 1)
+
+
+def test_configured_source_that_never_writes_is_absent(tmp_path):
+    log = tmp_path / "data/ev.csv"
+    write(log, EVENT_HEADER + "2024-03-12T11:50:00Z,100,success,,other\n")
+    src = LatencySource(name="ghost", kind="event_log", path=str(log), match_source="ghost")
+    cfg = make_cfg(tmp_path, [src])
+    assert sample(cfg, ts("2024-03-12T12:00:00Z"))["notifications"] == []
+    assert sample(cfg, ts("2024-03-12T12:15:00Z"))["notifications"] == []   # window 12:00 empty: 1
+    out = sample(cfg, ts("2024-03-12T12:30:00Z"))                           # 12:15 empty: 2 -> warning
+    assert [(n["id"], n["severity"]) for n in out["notifications"]] == [("latency-absent:ghost", "warning")]

@@ -2,13 +2,15 @@
 
 Modules (one job each):
 
-- ``sources``  sample one source (``event_log`` / ``feed_freshness`` / ``http_probe``);
-- ``events``   incremental, replacement-safe reader of a signal event log;
+- ``model``    the latency model: events, window parts, THE query (docs/architecture.md);
+- ``sketch``   the deterministic mergeable sketch (DDSketch mapping, alpha 1 %, exact <= 64);
+- ``sources``  read one source (``event_log`` / ``feed_freshness`` / ``http_probe``) into parts;
+- ``events``   incremental reader of an event log (complete lines, rename-rotation, skew);
 - ``store``    the live raw file ``ops/signal_latency.csv`` and the write-ahead journal;
 - ``archive``  rotation into gzipped archives + manifest, raw retention;
-- ``rollup``   hourly type-7 percentiles, incremental and idempotent;
-- ``streaks``  the SLO breach-streak state machine (DESIGN.md);
-- ``alerts``   alert payloads, the outbox, signed delivery;
+- ``rollup``   hourly rollups through the query (merged sketches), incremental and idempotent;
+- ``streaks``  the alert rules: breach streaks, absent data, burn rate -> ``Decision`` s;
+- ``alerts``   alert payloads from decisions, the outbox, signed delivery;
 - ``job``      the ``sample`` / ``rollup`` / ``status`` jobs;
 - ``paths``    file locations; ``_faults`` test-only crash hooks.
 """

@@ -92,7 +92,8 @@ def _stats_summary(st: Stats | None) -> dict:
 
 
 def evaluate_windows(cfg: Config, rules: dict, recent: list[Part], window_of: dict[str, int], now: datetime,
-                     new_starts: dict[str, int]) -> tuple[dict, dict, list[Decision], list[Part]]:
+                     new_starts: dict[str, int], configured: set[str] = frozenset()
+                     ) -> tuple[dict, dict, list[Decision], list[Part]]:
     """Run the alert rules over each source's closed windows not evaluated yet (at most
     ``LOOKBACK_WINDOWS`` back; a source seen for the first time starts at its first new
     window). Window stats come from ``model.query`` over the recent parts. Returns (rules
@@ -105,7 +106,7 @@ def evaluate_windows(cfg: Config, rules: dict, recent: list[Part], window_of: di
     by_src: dict[str, list[Part]] = {}
     for p in recent:
         by_src.setdefault(p.source, []).append(p)
-    for src in sorted(set(rules) | set(by_src)):
+    for src in sorted(set(rules) | set(by_src) | set(configured)):
         w = window_of.get(src, _window_s(lat.window_minutes))
         doc = dict(rules.get(src) or {})
         closed_end = floor_to(now_s, w)
@@ -128,8 +129,8 @@ def evaluate_windows(cfg: Config, rules: dict, recent: list[Part], window_of: di
                                    absent_critical=lat.absent_critical_windows, burn_page=lat.burn_page,
                                    burn_warn=lat.burn_warn, burn_windows=(1, nwin, 6 * nwin))
         decisions += dec
+        doc["evaluated_until"] = max(closed_end, int(doc.get("evaluated_until") or closed_end))
         if starts:
-            doc["evaluated_until"] = closed_end
             last = starts[-1]
             st = stats.get((last, src))
             doc["latest"] = {"window_start": _iso(last), "window_end": _iso(last + w),
@@ -153,8 +154,11 @@ def _sample_locked(cfg: Config, paths: LatencyPaths, ctx: Any, now: datetime, da
     checkpoint("recovered")
     offsets = (read_json_or(paths.offsets, {}) or {}).get("sources", {})
     state_doc = read_json_or(paths.state, {}) or {}
-    if str(state_doc.get("schema_version")) != STATE_SCHEMA_VERSION:  # older state: keep the streaks
-        state_doc = {"rules": {k: {"streak": v} for k, v in (state_doc.get("sources") or {}).items()}}
+    if str(state_doc.get("schema_version")) != STATE_SCHEMA_VERSION:
+        # the old per-sample state: its source names may not be the model's (one source per
+        # value of the log's source column), so the rules start afresh rather than report
+        # an old name as absent; its updated_at still guards against a run in the past
+        state_doc = {"updated_at": state_doc.get("updated_at")}
     ts = to_rfc3339(now.replace(microsecond=0))
     newest = state_doc.get("updated_at")
     if newest is not None and parse_ts(newest) > parse_ts(ts):
@@ -191,8 +195,9 @@ def _sample_locked(cfg: Config, paths: LatencyPaths, ctx: Any, now: datetime, da
     for p in parts:
         new_starts[p.source] = min(new_starts.get(p.source, p.start), p.start)
     recent = _recent_parts(state_doc.get("recent") or {}) + parts
+    configured = {s.name for s in cfg.latency_sources(data_root) if not s.by_source_column}
     rules, latest, decisions, keep = evaluate_windows(cfg, dict(state_doc.get("rules") or {}), recent, window_of,
-                                                      now, new_starts)
+                                                      now, new_starts, configured)
     payload = build_payload(decisions, now=now, job_id=ctx.job_id, owner=cfg.owner, runbook=cfg.runbook,
                             source_command=source_command, commit_sha=commit_sha) if decisions else None
     state = {"schema_version": STATE_SCHEMA_VERSION, "updated_at": ts, "job_id": ctx.job_id, "slo_ms": lat.slo_ms,
