@@ -472,3 +472,19 @@ def test_configured_source_that_never_writes_is_absent(tmp_path):
     assert sample(cfg, ts("2024-03-12T12:15:00Z"))["notifications"] == []   # window 12:00 empty: 1
     out = sample(cfg, ts("2024-03-12T12:30:00Z"))                           # 12:15 empty: 2 -> warning
     assert [(n["id"], n["severity"]) for n in out["notifications"]] == [("latency-absent:ghost", "warning")]
+
+
+def test_late_event_for_an_hour_past_raw_retention_merges_into_its_rollup(tmp_path):
+    log = tmp_path / "data/ev.csv"
+    write(log, EVENT_HEADER + "2024-03-01T10:05:00Z,100,success,,api\n2024-03-01T10:06:00Z,200,success,,api\n")
+    cfg = cfg_for(tmp_path, log, raw_retention_days=1)
+    sample(cfg, ts("2024-03-01T10:30:00Z"))
+    write(log, "2024-03-05T09:00:00Z,50,success,,api\n", "a")
+    sample(cfg, ts("2024-03-05T09:30:00Z"))          # raw rows of 2024-03-01 dropped by retention
+    live = (tmp_path / "ops/signal_latency.csv").read_text()
+    assert "2024-03-01T10" not in live
+    write(log, "2024-03-01T10:07:00Z,300,success,,api\n", "a")   # a very late event
+    sample(cfg, ts("2024-03-05T09:45:00Z"))
+    r = rollup_rows(tmp_path)[("2024-03-01T10:00:00Z", "api")]
+    # 100, 200, 300: the old hour keeps its two events and gains the late one
+    assert (r["samples"], float(r["p50_ms"]), float(r["max_ms"])) == ("3", 200.0, 300.0)

@@ -116,6 +116,28 @@ def read_rollup(path: Path) -> dict[tuple[int, str], str]:
     return out
 
 
+def _line_parts(lines: dict[tuple[int, str], str], keys: set, problems: list[Problem], what: str) -> list[Part]:
+    """Rollup lines (of ``keys``) as hour-long parts; a line without a sketch (old layout)
+    cannot be merged: a problem, and the hour keeps only what can be read."""
+    out = []
+    for k in sorted(keys):
+        line = lines.get(k)
+        if line is None:
+            continue
+        f = line.rstrip("\n").split(",")
+        if len(f) != len(ROLLUP_COLUMNS):
+            problems.append(Problem("malformed", what, f"hour {k[0]} {k[1]}: an old rollup row has no sketch to "
+                                                       "merge late rows into"))
+            continue
+        d = dict(zip(ROLLUP_COLUMNS, f, strict=True))
+        try:
+            out.append(Part(k[1], k[0] * HOUR_S, HOUR_S, int(d["samples"]), int(d["bad_events"]),
+                            int(d["error_samples"]), Sketch.from_text(d["sketch"])))
+        except ValueError as exc:
+            problems.append(Problem("malformed", what, f"rollup sketch: {exc}"))
+    return out
+
+
 def rollup_parts(path: Path, *, problems: list[Problem] | None = None) -> list[Part]:
     """The rollup rows that carry a sketch, as hour-long ``Part`` s (to merge any range
     beyond raw retention with ``model.query``)."""
@@ -249,11 +271,22 @@ def update_rollups(paths: LatencyPaths, *, now: datetime, slo_of: Callable[[str]
         merged = {k: v for k, v in existing.items() if k[0] < cutoff_hour}
     else:
         dirty = _new_row_keys(chunks)
+        # hours before the raw-retention cutoff have lost (some of) their sample rows: their
+        # rollup row stands for them, and late rows are merged into it
+        old = {k for k in dirty if k[0] < cutoff_hour}
+        recent = dirty - old
         merged = {k: v for k, v in existing.items() if k not in dirty}
         parts = []
-        if dirty:
-            parts = [p for p in reader.parts(hours={k[0] for k in dirty}, live_end=live_end)
-                     if (p.start // HOUR_S, p.source) in dirty]
+        if recent:
+            parts = [p for p in reader.parts(hours={k[0] for k in recent}, live_end=live_end)
+                     if (p.start // HOUR_S, p.source) in recent]
+        if old:
+            late = [p for i, c in enumerate(chunks)
+                    for p in parse_sample_lines(c, f"{paths.rel(paths.live)} (new rows {i})", reader.problems,
+                                                slo_of=slo_of, hours={k[0] for k in old})
+                    if (p.start // HOUR_S, p.source) in old]
+            parts += late + [p for p in _line_parts(existing, old, reader.problems, paths.rollup.name)]
+        if parts:
             computed = compute_rollups(parts, slo_of)
     merged.update(computed)
     keep_from = _epoch_hour(floor_hour(now - timedelta(days=rollup_retention_days)))
