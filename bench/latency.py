@@ -30,6 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 UTC = timezone.utc
 T_START = datetime(2025, 1, 6, tzinfo=UTC)
@@ -265,15 +266,26 @@ def main() -> int:
     args = ap.parse_args()
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="obslib-bench-latency-"))
     base.mkdir(parents=True, exist_ok=True)
+    from _targets import check, exit_code
+
+    results = []
     try:
         if args.only != "rollup":
-            _print_sample(bench_sample(base / "sample"))
+            s = bench_sample(base / "sample")
+            _print_sample(s)
+            results.append(check("latency sample, steady 15-minute run (CLI) s", s["cli_steady_s"], 1.0, " s"))
         if args.only != "sample":
-            _print_rollup(bench_rollup(base / "rollup", args.events, not args.no_duckdb), args.events)
+            r = bench_rollup(base / "rollup", args.events, not args.no_duckdb)
+            _print_rollup(r, args.events)
+            o, ref = r["ours"], r["reference"]
+            results.append(check(f"hourly rollups / {ref['name']} wall", o["wall_s"] / ref["wall_s"], 1.0, "x"))
+            results.append(check("hourly rollups peak memory", o["peak_mib"], 600, " MiB"))
+            results.append(check("sketch column per (hour, source)", o["sketch_max_bytes"], 2048, " B"))
+            results.append(check("p95 relative error vs exact type 7", r["p95_rel_err_max"], 0.0100001, ""))
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
-    return 0
+    return exit_code(results)
 
 
 def _print_sample(s: dict) -> None:
