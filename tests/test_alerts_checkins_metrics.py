@@ -55,6 +55,19 @@ def test_each_job_pings_start_then_success_or_fail_with_a_run_id_and_the_summary
         assert "rollup-uuid" not in p.stdout + p.stderr and "check-uuid" not in p.stdout + p.stderr
 
 
+def test_sample_and_weekly_jobs_ping_too(tmp_path):
+    w = ["--work-root", str(tmp_path)]
+    with Receiver() as rx:
+        env = {"OBS_PING_URL_LATENCY_SAMPLE": rx.url("/hc/sample-0001"),
+               "OBS_PING_URL_WEEKLY_REPORT": rx.url("/hc/weekly-0002")}
+        assert obs("latency", "sample", *w, cwd=tmp_path, **env).returncode == 0
+        assert obs("weekly", "run", *w, "--now", "2026-11-26T09:40:00Z", cwd=tmp_path, **env).returncode == 0
+        got = pings(rx)
+    assert [p for p, _, _ in got] == ["/hc/sample-0001/start", "/hc/sample-0001",
+                                      "/hc/weekly-0002/start", "/hc/weekly-0002"]
+    assert json.loads(got[3][2])["report_alerts"]["critical"] >= 1  # the summary line is the body
+
+
 def test_a_failing_ping_never_fails_the_job(tmp_path):
     with Receiver(default=Reply(status=500)) as rx:
         p = obs("latency", "rollup", "--work-root", str(tmp_path), cwd=tmp_path,
