@@ -16,12 +16,12 @@ from obslib.latency.rollup import compute_rollups, parse_sample_lines
 from obslib.latency.sketch import ALPHA, EXACT_MAX, Sketch, grouped_sketches, keys_of
 from obslib.latency.store import HEADER, format_part
 
-ddsketch = pytest.importorskip("ddsketch")
 UTC = timezone.utc
 T0 = datetime(2024, 3, 11, tzinfo=UTC)
 
 
 def test_mapping_and_quantiles_equal_the_ddsketch_library():
+    ddsketch = pytest.importorskip("ddsketch")  # the second method (a test dependency)
     rng = np.random.default_rng(5)
     v = np.concatenate([rng.lognormal(6, 1.5, 5000), [0.0, 0.0005, 1e6]])
     lib = ddsketch.DDSketch(relative_accuracy=0.01)
