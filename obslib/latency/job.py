@@ -32,7 +32,15 @@ from .paths import ROLLUP_JOB, SAMPLE_JOB, LatencyPaths
 from .rollup import mark_rolled_up, rollup_is_current, update_rollups
 from .sketch import Sketch
 from .sources import SourceSample, sample_source
-from .store import STATE_SCHEMA_VERSION, apply_journal, file_size, format_part, read_json_or, write_journal
+from .store import (
+    HEADER,
+    STATE_SCHEMA_VERSION,
+    apply_journal,
+    file_size,
+    format_part,
+    read_json_or,
+    write_journal,
+)
 from .streaks import Decision, StreakState, WindowFacts, evaluate_source
 
 LOOKBACK_WINDOWS = 24  # at most 6 h (at 15-minute windows) of closed windows evaluated per run
@@ -202,13 +210,16 @@ def _sample_locked(cfg: Config, paths: LatencyPaths, ctx: Any, now: datetime, da
                             source_command=source_command, commit_sha=commit_sha) if decisions else None
     state = {"schema_version": STATE_SCHEMA_VERSION, "updated_at": ts, "job_id": ctx.job_id, "slo_ms": lat.slo_ms,
              "rules": dict(sorted(rules.items())), "recent": _recent_doc(keep)}
+    size_before = file_size(paths.live)
+    rows_start = size_before or len(HEADER.encode("ascii"))
     write_journal(paths, job_id=ctx.job_id, append=rows,
                   offsets={"schema_version": STATE_SCHEMA_VERSION, "sources": new_offsets}, state=state,
                   outbox_name=outbox_name(payload) if payload else None, outbox_payload=payload)
     checkpoint("journal_written")
     apply_journal(paths)
     rollup = update_rollups(paths, now=now, slo_of=lat.slo_of, raw_retention_days=lat.raw_retention_days,
-                            rollup_retention_days=lat.rollup_retention_days)
+                            rollup_retention_days=lat.rollup_retention_days,
+                            fresh=(rows_start, rows_start + len(rows.encode("utf-8")), parts))
     checkpoint("rolled_up")
     rotation = maybe_rotate(paths, rotate_bytes=lat.rotate_bytes, now=now, job_id=ctx.job_id)
     current = rollup_is_current(paths)

@@ -236,9 +236,13 @@ class StoreReader:
 
 
 def update_rollups(paths: LatencyPaths, *, now: datetime, slo_of: Callable[[str], float], raw_retention_days: int,
-                   rollup_retention_days: int, full: bool = False) -> RollupResult:
+                   rollup_retention_days: int, full: bool = False,
+                   fresh: tuple[int, int, list[Part]] | None = None) -> RollupResult:
     """Bring the rollup file up to date (caller holds the latency lock). See the module
-    docstring. Raises ``InputError`` for a rollup file that does not parse."""
+    docstring. ``fresh`` = (start, end, parts): the sample job's own rows, the byte range
+    ``[start, end)`` of the live file it has just appended, as parts (so they are not parsed
+    back); used only when the live file ends there. Raises ``InputError`` for a rollup file
+    that does not parse."""
     state = read_json_or(paths.rollup_state, None)
     reader = StoreReader(paths, slo_of)
     manifest = read_manifest(paths)
@@ -247,10 +251,15 @@ def update_rollups(paths: LatencyPaths, *, now: datetime, slo_of: Callable[[str]
     except FileNotFoundError:
         st = None
     live_end = st.st_size if st else 0
+    if fresh is not None and (st is None or live_end != fresh[1]):
+        fresh = None
     chunks: list[bytes] = []
     full = full or state is None or not paths.rollup.exists()
     if not full:
-        if st and (st.st_dev, st.st_ino) == (state["dev"], state["inode"]) and state["offset"] <= st.st_size:
+        if fresh is not None and (st.st_dev, st.st_ino) == (state["dev"], state["inode"]) \
+                and state["offset"] == fresh[0]:
+            pass  # exactly the job's own rows are new: ``fresh`` holds them
+        elif st and (st.st_dev, st.st_ino) == (state["dev"], state["inode"]) and state["offset"] <= st.st_size:
             chunks.append(_read_range(paths.live, state["offset"], live_end))
         else:
             prev = [e for e in manifest["entries"]
@@ -262,15 +271,18 @@ def update_rollups(paths: LatencyPaths, *, now: datetime, slo_of: Callable[[str]
                     chunks.append(_read_range(paths.live, 0, live_end))
             else:
                 full = True
+        if chunks:
+            fresh = None
     cutoff_hour = _epoch_hour(raw_cutoff(now, raw_retention_days))
     existing = read_rollup(paths.rollup)
     computed: dict[tuple[int, str], str] = {}
     if full:
-        parts = [p for p in reader.parts(live_end=live_end) if p.start // HOUR_S >= cutoff_hour]
+        stored = reader.parts(live_end=fresh[0]) + fresh[2] if fresh else reader.parts(live_end=live_end)
+        parts = [p for p in stored if p.start // HOUR_S >= cutoff_hour]
         computed = compute_rollups(parts, slo_of)
         merged = {k: v for k, v in existing.items() if k[0] < cutoff_hour}
     else:
-        dirty = _new_row_keys(chunks)
+        dirty = {(p.start // HOUR_S, p.source) for p in fresh[2]} if fresh else _new_row_keys(chunks)
         # hours before the raw-retention cutoff have lost (some of) their sample rows: their
         # rollup row stands for them, and late rows are merged into it
         old = {k for k in dirty if k[0] < cutoff_hour}
@@ -278,10 +290,12 @@ def update_rollups(paths: LatencyPaths, *, now: datetime, slo_of: Callable[[str]
         merged = {k: v for k, v in existing.items() if k not in dirty}
         parts = []
         if recent:
-            parts = [p for p in reader.parts(hours={k[0] for k in recent}, live_end=live_end)
-                     if (p.start // HOUR_S, p.source) in recent]
+            stored = (reader.parts(hours={k[0] for k in recent}, live_end=fresh[0]) + fresh[2] if fresh
+                      else reader.parts(hours={k[0] for k in recent}, live_end=live_end))
+            parts = [p for p in stored if (p.start // HOUR_S, p.source) in recent]
         if old:
-            late = [p for i, c in enumerate(chunks)
+            late = [p for p in fresh[2] if (p.start // HOUR_S, p.source) in old] if fresh else [
+                p for i, c in enumerate(chunks)
                     for p in parse_sample_lines(c, f"{paths.rel(paths.live)} (new rows {i})", reader.problems,
                                                 slo_of=slo_of, hours={k[0] for k in old})
                     if (p.start // HOUR_S, p.source) in old]
