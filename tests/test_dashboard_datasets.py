@@ -100,11 +100,11 @@ def test_ev_history_by_hand(repo):
     res = build_ev_history(repo)
     df = res.frame
     assert len(df) == 4
-    one = df[df["strategy"] == "strat.One"].reset_index(drop=True)
+    one = df[df["strategy_source"] == "strat.One"].reset_index(drop=True)
     assert one["win_rate_point"].tolist() == pytest.approx([0.4, 0.5, 0.6])
     assert pd.isna(one.loc[0, "ev_trend_7d"]) and pd.isna(one.loc[1, "ev_trend_7d"])
     assert one.loc[2, "ev_trend_7d"] == pytest.approx(0.2)
-    two = df[df["strategy"] == "strat.Two"].iloc[0]
+    two = df[df["strategy_source"] == "strat.Two"].iloc[0]
     assert (two["symbol"], two["mode"]) == ("EURUSD", "bridge")
     assert two["win_rate_lcb"] == pytest.approx(0.41890, abs=5e-6)
     assert two["generated_at"] == pd.Timestamp("2024-01-02", tz="UTC")
@@ -128,7 +128,8 @@ def test_ev_history_duplicate_stamp(repo):
 def test_slippage_by_hand(repo):
     res = build_slippage_telemetry(repo, NOW)
     df = res.frame
-    assert df["strategy"].tolist() == ["alpha_v1", "beta_v1", "gamma_v1"]
+    assert df["strategy"].tolist() == ["alpha", "beta", "gamma"]  # canonical ids (version tag dropped)
+    assert df["strategy_source"].tolist() == ["alpha_v1", "beta_v1", "gamma_v1"]
     sd = math.sqrt(((2 - 4) ** 2 + 0 + (6 - 4) ** 2) / 3)
     assert df["slippage_zscore"].tolist() == pytest.approx([-2 / sd, 0.0, 2 / sd])
     assert (df["generated_at"] == pd.Timestamp("2024-01-15T06:00:00Z")).all()

@@ -29,7 +29,7 @@ def test_real_data_export_and_verify(real_root, tmp_path):
     snaps = [p for p in (real_root / "ops" / "state_archive").glob("*/*/*/*.json")]
     ev = pd.read_parquet(out / "ev_history.parquet")
     assert len(snaps) == 79 and len(ev) == 79
-    key = ev[(ev["strategy"] == "day_orb_5m.DayORB5m") & (ev["symbol"] == "USDJPY") & (ev["mode"] == "conservative")]
+    key = ev[(ev["strategy_source"] == "day_orb_5m.DayORB5m") & (ev["symbol"] == "USDJPY") & (ev["mode"] == "conservative")]
     assert len(key) == 66 and key["generated_at"].is_monotonic_increasing and key["generated_at"].is_unique
     daily_runs = {p.parent.name for p in (real_root / "runs").glob("*/daily.csv")}
     assert len(daily_runs) == 164
@@ -48,5 +48,9 @@ def test_real_data_export_and_verify(real_root, tmp_path):
     assert len(flagged) == 2 * 164
     doc = json.loads((out / "slippage_telemetry.json").read_text())
     assert {r["generated_at"] for r in doc["rows"]} == {"2025-10-10T09:24:42.863760Z"}
+    assert [(r["strategy"], r["strategy_source"]) for r in doc["rows"]] == [
+        ("day_orb_5m", "day_orb_5m_v1"), ("tokyo_micro_mean_reversion", "tokyo_micro_mean_reversion_v0")]
+    assert sorted(ev["strategy"].unique()) == ["day_orb_5m", "mean_reversion", "session_momentum_continuation",
+                                               "tokyo_micro_mean_reversion"]
     v = _obs("dashboard", "verify", "--work-root", str(work), "--now", NOW)
     assert v.returncode == 0, v.stdout + v.stderr

@@ -75,7 +75,7 @@ def test_real_state_archive_layout(real_root):
     problems = []
     snaps = read_state_archive(real_root, problems)
     assert len(snaps) == 79
-    main = [s for s in snaps if s["strategy"] == "day_orb_5m.DayORB5m" and s["mode"] == "conservative"]
+    main = [s for s in snaps if s["strategy_source"] == "day_orb_5m.DayORB5m" and s["mode"] == "conservative"]
     assert len(main) == 66
     assert any("560 file(s)" in p.reason for p in problems)  # flat grid_* files are skipped, visibly
 

@@ -27,8 +27,8 @@ class Dataset:
 
 SPECS: dict[str, Dataset] = {d.name: d for d in (
     Dataset("ev_history", ("strategy", "symbol", "mode", "generated_at"), (
-        ("strategy", "string"), ("symbol", "string"), ("mode", "string"), ("generated_at", "timestamp"),
-        ("ev_alpha", "float"), ("ev_beta", "float"), ("prior_alpha", "float"), ("prior_beta", "float"),
+        ("strategy", "string"), ("strategy_source", "string"), ("symbol", "string"), ("mode", "string"),
+        ("generated_at", "timestamp"), ("ev_alpha", "float"), ("ev_beta", "float"), ("prior_alpha", "float"), ("prior_beta", "float"),
         ("ev_decay", "float"), ("conf", "float"), ("win_rate_point", "float"), ("win_rate_lcb", "float"),
         ("ev_trend_7d", "float"), ("source_path", "string")),
         "Every EV-gate state snapshot in ops/state_archive/<strategy>/<symbol>/<mode>/: the gate's "
@@ -36,7 +36,7 @@ SPECS: dict[str, Dataset] = {d.name: d for d in (
         "and the 7-day change of the point estimate."),
     Dataset("slippage_telemetry", ("generated_at", "strategy"), (
         ("generated_at", "timestamp"), ("generated_at_source", "string"), ("strategy", "string"),
-        ("slippage_bps", "float"), ("reject_rate", "float"), ("fill_count", "int"), ("window_days", "int"),
+        ("strategy_source", "string"), ("slippage_bps", "float"), ("reject_rate", "float"), ("fill_count", "int"), ("window_days", "int"),
         ("slippage_zscore", "float")),
         "Router execution health per strategy (slippage in basis points, reject rate as a fraction) from the "
         "router telemetry snapshot, with the slippage z-score across the snapshot's strategies."),

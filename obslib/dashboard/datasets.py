@@ -48,6 +48,7 @@ from ..inputs import Problem
 from ..inputs.csvfile import read_csv
 from ..inputs.reports import PORTFOLIO_REL, TELEMETRY_REL, read_portfolio_summary, read_router_telemetry
 from ..inputs.state_archive import read_state_archive
+from ..inputs.strategy import strategy_keys
 from ..inputs.values import RANGE_TEXT, check_date, show
 from ..stats import win_rate_point
 from ..timeutil import parse_ts, to_rfc3339
@@ -193,9 +194,10 @@ def build_slippage_telemetry(data_root: Path, now: datetime) -> DatasetResult:
         res.warnings.append(f"{TELEMETRY_REL}: no execution_health object")
         health = {}
     rows, lacking = [], {"fill_count": [], "window_days": []}
+    keys = strategy_keys(sorted(health))  # canonical strategy ids; the raw name is strategy_source
     for strat in sorted(health):
         e = health[strat] if isinstance(health[strat], dict) else {}
-        row = {"generated_at": when, "generated_at_source": source, "strategy": strat}
+        row = {"generated_at": when, "generated_at_source": source, "strategy": keys[strat], "strategy_source": strat}
         for k in ("slippage_bps", "reject_rate"):
             row[k] = _num(e.get(k))
             if row[k] is None:

@@ -3,7 +3,9 @@
 Every ``<strategy>/<symbol>/<mode>`` folder is read (none is hard-coded). Files at other
 depths (the flat ``grid_*`` files at the top level) are not in the layout and are
 skipped with one ``ignored`` problem. A snapshot's time is the UTC stamp its file name
-starts with (``YYYYMMDD_HHMMSS``).
+starts with (``YYYYMMDD_HHMMSS``). ``strategy`` is the canonical strategy id of the
+folder name (``inputs.strategy.strategy_id``: ``strategies.day_orb_5m.DayORB5m`` ->
+``day_orb_5m``), the folder name itself is ``strategy_source``.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from pathlib import Path
 from ..stats import win_rate_lcb
 from ..timeutil import first_stamp_from_name
 from . import Problem, read_json_file
+from .strategy import strategy_id
 
 ARCHIVE_REL = "ops/state_archive"
 
 
 def parse_snapshot(path: Path, rel_path: str, problems: list[Problem]) -> dict | None:
-    """One snapshot as ``{path, strategy, symbol, mode, generated_at (aware UTC), ev_alpha,
+    """One snapshot as ``{path, strategy, strategy_source, symbol, mode, generated_at (aware UTC), ev_alpha,
     ev_beta, prior_alpha, prior_beta, ev_decay, conf, win_rate_lcb (fraction)}``; None
     (and a ``malformed`` problem) when the file does not parse or lacks ``ev_global``.
     Raises ``UnreadableInput`` (naming ``rel_path``) when the file cannot be read."""
@@ -43,7 +46,7 @@ def parse_snapshot(path: Path, rel_path: str, problems: list[Problem]) -> dict |
         problems.append(Problem("malformed", rel_path, f"ev_global: {exc}"))
         return None
     parts = Path(rel_path).parts
-    return {"path": rel_path, "strategy": parts[-4], "symbol": parts[-3], "mode": parts[-2],
+    return {"path": rel_path, "strategy": strategy_id(parts[-4]), "strategy_source": parts[-4], "symbol": parts[-3], "mode": parts[-2],
             "generated_at": stamp, "ev_alpha": alpha, "ev_beta": beta_, "prior_alpha": pa, "prior_beta": pb,
             "ev_decay": decay, "conf": conf, "win_rate_lcb": lcb}
 
