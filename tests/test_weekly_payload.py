@@ -51,7 +51,12 @@ def test_real_week_2025_09_29_acceptance(real_root):
         assert rolling[days]["ev"]["latest"] == pytest.approx(ev, abs=1e-4)
         assert rolling[days]["turnover"]["avg_trades_per_day"] == pytest.approx(tpd, abs=1e-4)
     assert [c["name"] for c in p["utilisation"]["categories"]] == ["day", "scalping"]
-    assert p["execution_health"]["slippage_bps"] == {"day_orb_5m_v1": 2.5, "tokyo_micro_mean_reversion_v0": 4.1}
+    # canonical strategy ids, the raw telemetry names beside them
+    assert p["execution_health"]["slippage_bps"] == {"day_orb_5m": 2.5, "tokyo_micro_mean_reversion": 4.1}
+    assert p["execution_health"]["reject_rate"] == {"day_orb_5m": 0.012, "tokyo_micro_mean_reversion": 0.032}
+    assert p["execution_health"]["strategy_source"] == {"day_orb_5m": "day_orb_5m_v1",
+                                                        "tokyo_micro_mean_reversion": "tokyo_micro_mean_reversion_v0"}
+    assert p["runs"]["week_summary"]["runs"] == 0 and p["runs"]["week"] == []  # no run stamped that week
     assert p["latency"]["p95_ms"] is None and p["latency"]["breaches"] == []
     assert any(a["message"] == "no latency samples in week 2025-09-29" for a in p["alerts"])
     assert all(not i["path"].startswith("/") for i in p["provenance"]["inputs"])
@@ -68,8 +73,69 @@ def test_real_current_week_is_stale_and_not_filled(real_root):
 
 def test_benchmarks_from_after_the_week_are_never_used(real_root):
     p = build(real_root, "2025-09-22")  # all benchmarks are dated 2025-10-02
-    assert p["runs"] == {"baseline": [], "rolling": []}
+    assert p["runs"]["baseline"] == [] and p["runs"]["rolling"] == []
     assert sum(a["id"].startswith("benchmark-after-week:") for a in p["alerts"]) == 4
+
+
+def _index_rows(root: Path) -> list[dict]:
+    import csv
+
+    with open(root / "runs/index.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_real_week_2025_09_22_runs(real_root):
+    """The week's own runs: the 60 index rows stamped 2025-09-22 .. 2025-09-28 (UTC)."""
+    from scipy.stats import beta
+
+    p = build(real_root, "2025-09-22")
+    assert schema_errors(p, SCHEMA_FILE) == []
+    rows = sorted((r for r in _index_rows(real_root) if "20250922_000000" <= r["timestamp"] < "20250929_000000"),
+                  key=lambda r: r["run_id"])
+    assert len(rows) == 60
+    trades = sum(int(r["trades"]) for r in rows)
+    wins = sum(int(r["wins"]) for r in rows)
+    pips = sum(float(r["total_pips"]) for r in rows)
+    s = p["runs"]["week_summary"]
+    assert (s["runs"], s["trades"], s["wins"]) == (60, trades, wins)
+    assert s["ev_per_trade"] == pytest.approx(pips / trades, abs=1e-6)
+    assert s["win_rate_lcb"] == pytest.approx(beta.ppf(0.05, wins + 1, trades - wins + 1), abs=1e-6)
+    week = p["runs"]["week"]
+    assert [w["run_id"] for w in week] == [r["run_id"] for r in rows]
+    first, row = week[0], rows[0]
+    assert (first["symbol"], first["mode"], first["trades"]) == (row["symbol"], row["mode"], int(row["trades"]))
+    assert first["ev"]["latest"] == pytest.approx(float(row["total_pips"]) / int(row["trades"]), abs=1e-6)
+    t, w = int(row["trades"]), int(row["wins"])
+    assert first["win_rate_lcb"] == pytest.approx(beta.ppf(0.05, w + 1, t - w + 1), abs=1e-6)
+    assert first["timestamp"] == "{}-{}-{}T{}:{}:{}Z".format(
+        *(row["timestamp"][i:j] for i, j in ((0, 4), (4, 6), (6, 8), (9, 11), (11, 13), (13, 15))))
+
+
+def test_week_runs_stamp_zone_and_cap(tmp_path):
+    """Timestamps are read in run_stamp_tz; runs.week stops at 200, the summary counts all."""
+    from obslib.inputs.runs import HEADER_V39
+    from obslib.weekly.payload import WEEK_RUNS_MAX
+
+    root = tmp_path / "repo"
+    (root / "runs").mkdir(parents=True)
+    lines = [",".join(HEADER_V39)]
+    for i in range(WEEK_RUNS_MAX + 5):
+        vals = {"run_id": f"r{i:04d}", "run_dir": f"runs/r{i:04d}", "timestamp": "20250923_080000",
+                "symbol": "USDJPY", "mode": "bridge", "trades": "4", "wins": "2", "total_pips": "2.0"}
+        lines.append(",".join(vals.get(c, "") for c in HEADER_V39))
+    # 2025-09-22 05:00 in Tokyo is 2025-09-21 20:00 UTC: the week before when read in Asia/Tokyo
+    lines.append(",".join({"run_id": "tokyo", "timestamp": "20250922_050000", "trades": "0", "wins": "0",
+                           "total_pips": "0", "run_dir": "runs/tokyo"}.get(c, "") for c in HEADER_V39))
+    (root / "runs/index.csv").write_text("\n".join(lines) + "\n")
+    p = build(root, "2025-09-22")
+    assert schema_errors(p, SCHEMA_FILE) == []
+    assert p["runs"]["week_summary"]["runs"] == WEEK_RUNS_MAX + 6
+    assert len(p["runs"]["week"]) == WEEK_RUNS_MAX and p["runs"]["week"][0]["run_id"] == "r0000"
+    assert p["runs"]["week_summary"]["ev_per_trade"] == pytest.approx(0.5)
+    tokyo = build(root, "2025-09-22", cfg=load_config(env={"OBS_RUN_STAMP_TZ": "Asia/Tokyo"}))
+    assert tokyo["runs"]["week_summary"]["runs"] == WEEK_RUNS_MAX + 5
+    zero = [w for w in p["runs"]["week"] if w["run_id"] == "tokyo"]
+    assert zero == []  # sorted by run_id: 'tokyo' is past the cap; its counts are in the summary
 
 
 def test_ev_trend_7d_by_hand():

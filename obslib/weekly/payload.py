@@ -9,6 +9,13 @@
   either window has no fills or the file is missing.
 - ``win_rate_lcb`` (fraction) from the state file the run ended with
   (``state_archive_path``), see ``obslib.stats.win_rate_lcb``.
+- The week's own runs (``runs.week``, ``runs.week_summary``): the ``runs/index.csv`` rows
+  whose ``timestamp`` (``YYYYMMDD_HHMMSS``, read in ``run_stamp_tz``, UTC by default) falls
+  in ``[week_start, week_end)``. Per run: ``ev.latest`` = total_pips / trades (pips/trade)
+  and ``win_rate_lcb`` = the one-sided 95 % lower bound of Beta(wins + 1, losses + 1)
+  (uniform prior; null without trades). The summary pools every run of the week (runs,
+  trades, wins, pips/trade, the same LCB over the pooled wins and losses); ``runs.week``
+  lists at most ``WEEK_RUNS_MAX`` runs sorted by run_id (the summary keeps the full count).
 - Benchmarks are standing references: the newest report generated before ``week_end`` is
   used, its ``as_of`` shown; older than ``benchmark_stale_days`` (14) at ``week_end`` ->
   warning alert; generated after the week -> not used, info alert.
@@ -21,6 +28,8 @@
   of the week, per-source p50/p95/p99/max with their ``method`` (exact type 7 up to 64
   events, else DDSketch within 1 %), ``hourly`` p95 per (hour, source); ``breaches`` are
   the warning/critical changes of the breach streaks replayed over the week's windows.
+- Strategies are keyed by their canonical id (``inputs.strategy``); ``execution_health``
+  keeps the raw telemetry names in ``strategy_source`` ({id: raw}).
 - Data outside the week never fills an empty week: a missing section is empty plus an alert.
 
 Everything is sorted, so the same inputs and ``now`` give a byte-identical payload
@@ -43,15 +52,18 @@ from ..inputs.latency_events import LATENCY_REL
 from ..inputs.reports import TELEMETRY_REL, read_benchmarks, read_router_telemetry
 from ..inputs.runs import INDEX_REL, read_daily, read_run_index
 from ..inputs.state_archive import parse_snapshot
-from ..inputs.values import show
+from ..inputs.strategy import strategy_keys
+from ..inputs.values import is_null, parse_timestamp, show
 from ..latency.sketch import METHOD_EXACT
 from ..latency.streaks import replay
 from ..provenance import input_entries, provenance
-from ..stats import ev_per_trade
+from ..stats import ev_per_trade, win_rate_lcb
 from ..storage import canonical_json_bytes, sha256_bytes
 from ..timeutil import parse_ts, to_rfc3339
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
+WEEK_RUNS_MAX = 200  # runs.week lists at most this many runs; runs.week_summary counts them all
+RUN_LCB_CONF = 0.95
 SCHEMA_FILE = "observability_weekly_report.schema.json"
 MAX_ALERTS_PER_FILE = 20    # bad-row alerts per input file, then one "and K more" alert
 MAX_PROBLEM_FILES = 20      # files with problem alerts, then one "and K more in N files" alert
@@ -173,6 +185,51 @@ def _benchmarks(data_root: Path, cfg: Config, week_start: datetime, week_end: da
     return {"baseline": baseline, "rolling": rolling}
 
 
+def _run_lcb(wins: float | None, trades: float | None) -> float | None:
+    """One-sided ``RUN_LCB_CONF`` lower bound of the win rate from counts: Beta(wins + 1,
+    losses + 1); None without trades or with counts that do not make sense."""
+    if not trades or wins is None or trades <= 0 or not 0 <= wins <= trades:
+        return None
+    return _r(win_rate_lcb(wins, trades - wins, 1.0, 1.0, RUN_LCB_CONF))
+
+
+def run_time(row: dict, tz: str) -> datetime | None:
+    """When an index row's run happened: its ``timestamp`` read as the index reader reads
+    it (``inputs.values.parse_timestamp``: ``YYYYMMDD_HHMMSS`` or ISO 8601, a zone-less
+    time in ``tz``), aware UTC; None when the cell is empty or not a time."""
+    raw = row.get("timestamp")
+    if is_null(raw):
+        return None
+    try:
+        return parse_timestamp(str(raw), naive_tz=tz)
+    except ValueError:
+        return None
+
+
+def _week_runs(index: list[dict], cfg: Config, week_start: datetime, week_end: datetime,
+               problems: list[Problem]) -> tuple[dict, list[dict]]:
+    """``(runs.week_summary, runs.week)`` from the index rows stamped in the week (module doc)."""
+    rows = []
+    for r in index:
+        t = run_time(r, cfg.run_stamp_tz)
+        if t is None:
+            problems.append(Problem("ignored", INDEX_REL, f"run {r['run_id']}: timestamp {r.get('timestamp')!r} is "
+                                                          "not a YYYYMMDD_HHMMSS stamp: not counted in any week",
+                                    r.get("_line")))
+        elif week_start <= t < week_end:
+            rows.append((r, t))
+    trades = sum(r["trades"] or 0 for r, _ in rows)
+    wins = sum(r["wins"] or 0 for r, _ in rows)
+    pips = sum(r["total_pips"] or 0.0 for r, _ in rows)
+    summary = {"runs": len(rows), "trades": int(trades), "wins": int(wins),
+               "ev_per_trade": _r(ev_per_trade(pips, trades)), "win_rate_lcb": _run_lcb(wins, trades)}
+    week = [{"run_id": r["run_id"], "timestamp": to_rfc3339(t), "symbol": r.get("symbol") or None,
+             "mode": r.get("mode") or None, "trades": int(r["trades"] or 0), "wins": int(r["wins"] or 0),
+             "ev": {"latest": _r(ev_per_trade(r["total_pips"], r["trades"]))},
+             "win_rate_lcb": _run_lcb(r["wins"], r["trades"])} for r, t in rows[:WEEK_RUNS_MAX]]
+    return summary, week
+
+
 def utilisation_status(utilisation_pct: float | None, budget_pct: float | None, headroom_pct: float | None,
                        warning_frac: float = 0.2) -> str:
     """ok|warning|breach: breach when utilisation > budget; warning when headroom <
@@ -189,7 +246,7 @@ def utilisation_status(utilisation_pct: float | None, budget_pct: float | None, 
 def _telemetry(data_root: Path, cfg: Config, wk: str, week_end: datetime, problems: list[Problem], alerts: list[dict],
                used_inputs: list[str]) -> tuple[dict, dict]:
     tel = read_router_telemetry(data_root, problems)
-    empty = ({"categories": []}, {"slippage_bps": {}, "reject_rate": {}})
+    empty = ({"categories": []}, {"slippage_bps": {}, "reject_rate": {}, "strategy_source": {}})
     if tel is None:
         return empty
     stamp = tel.get("generated_at") or tel.get("as_of")
@@ -247,6 +304,7 @@ def _telemetry(data_root: Path, cfg: Config, wk: str, week_end: datetime, proble
     if not isinstance(eh, dict):
         raise InputError(TELEMETRY_REL, "execution_health is not an object")
     slip, rej = {}, {}
+    keys = strategy_keys(sorted(eh))  # {raw telemetry name: canonical strategy id}
     for strat in sorted(eh):
         v = eh[strat] or {}
         if not isinstance(v, dict):
@@ -261,12 +319,12 @@ def _telemetry(data_root: Path, cfg: Config, wk: str, week_end: datetime, proble
             if key == "reject_rate" and not 0.0 <= float(val) <= 1.0:
                 raise InputError(TELEMETRY_REL, f"execution_health.{strat}.reject_rate {val} is not a fraction "
                                                 "in [0, 1]")
-            target[strat] = _r(val)
+            target[keys[strat]] = _r(val)
     if not eh:
         alerts.append(make_alert(f"execution-health-empty:{wk}", "warning",
                                  f"{TELEMETRY_REL} has no execution_health", anchor="weekly-report-inputs",
                                  owner=cfg.owner))
-    return util, {"slippage_bps": slip, "reject_rate": rej}
+    return util, {"slippage_bps": slip, "reject_rate": rej, "strategy_source": {k: r for r, k in sorted(keys.items())}}
 
 
 def latency_name_of(cfg: Config, data_root: Path):
@@ -379,6 +437,7 @@ def build_weekly_payload(data_root: Path, week_start: datetime, *, cfg: Config, 
     index = read_run_index(data_root, problems)  # required: a data root without it is wrong
     used.append(INDEX_REL)
     runs = _benchmarks(data_root, cfg, week_start, week_end, problems, alerts, used)
+    runs["week_summary"], runs["week"] = _week_runs(index, cfg, week_start, week_end, problems)
     indexed = {r["run_id"] for r in index}
     for b in runs["baseline"]:
         b["in_index"] = b["run_id"] in indexed
