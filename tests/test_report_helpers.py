@@ -59,56 +59,119 @@ def test_latency_hourly_empty_week_is_empty(tmp_path):
     assert report.latency_hourly(tmp_path, _with_latency(tmp_path)) == {}
 
 
-def test_table_renders_html_and_text_with_blank_missing_values():
-    t = report.Table(["name", "value_ms"], [{"name": "a<b", "value_ms": 1.5}, {"name": "c"}], "reading")
+def test_table_units_precision_alignment_and_blanks():
+    from obslib.presentation import Col, Table
+
+    cols = [Col("name", "name", "id"), Col("ev", "EV (pips/trade)", "num", 3), Col("rate", "reject rate (%)", "pct", 1),
+            Col("n", "trades", "int"), Col("stale", "stale", "bool"), Col("t", "time (UTC)", "time")]
+    t = Table(cols, [{"name": "a<b", "ev": 0.0593962, "rate": 0.012, "n": 4266, "stale": True,
+                      "t": "2025-09-29T00:10:00Z"},
+                     {"name": "c", "ev": float("nan"), "rate": None, "stale": False}], "reading")
     html = t._repr_html_()
-    assert html.count("<tr>") == 3
-    assert [h.strip() for h in re.findall(r"<th[^>]*>(.*?)</th>", html)] == ["name", "value_ms"]
-    assert "a&lt;b" in html  # escaped
+    assert html.count("<tr>") == 3 and "<th></th>" not in html  # header + 2 rows, no index column
+    assert [h.split(">")[-1] for h in re.findall(r"<th class=[^>]*>[^<]*", html)] == [
+        "name", "EV (pips/trade)", "reject rate (%)", "trades", "stale", "time (UTC)"]
     cells = re.findall(r"<td[^>]*>(.*?)</td>", html)
-    assert [c.strip() for c in cells] == ["a&lt;b", "1.5", "c", ""]
+    assert cells == ["a&lt;b", "0.059", "1.2", "4,266", "✓", "2025-09-29 00:10", "c", "", "", "", "", ""]
+    numeric = re.findall(r'<td class="([^"]*)">0.059', html)
+    assert numeric == ["obs-num obs-n"]  # numbers right-aligned (obs-n), text left
+    assert '<td class="obs-id">a&lt;b' in html
     text = str(t).splitlines()
-    assert text[0].split() == ["name", "value_ms"] and text[2].split() == ["a<b", "1.5"]
-    assert t.column("value_ms") == [1.5, None]
+    assert text[0] == "reading" and text[1].split()[:3] == ["name", "EV", "(pips/trade)"]
+    assert "True" not in str(t) and "False" not in str(t) and "nan" not in str(t) and "None" not in str(t)
+    assert t.column("n") == [4266, None]
+
+
+def test_long_table_is_cut_with_a_note():
+    from obslib.presentation import Col, Table
+
+    t = Table([Col("i", "i", "int")], [{"i": i} for i in range(30)], max_rows=8, note="Full data: x.parquet.")
+    html = t._repr_html_()
+    assert html.count("<tr>") == 9 and "22 more row(s) not shown. Full data: x.parquet." in html
+
+
+HAND = {"week_start": "2026-11-23T00:00:00Z", "week_end": "2026-11-30T00:00:00Z", "generated_at": "2026-11-30T01:00:00Z",
+        "runs": {"baseline": [{"run_id": "B", "ev": {"latest": 0.5, "trend_7d": -0.1}, "win_rate_lcb": 0.4,
+                               "as_of": "2026-11-20T00:00:00Z", "stale": True}],
+                 "rolling": [{"run_id": "R_rolling_90d", "window_days": 90, "ev": {"latest": 1.0},
+                              "turnover": {"avg_trades_per_day": 0.25}, "as_of": "2026-11-20T00:00:00Z",
+                              "stale": False}],
+                 "week_summary": {"runs": 3, "trades": 30, "wins": 12, "ev_per_trade": 0.1, "win_rate_lcb": 0.25},
+                 "week": [{"run_id": f"r{i}", "timestamp": "2026-11-24T10:00:00Z", "symbol": "USDJPY",
+                           "mode": "bridge", "trades": 10, "wins": 4, "ev": {"latest": ev}, "win_rate_lcb": 0.2}
+                          for i, ev in enumerate((0.5, -1.0, 0.2))]},
+        "utilisation": {"categories": [{"name": "day", "utilisation_pct": 9.0, "budget_pct": 10.0,
+                                        "headroom_pct": 1.0, "status": "warning"},
+                                       {"name": "swing", "utilisation_pct": 2.0, "budget_pct": 10.0,
+                                        "headroom_pct": 8.0, "status": "ok"}]},
+        "execution_health": {"slippage_bps": {"s1": 2.5, "s2": 4.1}, "reject_rate": {"s1": 0.01},
+                             "strategy_source": {"s1": "s1_v1", "s2": "strategies.s2.S2"}},
+        "latency": {"p95_ms": None, "sources": [], "samples": 0, "slo_ms": 250.0, "breaches": []},
+        "alerts": [{"id": "a", "severity": "warning", "message": "m", "owner": "o", "next_action": "docs/runbook.md#x"},
+                   {"id": "b", "severity": "info", "message": "m", "owner": "o", "next_action": "docs/runbook.md#y"}],
+        "provenance": {"data_root": "demo (seed 7)", "generated_at": "2026-11-30T01:00:00Z", "job_id": "j",
+                       "source_command": "c", "commit_sha": None, "inputs": []}}
 
 
 def test_section_tables_on_a_hand_made_payload():
-    p = {"runs": {"baseline": [{"run_id": "B", "ev": {"latest": 0.5, "trend_7d": -0.1}, "win_rate_lcb": 0.4,
-                                "as_of": "x", "stale": True}],
-                  "rolling": [{"run_id": "R", "ev": {"latest": 1.0}, "turnover": {"avg_trades_per_day": 0.25},
-                               "as_of": "y", "stale": False}]},
-         "utilisation": {"categories": [{"name": "day", "utilisation_pct": 9.0, "budget_pct": 10.0,
-                                         "headroom_pct": 1.0, "status": "warning"}]},
-         "execution_health": {"slippage_bps": {"s1": 2.5, "s2": 4.1}, "reject_rate": {"s1": 0.01}},
-         "latency": {"p95_ms": None, "sources": [], "samples": 0, "slo_ms": 250.0, "breaches": []},
-         "alerts": [{"id": "a", "severity": "warning", "message": "m", "owner": "o", "next_action": "n"},
-                    {"id": "b", "severity": "info", "message": "m", "owner": "o", "next_action": "n"}]}
+    p = HAND
     runs = report.runs_table(p)
-    assert runs.column("kind") == ["baseline", "rolling"] and runs.column("avg_trades_per_day") == [None, 0.25]
-    assert runs.reading == "Baseline EV 0.5 pips/trade, win-rate LCB 0.4; 2 benchmark(s), 1 stale."
+    assert runs.column("kind") == ["baseline", "rolling 90 d"] and runs.column("avg_trades_per_day") == [None, 0.25]
+    assert runs.reading == "Baseline EV 0.500 pips/trade, win-rate LCB 40.0 %; 2 benchmark(s), 1 stale."
     assert report.utilisation_table(p).reading == "Attention: day warning."
     ex = report.execution_table(p)
-    assert ex.column("reject_rate") == [0.01, None] and ex.reading == "Highest slippage: s2 at 4.1 bps."
+    assert ex.column("reject_rate") == [0.01, None] and ex.column("source") == ["s1_v1", "strategies.s2.S2"]
+    assert ex.cells()[0] == ["s1", "s1_v1", "2.5", "1.0"]  # reject rate shown in percent, as headed
+    assert ex.reading == "Highest slippage: s2 at 4.1 bps."
     assert report.latency_table(p).reading.startswith("No latency samples this week")
-    assert report.alerts_table(p).reading == "1 info, 1 warning"
+    assert [r["run_id"] for r in report.best_runs_table(p).rows] == ["r0", "r2", "r1"]
+    assert [r["run_id"] for r in report.worst_runs_table(p, 1).rows] == ["r1"]
+    assert report.week_runs_table(p).rows == [p["runs"]["week_summary"]]
+    assert "Every run is listed" in report.week_runs_table(p).note
 
 
-def test_ev_history_counts_snapshots_before_the_cutoff(real_root):
+def test_summary_banner_figures_and_alerts():
+    prev = json.loads(json.dumps(HAND))
+    prev["runs"]["week_summary"]["runs"] = 5
+    prev["utilisation"]["categories"][0]["headroom_pct"] = 3.0
+    s = report.summary(report.WeeklyReport(HAND, Path("payload.json"), Path("."), prev, "../../../docs/runbook.md"))
+    assert s.status == "warning" and s.title == "Weekly observability report — 2026-11-23 — demo (seed 7)"
+    assert s.facts[0] == "Week 2026-11-23 → 2026-11-29 (UTC)" and s.headline == "1 warning, 1 info."
+    figs = {f.label: f for f in s.figures}
+    assert (figs["Baseline EV"].value, figs["Baseline EV"].unit) == ("0.500", "pips/trade")
+    assert figs["Baseline EV"].status == "warning"  # stale baseline
+    head = figs["Worst utilisation headroom"]
+    assert (head.value, head.status, head.change) == ("1.0", "warning", "-2.0 pp vs previous week")
+    assert figs["Runs this week"].change == "-2 runs vs previous week"
+    assert figs["Latency p95 vs SLO"].value == "no data" and figs["Latency p95 vs SLO"].status == "unknown"
+    data, meta = s._repr_mimebundle_()
+    assert meta == {"obslib": {"title": s.title}}
+    assert 'id="obs-banner"' in data["text/html"] and 'id="obs-alerts"' in data["text/html"]
+    assert '<a href="../../../docs/runbook.md#x">x</a>' in data["text/html"]
+    assert "WARNING" in data["text/plain"]
+
+
+def test_ev_history_one_key_per_strategy_before_the_cutoff(real_root):
+    from obslib.inputs.strategy import strategy_id
+
     cutoff = "2025-10-06T00:00:00Z"
     arch = real_root / "ops/state_archive"
-    expected: dict[str, int] = {}
+    expected: dict[tuple, int] = {}
     for f in arch.glob("*/*/*/*.json"):  # the layout's depth; count by file-name stamp
         stamp = datetime.strptime(f.name[:15], "%Y%m%d_%H%M%S").replace(tzinfo=timezone.utc)
         data = json.loads(f.read_text())
         if stamp < datetime(2025, 10, 6, tzinfo=timezone.utc) and "alpha" in data.get("ev_global", {}):
-            key = "/".join(f.relative_to(arch).parts[:3])
+            folder, symbol, mode = f.relative_to(arch).parts[:3]
+            key = (strategy_id(folder), f"{symbol} {mode}")
             expected[key] = expected.get(key, 0) + 1
     got = report.ev_history(real_root, cutoff)
-    assert {k: len(v) for k, v in got.items()} == expected and expected
-    for pts in got.values():
-        assert [t for t, _, _ in pts] == sorted(t for t, _, _ in pts)
-        for _, lcb, point in pts:
-            assert 0 <= lcb <= point <= 1  # a lower confidence bound is below the posterior mean
+    assert {(s, k): len(v) for s, series in got.items() for k, v in series.items()} == expected and expected
+    assert sorted(got) == ["day_orb_5m", "mean_reversion", "session_momentum_continuation", "tokyo_micro_mean_reversion"]
+    for series in got.values():
+        for pts in series.values():
+            assert [t for t, _, _ in pts] == sorted(t for t, _, _ in pts)
+            for _, lcb, point in pts:
+                assert 0 <= lcb <= point <= 1  # a lower confidence bound is below the posterior mean
 
 
 def test_kernel_session_unknown_kernel_is_a_clear_error():
@@ -128,59 +191,70 @@ def test_console_entry_keeps_exit_codes_and_output(tmp_path):
     assert usage.returncode == 2 and "invalid choice" in usage.stderr
 
 
-def test_table_repr_is_the_plain_text_table():
-    t = report.Table(["name", "n"], [{"name": "a", "n": 1}], "reading not shown")
-    # tabulate's "simple" format written out by hand: header, dashes (column width >= 3 and
-    # 2 spaces between), one row; cells left-aligned since number parsing is off
-    assert repr(t) == "name    n\n------  ---\na       1"
-    assert "Table(" not in repr(t) and "reading" not in repr(t)
-
-
 def test_latency_table_without_sources_has_the_source_entry_columns():
     p = {"latency": {"p95_ms": None, "sources": [], "samples": 0, "slo_ms": 250.0, "breaches": []}}
     t = report.latency_table(p)
     # schemas/observability_weekly_report.schema.json latency.sources items: source, samples, p50_ms, p95_ms
-    assert t.columns == ["source", "samples", "p50_ms", "p95_ms"] and t.rows == []
-    assert str(t).split("\n")[0].split() == ["source", "samples", "p50_ms", "p95_ms"]
+    assert t.keys == ["source", "samples", "p50_ms", "p95_ms"] and t.rows == []
+    assert [c.header for c in t.columns] == ["source", "samples", "p50 (ms)", "p95 (ms)"]
     p["latency"].update(p95_ms=300.0, samples=3,
                         sources=[{"source": "feed", "samples": 3, "p50_ms": 120.0, "p95_ms": 300.0}])
-    assert report.latency_table(p).columns == ["source", "samples", "p50_ms", "p95_ms"]
+    assert report.latency_table(p).keys == ["source", "samples", "p50_ms", "p95_ms"]
+    assert report.latency_table(p).reading.startswith("Week p95 300 ms over 3 samples (SLO 250 ms)")
 
 
-def test_plot_latency_without_samples_shows_zero_to_120pct_of_slo_and_a_note():
+@pytest.fixture
+def plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    yield plt
+    plt.close("all")
+
+
+def test_plot_latency_without_samples_says_so_in_words(plt):
     ax = report.plot_latency({}, 250.0)
-    try:
-        assert ax.get_ylim() == pytest.approx((0.0, 300.0))
-        assert ax.get_yscale() == "linear"
-        (note,) = ax.texts
-        assert note.get_text() == "no samples this week"
-        assert note.get_transform() is ax.transAxes and note.get_position() == (0.5, 0.5)
-        (slo,) = ax.lines
-        assert list(slo.get_ydata()) == [250.0, 250.0]
-    finally:
-        plt.close(ax.figure)
+    assert not ax.axison  # no empty axis
+    (note,) = ax.texts
+    assert note.get_text() == "No latency samples this week: latency is unknown, not zero (SLO 250 ms)."
 
 
-def test_plot_ev_lcb_cycles_markers_every_ten_keys(tmp_path, monkeypatch):
-    import matplotlib
+def test_plot_latency_few_points_markers_utc_and_linear_scale(plt):
+    h = datetime(2026, 11, 24, 10, tzinfo=timezone.utc)
+    ax = report.plot_latency({"feed": [(h, 100.0), (h.replace(hour=11), 300.0)]}, 250.0, "2026-11-23T00:00:00Z",
+                             "2026-11-30T00:00:00Z")
+    (line, slo) = ax.lines
+    assert line.get_marker() == "o" and ax.get_yscale() == "linear"
+    assert ax.get_xlabel() == "time (UTC)"
+    assert ax.get_legend().get_bbox_to_anchor().x0 > ax.get_position().x1 * ax.figure.bbox.width - 1  # outside
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def test_plot_ev_gate_one_colour_per_strategy_week_shaded(plt):
     t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
-    hist = {f"s{i:02d}/USDJPY/conservative": [(t0, 0.4, 0.5)] for i in range(23)}
-    monkeypatch.setattr(report, "ev_history", lambda root, before: hist)
-    ax = report.plot_ev_lcb(tmp_path, "2026-11-30T00:00:00Z")
-    try:
-        solid = [ln for ln in ax.lines if ln.get_linestyle() == "-"]
-        assert len(solid) == 23
-        assert [ln.get_marker() for ln in solid] == ["."] * 10 + ["x"] * 10 + ["^"] * 3
-        # (colour, marker) pairs are all different although the 10 colours repeat
-        assert len({(ln.get_color(), ln.get_marker()) for ln in solid}) == 23
-    finally:
-        plt.close(ax.figure)
+    hist = {"day_orb_5m": {"USDJPY conservative": [(t0, 0.4, 0.5)], "USDJPY bridge": [(t0, 0.41, 0.5)]},
+            "mean_reversion": {"USDJPY conservative": [(t0, 0.3, 0.4)]}}
+    ax = report.plot_ev_lcb(Path("."), "2026-11-23T00:00:00Z", "2026-11-30T00:00:00Z", hist)
+    bold = [ln for ln in ax.lines if ln.get_label() and not ln.get_label().startswith("_")][:3]
+    assert [ln.get_label() for ln in bold] == ["day_orb_5m · USDJPY conservative", "day_orb_5m · USDJPY bridge",
+                                                "mean_reversion · USDJPY conservative"]
+    assert bold[0].get_color() == bold[1].get_color() != bold[2].get_color()
+    assert bold[0].get_linestyle() != bold[1].get_linestyle()
+    assert all(ln.get_marker() not in (None, "None", "") for ln in bold)  # single points stay visible
+    assert [ln.get_ydata()[0] for ln in bold] == [40.0, 41.0, 30.0]  # percent
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "report week" in labels
+
+
+def test_plot_utilisation_bars_budget_values_and_status_legend(plt):
+    ax = report.plot_utilisation(HAND)
+    bars = ax.patches[:2]
+    assert [round(b.get_width(), 1) for b in bars] == [9.0, 2.0]
+    assert bars[0].get_facecolor() != bars[1].get_facecolor()  # warning vs ok
+    assert any(t.get_text().startswith("9.0 %") for t in ax.texts)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["ok", "warning", "breach", "budget", "cap"]
+    budget_lines = [c for c in ax.collections if len(c.get_segments()) and c.get_segments()[0][0][0] == 10.0]
+    assert len(budget_lines) == 2
+
+

@@ -84,6 +84,7 @@ HEARTBEAT = "dashboard_export_heartbeat.json"
 LOCK = "dashboard_export.lock"
 NOTEBOOK_FILES = ("dashboard_bundle.ipynb", "dashboard_bundle.html")  # carried from version to version
 REUSE, REUSED = "reuse", "reused"  # markers in the prepared map: inputs unchanged (see inputkey.py)
+WARNING_TEXTS = 20  # warning texts per dataset carried in ExportResult.warnings
 
 
 @dataclass
@@ -119,6 +120,8 @@ class ExportResult:
     datasets: dict[str, dict] = field(default_factory=dict)
     pruned: list[str] = field(default_factory=list)
     artefacts: list[str] = field(default_factory=list)
+    # per dataset, its first WARNING_TEXTS warnings in words (the counts are in ``datasets``)
+    warnings: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -185,6 +188,13 @@ def _prepare(name: str, req: ExportRequest, stager: Stager
     except Exception as exc:  # noqa: BLE001 - one dataset's failure never stops the others (#12)
         return None, {"status": "failed", "rows": None, "rule": "internal",
                       "error": f"{name}: internal error: {exc.__class__.__name__}: {str(exc)[:300]}"}, None
+    files, status, inputs = _encode(name, req, stager, res)
+    return files, {**status, "warning_texts": res.warnings[:WARNING_TEXTS]}, inputs
+
+
+def _encode(name: str, req: ExportRequest, stager: Stager, res: DatasetResult
+            ) -> tuple[dict[str, tuple[int, str]] | None, dict, list[dict] | None]:
+    """``_prepare`` once the dataset is built."""
     inputs = _inputs(res, req)
     prov = block(generated_at=req.now, source_command=req.command, commit=req.commit_sha or None, job_id=req.job_id,
                  inputs=inputs, schema_version=SCHEMA_VERSION, dataset=name, data_root=req.data_label,
@@ -357,7 +367,9 @@ def _publish_locked(req: ExportRequest, stage: Path, ops: Path, prepared: dict[s
     for name, (files, status, inputs) in prepared.items():
         if files is REUSED:
             continue
-        result.datasets[name] = {k: v for k, v in status.items() if k not in ("content_sha256", "input_key")}
+        result.datasets[name] = {k: v for k, v in status.items()
+                                 if k not in ("content_sha256", "input_key", "warning_texts")}
+        result.warnings[name] = status.get("warning_texts", [])
         if files is None:
             result.failed.append({"dataset": name, "rule": status["rule"], "error": status["error"]})
             continue
