@@ -280,7 +280,7 @@ def _output_chars(o: dict) -> tuple[int, int]:
     else:
         data = o.get("data") or {}
         t = next((_text(data[k]) for k in _TEXT_TYPES if k in data), "")
-    return len(t), t.count("\n") + (1 if t else 0)
+    return len(t), t.count("\n") + (1 if t and not t.endswith("\n") else 0)
 
 
 def _note(total: int, lines: int, limit: int) -> str:
@@ -301,12 +301,15 @@ def truncate_outputs(nb: dict, limit: int = MAX_CELL_OUTPUT_CHARS, image_limit: 
         budget, kept, cut = limit, [], False
         for o, (chars, _) in zip(outputs, sizes, strict=True):
             data = o.get("data") or {}
+            image = any(k in data for k in _IMAGE_TYPES)
             for k in _IMAGE_TYPES:
                 if k in data and len(_text(data[k])) > image_limit:
                     o["data"] = {"text/plain": f"[image of {len(_text(data[k])):,} base64 characters left out: "
                                                f"over obslib.notebook.MAX_IMAGE_CHARS]"}
-            if cut:
-                continue  # the note is already there
+            if cut:  # past the limit: text goes (the note is there), images (bounded above) and errors stay
+                if image or o.get("output_type") == "error":
+                    kept.append(o)
+                continue
             if chars <= budget:
                 budget -= chars
                 kept.append(o)
