@@ -14,7 +14,8 @@ WORK_ROOT ?=
 OBS_FLAGS := $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)") $(if $(AS_OF),--now "$(AS_OF)") $(if $(WORK_ROOT),--work-root "$(WORK_ROOT)")
 
 .DEFAULT_GOAL := help
-.PHONY: help install weekly latency rollup dashboard verify nightly cron test test-fast test-nb lint tox bench demo clean
+.PHONY: help install weekly latency rollup dashboard verify nightly cron test test-fast test-nb lint tox bench demo clean \
+	screenshots golden
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,9 +57,13 @@ cron: install ## print the crontab
 demo: install ## (re)generate the demo research repository under out/demo_repo
 	@$(OBS) demo --out out/demo_repo $(if $(AS_OF),--as-of "$(AS_OF)")
 
-test: install ## the whole test suite: pytest (unit, real data, integration) and nbval on notebooks/
+test: install ## the whole test suite: pytest (unit, real data, integration), strict nbval on the golden notebooks, lax nbval on notebooks/
 	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --nbval -p no:cacheprovider --nbval-sanitize-with tests/golden/sanitize.cfg tests/golden/
 	$(BIN)/python -m pytest -q --nbval-lax -p no:cacheprovider notebooks/
+
+golden: install ## re-execute the notebooks on the demo at a fixed time into tests/golden/ (review the diff, then commit)
+	$(BIN)/python tests/golden/build_golden.py
 
 test-fast: install ## unit tests only (skips slow crash/concurrency trials)
 	$(BIN)/python -m pytest -q -m "not slow" tests
@@ -68,6 +73,22 @@ lint: install ## ruff
 
 tox: install ## the tests in isolated envs (tox from .venv); TOXENV=py311|nbval|lint for one
 	$(BIN)/tox $(if $(TOXENV),-e $(TOXENV))
+
+SHOTS := out/screenshots
+REALDATA ?= $(or $(OBSLIB_REALDATA),$(abspath ../shared/realdata/research_repo))
+screenshots: install ## headless Chromium, network off: PNGs of the demo week, the real week 2025-09-29 and the dashboard in out/screenshots/
+	@rm -rf $(SHOTS) && mkdir -p $(SHOTS)/work
+	@$(OBS) weekly run --work-root $(SHOTS)/work/demo $(if $(AS_OF),--now "$(AS_OF)") >/dev/null
+	@$(OBS) dashboard run --work-root $(SHOTS)/work/dashboard $(if $(AS_OF),--now "$(AS_OF)") >/dev/null
+	@pages="weekly_demo=$$(ls $(SHOTS)/work/demo/out/weekly_report/*/weekly_report.html | head -n 1) \
+	        dashboard_demo=$(SHOTS)/work/dashboard/out/dashboard/dashboard_bundle.html"; \
+	if [ -d "$(REALDATA)" ]; then \
+	  $(OBS) weekly run --work-root $(SHOTS)/work/real --data-root "$(REALDATA)" --week-start 2025-09-29 >/dev/null && \
+	  $(OBS) dashboard run --work-root $(SHOTS)/work/real_dashboard --data-root "$(REALDATA)" >/dev/null && \
+	  pages="$$pages weekly_real_2025-09-29=$(SHOTS)/work/real/out/weekly_report/2025-09-29/weekly_report.html \
+	         dashboard_real=$(SHOTS)/work/real_dashboard/out/dashboard/dashboard_bundle.html"; \
+	else echo "real data not found at $(REALDATA): real-data pages skipped"; fi; \
+	$(BIN)/python -m obslib.browser --out $(SHOTS) $$pages
 
 bench: install ## run the benchmarks (each prints its targets PASS/FAIL), then one table; exit 1 on a miss
 	@mkdir -p out; rm -f out/bench_results.jsonl; rc=0; \

@@ -161,8 +161,8 @@ class Table:
                     text = cell_text(r.get(c.key), c)
                     body = text if c.kind == "html" else html.escape(text)
                     tds.append(f'<td class="obs-{c.kind}{" obs-n" if c.numeric else ""}">{body}</td>')
-                out.append("<tr>" + "".join(tds) + "</tr>")
-            out.append("</tbody></table>")
+                out.append("\n<tr>" + "".join(tds) + "</tr>")  # a row a line: readable output diffs
+            out.append("\n</tbody></table>")
         if note:
             out.append(f'<p class="obs-note">{html.escape(note)}</p>')
         out.append("</div>")
@@ -262,7 +262,7 @@ class Summary:
                 f"</div></div>")
 
     def _repr_html_(self) -> str:
-        cards = "".join(f.html() for f in self.figures)
+        cards = "".join(f"\n{f.html()}" for f in self.figures)
         span = sum(2 if f.wide else 1 for f in self.figures)  # one row of cards
         return (f'<div class="obs-summary">{self._banner_html()}<div class="obs-cards" id="obs-key-figures" '
                 f'style="grid-template-columns: repeat({span}, minmax(0, 1fr))">{cards}</div><h2 class="obs-h">Alerts</h2>{self.alerts._repr_html_()}</div>')
