@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 
 from ..errors import ObsError
 from ..runlog import redact
-from ..timeutil import parse_week_start
+from ..timeutil import parse_week_start, week_start_of
 from ._base import run_job, say
 
 
@@ -61,16 +63,83 @@ def _route(cfg, ctx, now, alerts: list[dict]) -> dict:
     return brief(rep)
 
 
+BACKFILL_MAX_WEEKS = 260  # five years of weeks in one command
+
+
+def _backfill_weeks(args: argparse.Namespace, now: datetime) -> list[datetime]:
+    """The Mondays from the week containing ``--from`` to the week containing ``--to``
+    (inclusive); ``ObsError`` for a bad date, a reversed or too long range, a range
+    that ends after ``now`` or one combined with ``--week-start``."""
+    if getattr(args, "week_start", None):
+        raise ObsError("--week-start reports one week; --from/--to report a range: use one or the other")
+    if not (args.date_from and args.date_to):
+        raise ObsError("--from and --to go together (YYYY-MM-DD each)")
+    days = []
+    for flag, raw in (("--from", args.date_from), ("--to", args.date_to)):
+        try:
+            days.append(date.fromisoformat(raw))
+        except ValueError as exc:
+            raise ObsError(f"{flag} {raw!r} is not a date (YYYY-MM-DD)") from exc
+    first, last = (week_start_of(datetime(d.year, d.month, d.day, tzinfo=UTC)) for d in days)
+    if last < first:
+        raise ObsError(f"--to {args.date_to} is before --from {args.date_from}")
+    if last > now:
+        raise ObsError(f"--to {args.date_to}: the week of {last.date().isoformat()} has not started yet "
+                       f"(now is {now.date().isoformat()})")
+    n = (last - first).days // 7 + 1
+    if n > BACKFILL_MAX_WEEKS:
+        raise ObsError(f"--from/--to cover {n} weeks; at most {BACKFILL_MAX_WEEKS} in one command")
+    return [first + timedelta(weeks=i) for i in range(n)]
+
+
+@contextmanager
+def _job_id_for(week: datetime):
+    """A ``JOB_ID`` from the environment names the whole backfill: each week gets
+    ``<JOB_ID>-<week_start>`` so its run-log record and artefacts stay its own."""
+    base = os.environ.get("JOB_ID")
+    if base:
+        os.environ["JOB_ID"] = f"{base}-{week.date().isoformat()}"
+    try:
+        yield
+    finally:
+        if base:
+            os.environ["JOB_ID"] = base
+
+
 def _run(args: argparse.Namespace) -> int:
+    """One week (``--week-start`` or the current one), or each week of ``--from``/``--to``
+    in turn: one job, one run-log record and one summary line per week; the exit code
+    is the first non-zero one (later weeks still run)."""
+    if args.date_from or args.date_to:
+        from ._base import resolve_now
+
+        try:
+            weeks = _backfill_weeks(args, resolve_now(args))
+        except ObsError as exc:
+            failure = exc  # reported as the job's error: one summary line, the usage exit code
+            return run_job(args, "weekly_report", lambda cfg, ctx, now: _raise(failure))
+        code = 0
+        for week in weeks:
+            with _job_id_for(week):
+                code = run_job(args, "weekly_report", _body(args, lambda w=week: w)) or code
+        return code
+    return run_job(args, "weekly_report", _body(args, lambda: _week(args)))
+
+
+def _raise(exc: Exception):
+    raise exc
+
+
+def _body(args: argparse.Namespace, week_of):
+    """The weekly job for the week ``week_of()`` (evaluated inside the job, so a bad
+    ``--week-start`` is reported as the job's error; None: the week containing now)."""
     from ..heartbeat import write_heartbeat
 
     def body(cfg, ctx, now):
         from ..weekly.delivery import preflight_delivery
 
         # cheap checks first: a delivery that cannot happen fails before any notebook runs
-        week = _week(args)
-        from ..timeutil import week_start_of
-
+        week = week_of()
         preflight_delivery(os.environ, require_delivery=args.require_delivery, cfg=cfg,
                            week_start=(week or week_start_of(now)).date().isoformat())
         from ..notebook import kernel_session
@@ -114,7 +183,7 @@ def _run(args: argparse.Namespace) -> int:
             out["fail_on"] = args.fail_on
         return out
 
-    return run_job(args, "weekly_report", body)
+    return body
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -126,6 +195,10 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                         description="Build the week's payload through the report notebook (papermill), export "
                                     "HTML, publish to out/weekly_report/<week_start>/, then deliver the payload.")
     r.add_argument("--week-start", help="Monday YYYY-MM-DD (default: the week containing --now)")
+    r.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD",
+                   help="backfill: report every week from the one containing this date ... (with --to)")
+    r.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD",
+                   help="... to the one containing this date, one summary line per week")
     r.add_argument("--allow-bad-rows", action="store_true",
                    help="report malformed input rows as alerts instead of failing the job")
     r.add_argument("--force", action="store_true", help="resend even when this payload was already delivered")
