@@ -361,6 +361,14 @@ def shade_period(ax, start: datetime, end: datetime, label: str = "report week")
     ax.axvspan(start, end, color="#fff1c1", alpha=0.8, zorder=0, label=label, linewidth=0)
 
 
+def log_scale_ms(ax) -> None:
+    """A log y axis labelled with plain numbers (``10,000`` rather than ``10^4``)."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+
+
 def markers_for(n_points: int, default: str = "o") -> str | None:
     """A marker for a short series, none for a long one."""
     return default if n_points <= FEW_POINTS else None
@@ -401,5 +409,5 @@ def plot_ev_gate(hist: dict[str, dict[str, list[tuple]]], start: datetime, end: 
 
 
 __all__ = ["Col", "Figure", "STATUS_COLOURS", "Summary", "Table", "cell_text", "change", "fmt_num", "fmt_pct",
-           "fmt_time", "legend_outside", "legend_width_in", "markers_for", "new_figure", "no_data_figure",
+           "fmt_time", "legend_outside", "legend_width_in", "log_scale_ms", "markers_for", "new_figure", "no_data_figure",
            "overall_status", "pill", "plot_ev_gate", "severity_counts", "shade_period", "utc_time_axis"]

@@ -30,6 +30,7 @@ from ..presentation import (
     fmt_time,
     legend_outside,
     legend_width_in,
+    log_scale_ms,
     markers_for,
     new_figure,
     no_data_figure,
@@ -406,7 +407,7 @@ def plot_latency(df: pd.DataFrame, slo_ms: float | None = None, days: int = 7):
         ax.axhline(slo_ms, color="red", linestyle="--", linewidth=1.2, label=f"SLO {fmt_num(slo_ms, 0)} ms")
     vals = [v for v in [*d["p95_ms"].dropna(), slo_ms] if v]
     if vals and max(vals) / max(min(vals), 1e-9) > 50:
-        ax.set_yscale("log")
+        log_scale_ms(ax)
     else:
         ax.set_ylim(0, max(vals or [1]) * 1.15)
     ax.set_ylabel("p95 latency (ms)")

@@ -38,6 +38,7 @@ from ..presentation import (
     fmt_time,
     legend_outside,
     legend_width_in,
+    log_scale_ms,
     markers_for,
     new_figure,
     no_data_figure,
@@ -515,7 +516,7 @@ def plot_latency(hourly: dict[str, list[tuple]], slo_ms: float, week_start: str 
                 linestyle="-" if len(pts) > 1 else "none", label=src)
     ax.axhline(slo_ms, color="red", linestyle="--", linewidth=1.2, label=f"SLO {fmt_num(slo_ms, 0)} ms")
     if values and max(values + [slo_ms]) / min(values + [slo_ms]) > 50:
-        ax.set_yscale("log")
+        log_scale_ms(ax)
     else:
         ax.set_ylim(0, max(values + [slo_ms]) * 1.15)
     if week_start and week_end:  # the week, or up to the last sample's hour when the week is still running
