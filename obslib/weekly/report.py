@@ -368,16 +368,21 @@ def execution_table(p: dict) -> Table:
 # the keys of a ``latency.sources`` entry of the weekly payload, in ``payload._latency``'s order
 LATENCY_COLUMNS = ["source", "samples", "p50_ms", "p95_ms"]
 _LATENCY_COLS = {"source": Col("source", "source", "id"), "samples": Col("samples", "samples", "int"),
-                 "p50_ms": Col("p50_ms", "p50 (ms)", "num", 0), "p95_ms": Col("p95_ms", "p95 (ms)", "num", 0)}
+                 "p50_ms": Col("p50_ms", "p50 (ms)", "num", 0), "p95_ms": Col("p95_ms", "p95 (ms)", "num", 0),
+                 "p99_ms": Col("p99_ms", "p99 (ms)", "num", 0), "max_ms": Col("max_ms", "max (ms)", "num", 0),
+                 "windows": Col("windows", "windows", "int"), "error_samples": Col("error_samples", "errors", "int"),
+                 "bad_events": Col("bad_events", "bad events", "int"), "method": Col("method", "method", "id")}
 
 
 def latency_table(p: dict) -> Table:
     """Per-source latency for the week (ms): the columns ``LATENCY_COLUMNS`` (even with no
-    source), then any other key a source entry carries, sorted."""
+    source), then the other keys a source entry carries (known ones with units, in
+    ``_LATENCY_COLS`` order; unknown ones after them, sorted)."""
     lat = p["latency"]
     sources = lat["sources"]
-    extra = sorted({k for s in sources for k in s} - set(LATENCY_COLUMNS))
-    cols = [_LATENCY_COLS[k] for k in LATENCY_COLUMNS] + [Col(k, k, "text") for k in extra]
+    present = {k for s in sources for k in s} - set(LATENCY_COLUMNS)
+    known = [k for k in _LATENCY_COLS if k in present]  # in the table's order, then any other key
+    cols = [_LATENCY_COLS[k] for k in LATENCY_COLUMNS + known] + [Col(k, k, "text") for k in sorted(present - set(known))]
     if lat["p95_ms"] is None:
         return Table(cols, sources, "No latency samples this week: latency is unknown, not zero.",
                      empty="No samples.")
