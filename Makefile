@@ -79,6 +79,8 @@ REALDATA ?= $(or $(OBSLIB_REALDATA),$(abspath ../shared/realdata/research_repo))
 screenshots: install ## headless Chromium, network off: PNGs of the demo week, the real week 2025-09-29 and the dashboard in out/screenshots/
 	@rm -rf $(SHOTS) && mkdir -p $(SHOTS)/work
 	@$(OBS) weekly run --work-root $(SHOTS)/work/demo $(if $(AS_OF),--now "$(AS_OF)") >/dev/null
+	@$(OBS) latency sample --work-root $(SHOTS)/work/dashboard $(if $(AS_OF),--now "$(AS_OF)") >/dev/null
+	@$(OBS) latency rollup --work-root $(SHOTS)/work/dashboard $(if $(AS_OF),--now "$(AS_OF)") >/dev/null
 	@$(OBS) dashboard run --work-root $(SHOTS)/work/dashboard $(if $(AS_OF),--now "$(AS_OF)") >/dev/null
 	@pages="weekly_demo=$$(ls $(SHOTS)/work/demo/out/weekly_report/*/weekly_report.html | head -n 1) \
 	        dashboard_demo=$(SHOTS)/work/dashboard/out/dashboard/dashboard_bundle.html"; \

@@ -51,7 +51,8 @@ _MEASURE = """(() => {
     inner_width: innerWidth, page_height: document.documentElement.scrollHeight,
     banner: box('#obs-banner'), key_figures: box('#obs-key-figures'), alerts: box('#obs-alerts') ||
     box('#obs-alerts-empty'), wide_tables: wide,
-    code_cells: document.querySelectorAll('.jp-CodeCell .jp-InputArea, .jp-CodeMirrorEditor').length});
+    code_cells: document.querySelectorAll('.jp-CodeCell .jp-InputArea, .jp-CodeMirrorEditor').length,
+    stderr_outputs: document.querySelectorAll('[data-mime-type="application/vnd.jupyter.stderr"]').length});
 })()"""
 
 
@@ -71,6 +72,7 @@ class PageCheck:
     alerts: dict | None = None
     wide_tables: list[str] = field(default_factory=list)
     code_cells: int = 0
+    stderr_outputs: int = 0  # warnings or errors printed by a cell, shown on the page
 
     def on_first_screen(self, name: str, height: int = HEIGHT) -> bool:
         """Whether landmark ``name`` (banner, key_figures, alerts) starts within the first screen."""
@@ -88,6 +90,8 @@ class PageCheck:
                 out.append(f"{name} is not on the first screen" if getattr(self, name) else f"no {name} on the page")
         if self.code_cells:
             out.append(f"{self.code_cells} code input element(s) shown")
+        if self.stderr_outputs:
+            out.append(f"{self.stderr_outputs} stderr output(s) (warnings, errors) shown")
         return out
 
 

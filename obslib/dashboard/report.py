@@ -181,22 +181,23 @@ def key_figures(run: DashboardRun, frames: dict[str, pd.DataFrame]) -> list[Figu
                            f"{len(sl) - 4} more below" if len(sl) > 4 else "", status="ok", lines=lines, wide=True))
     to = frames.get("turnover_summary", pd.DataFrame())
     if to.empty:
-        figs.append(Figure("Turnover, latest week", "no data", detail="no daily rows", status="unknown"))
+        figs.append(Figure("Turnover, last week", "no data", detail="no daily rows", status="unknown"))
     else:
         last = to["week_start"].max()
         wk = to[to["week_start"] == last]
-        figs.append(Figure("Turnover, latest week", fmt_num(wk["avg_trades_per_day"].mean(), 2), "trades/day mean",
-                           f"across {wk['run_id'].nunique():,} runs · week of {fmt_time(last)[:10]}"))
+        figs.append(Figure("Turnover, last week", fmt_num(wk["avg_trades_per_day"].mean(), 2), "trades/day",
+                           f"mean of {wk['run_id'].nunique():,} runs · week of {fmt_time(last)[:10]}"))
     lat = frames.get("latency_rollups", pd.DataFrame())
     if lat.empty:
-        figs.append(Figure("Latency, last 24 h", "no data", detail="no rollups: unknown, not zero", status="unknown"))
+        figs.append(Figure("Latency, 24 h", "no data", detail="no rollups: unknown, not zero", status="unknown"))
     else:
         end = lat["hour_utc"].max()
         day = lat[lat["hour_utc"] > end - pd.Timedelta(hours=24)]
         over = int(day["breach_flag"].fillna(False).sum())
         slo = f" · SLO {fmt_num(run.slo_ms, 0)} ms" if run.slo_ms else ""
-        figs.append(Figure("Latency, last 24 h", fmt_num(day["p95_ms"].max(), 0), "ms max hourly p95",
-                           f"{over} source-hour(s) over the SLO{slo}", status="warning" if over else "ok"))
+        figs.append(Figure("Latency, 24 h", fmt_num(day["p95_ms"].max(), 0), "ms",
+                           f"worst hourly p95 · {over} source-hour(s) over the SLO{slo}",
+                           status="warning" if over else "ok"))
     return figs
 
 
@@ -397,11 +398,11 @@ def plot_latency(df: pd.DataFrame, slo_ms: float | None = None, days: int = 7):
     labels = [*d["source"].unique(), "hour over SLO", "SLO"]
     fig, (ax,) = new_figure(PLOT_WIDTH_IN, 3.6, right_in=legend_width_in(labels) + 0.2)
     for src, g in d.groupby("source"):
-        ax.plot(list(g["hour_utc"].dt.to_pydatetime()), g["p95_ms"], marker=markers_for(len(g)), markersize=4,
+        ax.plot([t.to_pydatetime() for t in g["hour_utc"]], g["p95_ms"], marker=markers_for(len(g)), markersize=4,
                 label=src)
     bad = d[d["breach_flag"].fillna(False).astype(bool)]
     if len(bad):
-        ax.scatter(list(bad["hour_utc"].dt.to_pydatetime()), bad["p95_ms"], s=40, facecolors="none",
+        ax.scatter([t.to_pydatetime() for t in bad["hour_utc"]], bad["p95_ms"], s=40, facecolors="none",
                    edgecolors="red", zorder=5, label="hour over SLO")
     if slo_ms:
         ax.axhline(slo_ms, color="red", linestyle="--", linewidth=1.2, label=f"SLO {fmt_num(slo_ms, 0)} ms")

@@ -278,7 +278,7 @@ def week_runs_table(p: dict) -> Table:
     cols = [Col("runs", "runs", "int"), Col("trades", "trades", "int"), Col("wins", "wins", "int"),
             Col("ev_per_trade", "EV (pips/trade)", "num", 3), Col("win_rate_lcb", "win-rate LCB (%)", "pct", 1)]
     if not s["runs"]:
-        return Table(cols, [], "No run in runs/index.csv is stamped in this week.", empty="No runs this week.")
+        return Table(cols, [], "No run in runs/index.csv is stamped in this week.", empty="")
     listed = len(p["runs"]["week"])
     note = "Every run is listed in payload.json (runs.week)." if listed == s["runs"] else (
         f"payload.json lists the first {listed} of {s['runs']} runs by run_id (runs.week); the totals count all.")
