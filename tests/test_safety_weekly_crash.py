@@ -100,13 +100,12 @@ def test_every_file_operation_is_a_checkpoint(template):
 
 
 def _nb_job_id(nb_path: Path) -> str:
-    nb = json.loads(nb_path.read_text())
-    for c in nb["cells"]:
-        if "injected-parameters" in c.get("metadata", {}).get("tags", []):
-            for line in "".join(c["source"]).splitlines():
-                if line.startswith("job_id = "):
-                    return json.loads(line.split("=", 1)[1].strip())
-    raise AssertionError("no injected job_id")
+    # the run's parameters as papermill recorded them (the published parameters cell leaves
+    # job_id blank so that a re-run gets its own)
+    params = json.loads(nb_path.read_text())["metadata"].get("papermill", {}).get("parameters", {})
+    if not params.get("job_id"):
+        raise AssertionError("no job_id in the notebook's papermill parameters")
+    return params["job_id"]
 
 
 def assert_one_run(week: Path) -> None:
