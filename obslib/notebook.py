@@ -1,7 +1,9 @@
-"""Executing parameterised notebooks with papermill and exporting HTML with nbconvert.
+"""Executing parameterised notebooks with papermill; the executed notebook and its HTML
+page are then made by ``obslib.nbpublish``.
 
-Parameters are checked before execution against the notebook's tagged ``parameters``
-cell (``papermill.inspect_notebook``): an unknown name or a value whose type differs from
+A notebook must have exactly one cell tagged ``parameters`` (refused before it runs).
+Parameters are checked before execution against that cell
+(``papermill.inspect_notebook``): an unknown name or a value whose type differs from
 the declared default's type stops with a clear ``ObsError``. Execution uses the kernel
 named in the notebook (``obslib``, registered inside the venv by ``make install``), with
 a kernel-start timeout and a per-cell timeout, and shows no progress bar without a TTY.
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -30,6 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ObsError
+from .nbpublish import (
+    INJECTED_TAG,
+    PARAMETERS_TAG,
+    export_html,
+    finalize_executed,
+    tagged,
+    warm_up_html_export,
+)
 
 _TYPE_NAMES = {"str": str, "int": int, "float": float, "bool": bool}
 
@@ -42,14 +51,6 @@ class NotebookFailed(ObsError):
         self.partial_path = partial_path
 
 
-PARAMETERS_TAG = "parameters"
-INJECTED_TAG = "injected-parameters"
-
-
-def _tagged(cells: list[dict], tag: str) -> list[int]:
-    return [i for i, c in enumerate(cells) if tag in (c.get("metadata") or {}).get("tags", [])]
-
-
 def check_parameters_cell(notebook: Path) -> None:
     """Raise ``ObsError`` unless exactly one cell of ``notebook`` is tagged ``parameters``:
     with none papermill has nowhere to put the values, and with several it injects after
@@ -60,7 +61,7 @@ def check_parameters_cell(notebook: Path) -> None:
         cells = json.loads(Path(notebook).read_text(encoding="utf-8")).get("cells") or []
     except (OSError, ValueError) as exc:
         raise ObsError(f"{notebook}: cannot read the notebook: {exc}") from exc
-    found = _tagged(cells, PARAMETERS_TAG)
+    found = tagged(cells, PARAMETERS_TAG)
     if len(found) != 1:
         where = f" (cells {', '.join(str(i + 1) for i in found)})" if found else ""
         raise ObsError(f"{notebook.name}: {len(found)} cells are tagged {PARAMETERS_TAG!r}{where}; exactly one is "
@@ -201,185 +202,6 @@ def _execute(notebook: Path, output: Path, params: dict[str, Any], *, km: Any, n
                              output if output.exists() else None) from exc
 
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
-TEMPLATE = "obslib_report"  # lab's HTML without network requests, with the report styles
-
-
-@functools.cache
-def _html_exporter():
-    """The process's one ``HTMLExporter`` (its jinja templates are compiled per instance):
-    the ``obslib_report`` template, input cells and prompts left out (the executed
-    notebook keeps the code; the page shows results)."""
-    from nbconvert import HTMLExporter
-
-    return HTMLExporter(template_name=TEMPLATE, extra_template_basedirs=[str(TEMPLATES)], exclude_input=True,
-                        exclude_input_prompt=True, exclude_output_prompt=True)
-
-
-def _page(nb: Any) -> Any:
-    """What the HTML page shows of an executed notebook: no parameters cells, no code cell
-    without output; its ``<title>`` is the ``obslib.title`` an output carries (a report's
-    summary), else the notebook's own."""
-    import copy
-
-    page = copy.copy(nb)
-    page.cells = [c for c in nb.cells
-                  if not {PARAMETERS_TAG, INJECTED_TAG} & set(c.get("metadata", {}).get("tags", []))
-                  and not (c.get("cell_type") == "code" and not c.get("outputs"))]
-    for c in page.cells:
-        for o in c.get("outputs", []):
-            title = ((o.get("metadata") or {}).get("obslib") or {}).get("title")
-            if title:
-                page.metadata = copy.deepcopy(nb.metadata)
-                page.metadata["title"] = title
-                return page
-    return page
-
-
-def export_html(executed: Path, html_path: Path, nb: Any = None) -> Path:
-    """Write ``html_path`` from an executed notebook (read from ``executed`` unless given
-    as ``nb``) without re-executing it (atomic). Self-contained: nothing is fetched from
-    the network, plots are inline PNG. Reuses one ``HTMLExporter`` per process
-    (compiling its templates takes ~0.3 s)."""
-    import nbformat
-
-    from .storage import atomic_write_text
-
-    node = nbformat.from_dict(nb) if nb is not None else nbformat.read(str(executed), as_version=4)
-    body, _ = _html_exporter().from_notebook_node(_page(node))
-    atomic_write_text(html_path, body)
-    return html_path
-
-
-def warm_up_html_export() -> None:
-    """Create the process's ``HTMLExporter`` and render a one-cell notebook once (template
-    compilation, pygments and markdown setup), so the real export afterwards is fast."""
-    import nbformat
-
-    _html_exporter().from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]))
-
-
-# --- the executed notebook as published ---------------------------------------------------
-
-MAX_CELL_OUTPUT_CHARS = 100_000  # text kept per cell (its streams, text/plain and HTML together)
-MAX_IMAGE_CHARS = 4_000_000  # base64 characters of one image output (~3 MB)
-_TEXT_TYPES = ("text/html", "text/markdown", "text/latex", "image/svg+xml", "application/json", "text/plain")
-_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
-
-
-def _text(v: Any) -> str:
-    return "".join(v) if isinstance(v, list) else str(v) if not isinstance(v, str) else v
-
-
-def _output_chars(o: dict) -> tuple[int, int]:
-    """(characters, lines) of an output's text as shown (HTML when it has some)."""
-    if o.get("output_type") == "stream":
-        t = _text(o.get("text", ""))
-    elif o.get("output_type") == "error":
-        t = "\n".join(o.get("traceback") or [])
-    else:
-        data = o.get("data") or {}
-        t = next((_text(data[k]) for k in _TEXT_TYPES if k in data), "")
-    return len(t), t.count("\n") + (1 if t and not t.endswith("\n") else 0)
-
-
-def _note(total: int, lines: int, limit: int) -> str:
-    return (f"\n[output truncated: this cell printed {total:,} characters ({lines:,} lines); the first {limit:,} "
-            f"are kept (obslib.notebook.MAX_CELL_OUTPUT_CHARS)]\n")
-
-
-def truncate_outputs(nb: dict, limit: int = MAX_CELL_OUTPUT_CHARS, image_limit: int = MAX_IMAGE_CHARS) -> int:
-    """Bound the published notebook and page: in each code cell, text outputs past
-    ``limit`` characters in total are cut (the first ones kept) and a visible note says how
-    much there was; an image larger than ``image_limit`` is replaced by a note. Works on
-    the notebook's JSON dict in place; returns the number of cells cut."""
-    cut_cells = 0
-    for cell in nb.get("cells", []):
-        outputs = cell.get("outputs") or []
-        sizes = [_output_chars(o) for o in outputs]
-        total, lines = sum(c for c, _ in sizes), sum(n for _, n in sizes)
-        budget, kept, cut = limit, [], False
-        for o, (chars, _) in zip(outputs, sizes, strict=True):
-            data = o.get("data") or {}
-            image = any(k in data for k in _IMAGE_TYPES)
-            for k in _IMAGE_TYPES:
-                if k in data and len(_text(data[k])) > image_limit:
-                    o["data"] = {"text/plain": f"[image of {len(_text(data[k])):,} base64 characters left out: "
-                                               f"over obslib.notebook.MAX_IMAGE_CHARS]"}
-            if cut:  # past the limit: text goes (the note is there), images (bounded above) and errors stay
-                if image or o.get("output_type") == "error":
-                    kept.append(o)
-                continue
-            if chars <= budget:
-                budget -= chars
-                kept.append(o)
-                continue
-            cut = True
-            if o.get("output_type") == "stream":
-                o["text"] = _text(o.get("text", ""))[:budget] + _note(total, lines, limit)
-                kept.append(o)
-            else:
-                if budget > 0 and o.get("output_type") != "error":
-                    plain = _text(data.get("text/plain", ""))[:budget]
-                    kept.append({"output_type": "display_data", "metadata": {}, "data": {"text/plain": plain}})
-                if o.get("output_type") == "error":
-                    o["traceback"] = [_text(o.get("traceback") or [])[:budget]]
-                    kept.append(o)
-                kept.append({"output_type": "stream", "name": "stdout", "text": _note(total, lines, limit)})
-        if cut:
-            cell["outputs"] = kept
-            cut_cells += 1
-    return cut_cells
-
-
-_ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_]\w*)(?P<annotation>\s*:\s*[A-Za-z_][\w.\[\], |]*)?\s*=\s*"
-                         r"(?P<value>.*?)(?P<comment>\s+#.*)?$")
-
-
-def _literal(value: Any) -> str:
-    """A parameter value as Python source (strings in double quotes, as the notebooks write them)."""
-    import json
-
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
-
-
-def publish_parameters(nb: dict, params: dict[str, Any]) -> None:
-    """Make an executed notebook re-executable on its own: its ``parameters`` cell gets the
-    run's values and papermill's ``injected-parameters`` cell goes, so ``papermill
-    <notebook> <out> -p out_dir DIR`` (or a plain re-execution) rebuilds the same report.
-    Values the notebook's metadata names in ``obslib.rerun_blank`` (where to write, the
-    job id) stay blank, so a re-run never writes into the folder the notebook was
-    published in. Works on the notebook's JSON dict in place."""
-    blank = set(((nb.get("metadata") or {}).get("obslib") or {}).get("rerun_blank") or [])
-    cells = nb.get("cells", [])
-    nb["cells"] = cells = [c for c in cells if INJECTED_TAG not in (c.get("metadata") or {}).get("tags", [])]
-    (i,) = _tagged(cells, PARAMETERS_TAG)
-    out = ["# The values of the run that made this notebook; re-run it with",
-           "#   papermill <this notebook> <out.ipynb> -p out_dir <new folder>"]
-    for line in _text(cells[i].get("source", "")).split("\n"):
-        m = _ASSIGNMENT.match(line)
-        if m and m["name"] in params and m["name"] not in blank:
-            line = f"{m['name']}{(m['annotation'] or '').rstrip()} = {_literal(params[m['name']])}{m['comment'] or ''}"
-        out.append(line)
-    cells[i]["source"] = "\n".join(out)
-
-
-def finalize_executed(nb_path: Path, params: dict[str, Any] | None) -> dict:
-    """The executed notebook as published: outputs bounded (``truncate_outputs``) and,
-    when ``params`` are given, its parameters made its own (``publish_parameters``);
-    rewritten in place (atomic). Returns the notebook (a ``NotebookNode``)."""
-    from nbformat.v4 import nbjson  # reads/writes as nbformat does, without a validation pass
-
-    from .storage import atomic_write_text
-
-    nb = nbjson.reads(Path(nb_path).read_text(encoding="utf-8"))
-    truncate_outputs(nb)
-    if params is not None:
-        publish_parameters(nb, params)
-    atomic_write_text(nb_path, nbjson.writes(nb) + "\n")
-    return nb
-
-
 def keep_partial(exc: NotebookFailed, failed_path: Path, shown_relative_to: Path) -> NotebookFailed:
     """Move a failed run's partial notebook to ``failed_path`` and name it (relative to
     ``shown_relative_to``) in the error's message. Returns ``exc``."""
@@ -463,6 +285,5 @@ def execute_to_html(notebook: Path, nb_out: Path, html_out: Path, params: dict[s
     export_html(nb_out, html_out, nb=finalize_executed(nb_out, params))
 
 
-__all__ = ["NotebookFailed", "check_parameters", "check_parameters_cell", "declared_parameters", "execute_to_html",
-           "export_html", "finalize_executed", "kernel_session", "keep_partial", "publish_parameters",
-           "truncate_outputs"]
+__all__ = ["INJECTED_TAG", "NotebookFailed", "PARAMETERS_TAG", "check_parameters", "check_parameters_cell",
+           "declared_parameters", "execute_to_html", "kernel_session", "keep_partial"]

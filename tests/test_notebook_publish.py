@@ -17,14 +17,8 @@ from conftest import obs_subprocess_env
 
 from obslib.config import load_config
 from obslib.errors import ObsError
-from obslib.notebook import (
-    MAX_CELL_OUTPUT_CHARS,
-    check_parameters,
-    execute_to_html,
-    kernel_session,
-    publish_parameters,
-    truncate_outputs,
-)
+from obslib.nbpublish import MAX_CELL_OUTPUT_CHARS, publish_parameters, truncate_outputs
+from obslib.notebook import check_parameters, execute_to_html, kernel_session
 
 OBS = [sys.executable, "-m", "obslib"]
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +97,7 @@ def test_truncate_outputs_keeps_the_head_and_says_how_much_there_was():
     assert f"this cell printed {len(text) + len('<b>x</b>') + len('<Figure>'):,} characters" in outs[0]["text"]
     assert "(200,002 lines)" in outs[0]["text"]
     assert outs[1]["data"] == {"text/plain": "[image of 5,000,000 base64 characters left out: over "
-                                             "obslib.notebook.MAX_IMAGE_CHARS]"}
+                                             "obslib.nbpublish.MAX_IMAGE_CHARS]"}
     assert nb["cells"][1]["outputs"][0]["text"] == "small\n"
 
 

@@ -2,7 +2,7 @@
 
 Each template in ``notebooks/`` is executed with papermill on the deterministic demo data
 at the fixed ``AS_OF`` (every other parameter blank: temp folders, removed when the
-kernel exits) and published as a job publishes it (``obslib.notebook.finalize_executed``:
+kernel exits) and published as a job publishes it (``obslib.nbpublish.finalize_executed``:
 the parameters cell holds ``as_of``, outputs bounded). ``make test`` re-executes these
 copies with ``pytest --nbval`` (outputs compared, ``sanitize.cfg`` masking what changes
 between runs), so a changed number fails CI with a diff; regenerate deliberately when a
@@ -24,7 +24,8 @@ IMAGES = ("image/png", "image/jpeg")  # nbval skips them (without --nbdime)
 def build(name: str) -> Path:
     import papermill
 
-    from obslib.notebook import check_parameters, finalize_executed
+    from obslib.nbpublish import finalize_executed
+    from obslib.notebook import check_parameters
 
     src, dst = REPO / "notebooks" / name, HERE / name
     params = {"as_of": AS_OF}
