@@ -5,8 +5,8 @@ notebook only calls these; how numbers look is ``obslib.presentation``.
 Order of the page: the summary first (``summary``), then the week's runs, benchmarks,
 utilisation, execution health, latency, the EV gate, all alerts and the provenance.
 Every figure shown comes from the payload, except the changes from the previous week
-(the same payload built for the week before, ``WeeklyReport.previous``) and the two
-time series read from the data root for plots (hourly latency, EV-gate history).
+(the same payload built for the week before, ``WeeklyReport.previous``) and the EV-gate
+history read from the data root for its plot.
 
 Tables are ``presentation.Table`` objects rendered without pandas, which keeps ``make
 weekly`` close to the cost of papermill itself (see ``bench/weekly.py``).
@@ -103,7 +103,7 @@ def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = ""
 
     Blank parameters mean: ``as_of`` now, ``week_start`` the week containing ``as_of``,
     ``data_root`` the demo repository (under ``work_root``, a temp folder when blank),
-    ``out_dir`` a temp folder (temp folders go when the kernel exits). ``out_dir`` may
+    ``out_dir`` a temp folder (``storage.scratch_dir``). ``out_dir`` may
     not be a published week folder: a re-run writes elsewhere. Raises
     ``ObsError``/``InputError``/``ValidationError``.
     """
@@ -247,12 +247,10 @@ def key_figures(p: dict, prev: dict | None = None) -> list[Figure]:
             _latency_figure(p, prev), _runs_figure(p, prev)]
 
 
-def summary(rep: WeeklyReport | dict) -> Summary:
+def summary(rep: WeeklyReport) -> Summary:
     """The first screen: the status banner (the most severe alert's level), the key figures
     and the most severe alerts."""
-    p = rep.payload if isinstance(rep, WeeklyReport) else rep
-    prev = rep.previous if isinstance(rep, WeeklyReport) else None
-    href = rep.runbook_href if isinstance(rep, WeeklyReport) else None
+    p, prev, href = rep.payload, rep.previous, rep.runbook_href
     sev = [a["severity"] for a in p["alerts"]]
     end = (parse_ts(p["week_end"]) - timedelta(days=1)).date().isoformat()
     facts = [f"Week {p['week_start'][:10]} → {end} (UTC)", f"Data: {p['provenance'].get('data_root') or 'unknown'}",
@@ -314,7 +312,7 @@ def runs_table(p: dict) -> Table:
     rows = [{"kind": "baseline", "run_id": b["run_id"], "ev_latest": b["ev"]["latest"],
              "ev_trend_7d": b["ev"]["trend_7d"], "win_rate_lcb": b["win_rate_lcb"],
              "as_of": b.get("as_of"), "stale": b.get("stale")} for b in p["runs"]["baseline"]]
-    rows += [{"kind": f"rolling {r.get('window_days', '')} d".replace("  ", " "), "run_id": r["run_id"],
+    rows += [{"kind": f"rolling {r['window_days']} d" if r.get("window_days") else "rolling", "run_id": r["run_id"],
               "ev_latest": r["ev"]["latest"], "avg_trades_per_day": r["turnover"]["avg_trades_per_day"],
               "as_of": r.get("as_of"), "stale": r.get("stale")} for r in p["runs"]["rolling"]]
     if not rows:
