@@ -21,6 +21,7 @@ from typing import Any
 from ..config import Config, load_config
 from ..errors import LockTimeout, ObsError, Terminated
 from ..runlog import JobContext, redact
+from ..safepath import check_work_tree
 from ..timeutil import parse_ts, utcnow
 
 
@@ -48,10 +49,14 @@ def resolve_now(args: argparse.Namespace) -> datetime:
 
 
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
-    """Load the config with CLI flag overrides (None values ignored)."""
+    """Load the config with CLI flag overrides (None values ignored). Raises
+    ``UnsafePath`` (exit 2) when a link under the work root's ``out/`` or ``ops/`` leads
+    outside it (``safepath.check_work_tree``), before any job writes or deletes there."""
     ov: dict[str, Any] = {"data_root": getattr(args, "data_root", None)}
     ov.update(overrides)
-    return load_config(getattr(args, "work_root", None), config_file=getattr(args, "config", None), overrides=ov)
+    cfg = load_config(getattr(args, "work_root", None), config_file=getattr(args, "config", None), overrides=ov)
+    check_work_tree(cfg.work_root)
+    return cfg
 
 
 def emit(summary: dict[str, Any]) -> None:

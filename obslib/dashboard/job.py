@@ -102,7 +102,8 @@ def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float
         if warm is not None:
             warm.join(float(cfg.notebook.start_timeout_s))  # the kernel is ready and warm: one client at a time
         execute_to_html(NOTEBOOK, staging / OUTPUTS[0], staging / OUTPUTS[1], params,
-                        failed_path=safe_child(out / "failed", ctx.job_id, what="JOB_ID", suffix=".ipynb"),
+                        failed_path=safe_child(out / "failed", ctx.job_id, what="JOB_ID", suffix=".ipynb",
+                                              base=cfg.work_root),
                         work_root=cfg.work_root,
                         nb_cfg=cfg.notebook, km=km)
         _faults.checkpoint("nb_executed")
