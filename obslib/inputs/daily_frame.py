@@ -157,6 +157,7 @@ def iter_daily_frames(data_root: Path, run_dirs: Sequence[str | None], problems:
     reports it). Raises ``InputError`` for a file that exists but is unreadable or lacks
     required columns (as ``read_daily`` does)."""
     root = Path(data_root)
+    root_r = root.resolve()
     for lo in range(0, len(run_dirs), batch_files):
         groups: dict[tuple[str, ...], list[tuple[int, str, bytes]]] = {}
         frames: list[pd.DataFrame] = []
@@ -164,7 +165,7 @@ def iter_daily_frames(data_root: Path, run_dirs: Sequence[str | None], problems:
             rd = run_dirs[key]
             if not rd:
                 continue
-            why = run_dir_problem(root, rd)
+            why = run_dir_problem(root, rd, root_resolved=root_r)
             if why is not None:
                 problems.append(Problem("malformed", INDEX_REL, why))
                 continue

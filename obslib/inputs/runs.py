@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 
 from ..errors import InputError
-from ..safepath import UnsafePath, check_relpath, contained, is_identifier
+from ..safepath import UnsafePath, check_relpath, is_identifier
 from . import Problem
 from .csvfile import cell_float, read_csv, to_float
 from .values import is_null, parse_date, parse_timestamp, show
@@ -42,27 +42,31 @@ DAILY_REQUIRED = ("fills", "wins", "pnl_pips")
 DAILY_COUNTS = ("breakouts", "gate_pass", "gate_block", "ev_pass", "ev_reject", "fills", "wins")
 
 
-def data_path_problem(data_root: Path, value: str, *, what: str) -> str | None:
+def data_path_problem(data_root: Path, value: str, *, what: str, root_resolved: Path | None = None) -> str | None:
     """Why ``value``, a path read from an input file (``run_dir``, ``state_archive_path``),
     may not be read under ``data_root``, or None when it may.
 
     It must be a relative path of safe identifiers (``safepath.check_relpath``: no
     ``..``, no leading ``/``, ``[A-Za-z0-9._-]`` parts; one trailing ``/`` is allowed) that
     resolves, links followed, inside the resolved data root. The reason reads
-    ``<what> '<value>' outside the data root (...)``."""
+    ``<what> '<value>' outside the data root (...)``. ``root_resolved``: the data root
+    already resolved (callers checking many rows pass it once; ~0.1 ms a row remains)."""
     stripped = value.rstrip("/") if isinstance(value, str) else value
     try:
         check_relpath(stripped, what=what)
-        contained(data_root, Path(data_root) / stripped, what=what)
+        root_r = root_resolved if root_resolved is not None else Path(data_root).resolve()
+        target = (root_r / stripped).resolve()
+        if target != root_r and root_r not in target.parents:
+            raise UnsafePath(what)
     except UnsafePath:
         return (f"{what} {show(value, 80)} outside the data root (a relative path of [A-Za-z0-9._-] parts "
                 "inside it is expected)")
     return None
 
 
-def run_dir_problem(data_root: Path, run_dir: str) -> str | None:
+def run_dir_problem(data_root: Path, run_dir: str, *, root_resolved: Path | None = None) -> str | None:
     """``data_path_problem`` for a ``run_dir`` (``runs/index.csv``, benchmark reports)."""
-    return data_path_problem(data_root, run_dir, what="run_dir")
+    return data_path_problem(data_root, run_dir, what="run_dir", root_resolved=root_resolved)
 
 
 def read_run_index(data_root: Path, problems: list[Problem]) -> list[dict]:
@@ -78,6 +82,7 @@ def read_run_index(data_root: Path, problems: list[Problem]) -> list[dict]:
     if len(header) not in HEADER_VERSIONS:
         problems.append(Problem("ignored", INDEX_REL, f"unknown header version ({len(header)} columns); read by name", 1))
     out = []
+    root_r = Path(data_root).resolve()
     for line, row in rows:
         ok = True
         rec: dict = {"_line": line}
@@ -99,7 +104,7 @@ def read_run_index(data_root: Path, problems: list[Problem]) -> list[dict]:
             ok = False
         if is_null(row.get("run_dir")):
             rec["run_dir"] = None
-        elif ok and (why := run_dir_problem(data_root, row["run_dir"])) is not None:
+        elif ok and (why := run_dir_problem(data_root, row["run_dir"], root_resolved=root_r)) is not None:
             problems.append(Problem("malformed", INDEX_REL, why, line))
             ok = False
         if ok and rec["wins"] > rec["trades"]:
