@@ -25,7 +25,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import ObsError
 from ..inputs import data_label, resolve_data_root
-from ..notebook import execute_to_html, kernel_session
+from ..notebook import execute_to_html, kernel_session, warm_up
 from ..provenance import commit_sha, source_command
 from ..runlog import JobContext
 from ..safepath import safe_child
@@ -49,32 +49,12 @@ WARM_UP = ("import matplotlib.pyplot, pandas, pyarrow.parquet\n"
            "import obslib.dashboard.report")
 
 
-def _warm_up(km, timeout_s: float) -> None:
-    """Have the booting kernel import the notebook's heavy modules (silently, no history,
-    so cell numbering is unchanged). Best effort: any problem only costs the speed-up."""
-    from jupyter_core.utils import run_sync
-
-    kc = km.client()
-    try:
-        kc.start_channels()
-        run_sync(kc.wait_for_ready)(timeout=timeout_s)
-        run_sync(kc.execute_interactive)(WARM_UP, silent=True, store_history=False, timeout=timeout_s)
-    except Exception:  # noqa: BLE001 - see docstring
-        pass
-    finally:
-        kc.stop_channels()
-
-
 def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: float) -> NotebookRun:
     """Export, then execute the notebook (see module doc). Raises ``NotebookFailed`` or ``ObsError``.
     The kernel boots and imports the notebook's modules (``WARM_UP``, on a helper thread)
     while this process exports: the two overlap on the machine's two cores."""
-    import threading
-
     with kernel_session(cfg.notebook.kernel_name) as km:  # boots while we export
-        warm = threading.Thread(target=_warm_up, args=(km, float(cfg.notebook.start_timeout_s)),
-                                name="obs-kernel-warm-up", daemon=True)
-        warm.start()
+        warm = warm_up(km, WARM_UP, float(cfg.notebook.start_timeout_s))
         return _run_on_kernel(cfg, ctx, now, pip_value, km, warm)
 
 
