@@ -121,31 +121,6 @@ def kernel_session(kernel_name: str, cwd: Path | None = None) -> Iterator[Any]:
             run_sync(km.cleanup_resources)()
 
 
-def warm_up(km: Any, code: str, timeout_s: float) -> threading.Thread:
-    """Start (and return) a daemon thread that waits for the kernel ``km`` to be ready and
-    has it run ``code`` (the notebook's imports) silently, without history (cell numbers
-    unchanged), while the caller goes on: the imports overlap the job's own work instead of
-    delaying the first cell. Best effort: a failure only loses the speed-up. A notebook
-    executed meanwhile simply queues behind it in the kernel."""
-
-    def run() -> None:
-        from jupyter_core.utils import run_sync
-
-        kc = km.client()
-        try:
-            kc.start_channels()
-            run_sync(kc.wait_for_ready)(timeout=timeout_s)
-            run_sync(kc.execute_interactive)(code, silent=True, store_history=False, timeout=timeout_s)
-        except Exception:  # noqa: BLE001 - see docstring
-            pass
-        finally:
-            kc.stop_channels()
-
-    t = threading.Thread(target=run, name="obs-kernel-warm-up", daemon=True)
-    t.start()
-    return t
-
-
 @functools.cache
 def _register_engine() -> str:
     """Register (once) and name the papermill engine used here: papermill's nbclient engine
@@ -307,4 +282,4 @@ def execute_to_html(notebook: Path, nb_out: Path, html_out: Path, params: dict[s
 
 
 __all__ = ["NotebookFailed", "check_parameters", "declared_parameters", "execute_to_html", "export_html",
-           "kernel_session", "keep_partial", "warm_up"]
+           "kernel_session", "keep_partial"]

@@ -21,8 +21,6 @@ def _week(args) -> object:
         raise ObsError(f"--week-start: {exc}") from exc
 
 
-# what the report notebook's first cell imports: the kernel imports it while this process prepares
-WARM_UP = "import matplotlib.pyplot\nimport IPython.display\nfrom obslib.weekly import report"
 FAIL_ON = ("never", "warning", "critical")
 FAIL_ON_EXIT = 4  # a report alert at or above --fail-on (distinct from 1 error, 2 refused, 3 undelivered)
 
@@ -75,12 +73,11 @@ def _run(args: argparse.Namespace) -> int:
 
         preflight_delivery(os.environ, require_delivery=args.require_delivery, cfg=cfg,
                            week_start=(week or week_start_of(now)).date().isoformat())
-        from ..notebook import kernel_session, warm_up
+        from ..notebook import kernel_session
 
         try:
             # the report kernel starts first: its start-up overlaps the imports and preflight
             with kernel_session(cfg.notebook.kernel_name) as km:
-                warm_up(km, WARM_UP, float(cfg.notebook.start_timeout_s))  # the first cell's imports, now
                 from ..weekly.job import build_report
 
                 result = build_report(cfg, ctx, now, week, allow_bad_rows=args.allow_bad_rows, km=km,

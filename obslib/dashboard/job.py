@@ -25,7 +25,7 @@ from pathlib import Path
 from ..config import Config
 from ..errors import ObsError
 from ..inputs import data_label, resolve_data_root
-from ..notebook import execute_to_html, kernel_session, warm_up
+from ..notebook import execute_to_html, kernel_session
 from ..provenance import commit_sha, source_command
 from ..runlog import JobContext
 from ..safepath import safe_child
@@ -44,21 +44,14 @@ class NotebookRun:
     artefacts: list[str]
 
 
-# imported by the kernel while this process exports (the notebook's first cell then finds them)
-WARM_UP = ("import matplotlib.pyplot, pandas, pyarrow.parquet\n"
-           "import obslib.dashboard.report")
-
-
 def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: float) -> NotebookRun:
     """Export, then execute the notebook (see module doc). Raises ``NotebookFailed`` or ``ObsError``.
-    The kernel boots and imports the notebook's modules (``WARM_UP``, on a helper thread)
-    while this process exports: the two overlap on the machine's two cores."""
+    The kernel boots while this process exports: the two overlap on the machine's two cores."""
     with kernel_session(cfg.notebook.kernel_name) as km:  # boots while we export
-        warm = warm_up(km, WARM_UP, float(cfg.notebook.start_timeout_s))
-        return _run_on_kernel(cfg, ctx, now, pip_value, km, warm)
+        return _run_on_kernel(cfg, ctx, now, pip_value, km)
 
 
-def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float, km, warm=None) -> NotebookRun:
+def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float, km) -> NotebookRun:
     from .report import RESULT_FILE
 
     root = resolve_data_root(cfg, now)
@@ -79,8 +72,6 @@ def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float
                   "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
                   "data_label": data_label(cfg), "pip_value": float(pip_value),
                   "result_file": str((staging / RESULT_FILE).resolve())}
-        if warm is not None:
-            warm.join(float(cfg.notebook.start_timeout_s))  # the kernel is ready and warm: one client at a time
         execute_to_html(NOTEBOOK, staging / OUTPUTS[0], staging / OUTPUTS[1], params,
                         failed_path=safe_child(out / "failed", ctx.job_id, what="JOB_ID", suffix=".ipynb",
                                               base=cfg.work_root),
