@@ -78,7 +78,7 @@ def _rollup(args: argparse.Namespace) -> int:
         summary = run_rollup(cfg, ctx, now, full=args.full)
         if summary.get("skipped"):
             say(f"obs latency rollup: skipped: {summary.get('error')}")
-        return summary
+        return _say_messages(summary)
 
     return run_job(args, "latency_rollup", body, config_overrides=_overrides(args))
 
