@@ -27,8 +27,9 @@ def to_rfc3339(ts: datetime) -> str:
     if ts.tzinfo is None:
         raise ValueError("naive datetime: obslib only writes timezone-aware UTC times")
     ts = ts.astimezone(UTC)
-    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if ts.microsecond else "%Y-%m-%dT%H:%M:%SZ"
-    return ts.strftime(fmt)
+    # not strftime("%Y"): it writes year 1 as "1", not "0001"
+    out = f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
+    return f"{out}.{ts.microsecond:06d}Z" if ts.microsecond else f"{out}Z"
 
 
 def parse_ts(value: str, *, naive_tz: str = "UTC") -> datetime:

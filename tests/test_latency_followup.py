@@ -126,3 +126,30 @@ def test_pruned_raw_rows_then_full_rebuild_keeps_their_hours(tmp_path, rotate_by
     r = rollup(cfg, "2026-11-24T12:30:00Z", full=True)
     assert r["status"] == "ok" and r["full"]
     assert brief(rollup_rows(tmp_path)) == want
+
+
+# --- finding 2: --since / --until are checked like every other time flag --------------------
+
+@pytest.mark.parametrize("args, flag, why", [
+    (["--since", "garbage"], "--since", "is not an RFC 3339 timestamp"),        # the QA inputs
+    (["--until", "garbage"], "--until", "is not an RFC 3339 timestamp"),
+    (["--since", "2026-11-24T12:00:00Z", "--until", "2026-11-24T10:00:00Z"], "--since", "is not before --until"),
+    (["--since", "0001-01-01T00:00:00Z"], "--since", "is out of range (1970-01-01..2099-12-31)"),
+    (["--until", "2026-13-01T00:00:00Z"], "--until", "is not an RFC 3339 timestamp"),  # same class: month 13
+    (["--since", "2026-11-24T10:00:00Z", "--until", "2026-11-24T10:00:00Z"], "--since", "is not before --until"),
+    (["--until", "1969-12-31T23:00:00Z"], "--until", "is out of range (1970-01-01..2099-12-31)"),
+])
+def test_status_time_flags_refuse_bad_values_with_exit_2(tmp_path, args, flag, why):
+    r = obs(tmp_path, "latency", "status", "--work-root", "w", *args)
+    assert r.returncode == 2, r.stderr
+    assert "internal error" not in r.stderr
+    err = json.loads(r.stdout)["error"]
+    assert err.startswith(flag) and why in err
+
+
+def test_rfc3339_writes_four_digit_years():
+    from obslib.timeutil import to_rfc3339
+
+    assert to_rfc3339(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00Z"
+    assert to_rfc3339(datetime(999, 12, 31, 23, 59, 59, 5, tzinfo=UTC)) == "0999-12-31T23:59:59.000005Z"
+    assert to_rfc3339(datetime(2026, 11, 24, 10, 0, tzinfo=UTC)) == "2026-11-24T10:00:00Z"

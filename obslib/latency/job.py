@@ -392,6 +392,8 @@ def latency_status(cfg: Config, *, since: datetime | None = None, until: datetim
                      "latest_samples": stats.samples if stats else 0, "latest_method": stats.method if stats else None}
     res: dict[str, Any] = {"status": "ok", "slo_ms": doc.get("slo_ms", cfg.latency.slo_ms),
                            "updated_at": doc.get("updated_at"), "sources": out}
+    if since is not None and until is not None and since >= until:
+        raise ValueError(f"since {to_rfc3339(since)} is not before until {to_rfc3339(until)}")
     if since is not None or until is not None:
         from .rollup import store_query
 
