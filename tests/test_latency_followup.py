@@ -153,3 +153,85 @@ def test_rfc3339_writes_four_digit_years():
     assert to_rfc3339(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00Z"
     assert to_rfc3339(datetime(999, 12, 31, 23, 59, 59, 5, tzinfo=UTC)) == "0999-12-31T23:59:59.000005Z"
     assert to_rfc3339(datetime(2026, 11, 24, 10, 0, tzinfo=UTC)) == "2026-11-24T10:00:00Z"
+
+
+# --- finding 3: one strict number rule, unknown statuses are bad rows -----------------------
+
+BAD_ROWS = [
+    ("1_000", "success", "is not a number"),     # the QA inputs
+    ("\uff15", "success", "is not a number"),    # full-width 5
+    (" 2 ", "success", "is not a number"),
+    ("100", "weird_status", "status 'weird_status' is not one of"),
+    ("\u0663", "success", "is not a number"),    # same class: Arabic-Indic 3
+    ("0x10", "success", "is not a number"),      # hex
+    ("inf", "success", "is not a number"),
+    ("1e999", "success", "is not a finite number"),
+    ("-1", "success", "is not a finite number >= 0"),
+    ("100", " success", "is not one of"),         # a status with a space around it
+    ("100", "pending", "is not one of"),
+]
+
+
+@pytest.mark.parametrize("lat, status, why", BAD_ROWS)
+def test_loose_numbers_and_unknown_statuses_are_bad_rows_with_file_line(tmp_path, lat, status, why):
+    log = tmp_path / "data/ev.csv"
+    # line 2 good (100), line 3 the bad row, line 4 good (300)
+    write(log, EVENT_HEADER + "2026-11-24T10:00:00Z,100,success,,alpha\n"
+          f"2026-11-24T10:01:00Z,{lat},{status},,alpha\n2026-11-24T10:02:00Z,300,OK,,alpha\n")
+    cfg = cfg_for(tmp_path, log)
+    out = sample(cfg, ts("2026-11-24T10:30:00Z"))
+    assert out["bad_rows"] == 1 and out["events_read"] == 2
+    (msg,) = [m for m in out["_messages"] if "ev.csv" in m]
+    assert ":3" in msg and why in msg
+    # the window holds 100 and 300 only: p50 = 200 (type 7, h = 0.5), samples 2
+    assert brief(rollup_rows(tmp_path)) == {("2026-11-24T10:00:00Z", "alpha"): ("200.000", "290.000", "2")}
+
+
+@pytest.mark.parametrize("lat, status, error", [("1.5", "success", False), (".5", "ok", False), ("2e3", "", False),
+                                                ("7.", "Success", False), ("", "timeout", True),
+                                                ("12", "FAILED", True)])
+def test_accepted_numbers_and_statuses(lat, status, error):
+    from obslib.inputs.latency_events import LineParser
+
+    p = LineParser(EVENT_HEADER.strip().split(","), rel_path="ev.csv")
+    problems: list = []
+    e = p.parse(f"2026-11-24T10:01:00Z,{lat},{status},,alpha".encode(), 2, problems)
+    assert problems == []
+    assert e.error is error
+    assert e.latency_ms == {"1.5": 1.5, ".5": 0.5, "2e3": 2000.0, "7.": 7.0, "": None, "12": 12.0}[lat]
+
+
+def test_kit_sample_row_with_unknown_status_or_loose_count_is_a_bad_row(tmp_path):
+    from obslib.latency.rollup import parse_sample_lines
+
+    good = ("2026-11-24T10:00:00Z,alpha,100.000,100.000,ok,1,j,900,0,0,100.000,2026-11-24T10:15:00Z,x1:100\n")
+    bad_status = good.replace(",ok,", ",weird,")
+    bad_count = good.replace(",ok,1,", ",ok,1_0,")
+    problems: list = []
+    parts = parse_sample_lines((good + bad_status + bad_count).encode(), "raw.csv", problems, slo_of=lambda s: 1e9)
+    assert len(parts) == 1 and parts[0].events == 1
+    assert [(p.line, "weird" in p.reason or "1_0" in p.reason) for p in problems] == [(2, True), (3, True)]
+
+
+# --- finding 4: one rounding for every view -------------------------------------------------
+
+@pytest.mark.parametrize("values, p50, p95", [
+    # 8 x 2000 + 3000: type 7 p95 h = 8*0.95 = 7.6 -> 2000 + 0.6*1000 = 2600 (float: 2599.9999999999995)
+    ([2000] * 8 + [3000], 2000.0, 2600.0),
+    # 3 x 100 + 2600: h = 3*0.95 = 2.85 -> 100 + 0.85*2500 = 2225 (float: 2224.999999999999); p50 h = 1.5 -> 100
+    ([100] * 3 + [2600], 100.0, 2225.0),
+])
+def test_status_range_latest_window_and_rollup_print_the_same_p95(tmp_path, values, p50, p95):
+    log = tmp_path / "data/ev.csv"
+    write(log, EVENT_HEADER + "".join(f"2026-11-24T10:{i:02d}:00Z,{v},success,,alpha\n" for i, v in enumerate(values)))
+    cfg = cfg_for(tmp_path, log)
+    sample(cfg, ts("2026-11-24T10:15:30Z"))  # the last closed window is 10:00-10:15, all events
+    from obslib.latency.job import latency_status
+
+    st = latency_status(cfg, since=ts("2026-11-24T10:00:00Z"), until=ts("2026-11-24T11:00:00Z"))
+    rng = st["range"]["sources"]["alpha"]
+    assert (rng["p50_ms"], rng["p95_ms"]) == (p50, p95)
+    assert st["sources"]["alpha"]["latest_p95_ms"] == p95
+    assert json.dumps(rng["p95_ms"]) == json.dumps(p95)  # what the JSON line prints
+    row = rollup_rows(tmp_path)[("2026-11-24T10:00:00Z", "alpha")]
+    assert (float(row["p50_ms"]), float(row["p95_ms"])) == (p50, p95)
