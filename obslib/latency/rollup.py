@@ -49,8 +49,16 @@ from ..errors import InputError
 from ..inputs import Problem
 from ..storage import atomic_write_bytes, atomic_write_json
 from ..timeutil import UTC, parse_ts
-from .archive import (DamagedArchive, entry_hours, floor_hour, load_archive, quarantine_archive, quarantined_hours,
-                      raw_cutoff, read_manifest)
+from .archive import (
+    DamagedArchive,
+    entry_hours,
+    floor_hour,
+    load_archive,
+    quarantine_archive,
+    quarantined_hours,
+    raw_cutoff,
+    read_manifest,
+)
 from .model import HOUR_S, Part, Stats, epoch, query
 from .paths import LatencyPaths
 from .sketch import Sketch

@@ -73,7 +73,14 @@ def format_part(part: Part, *, slo_ms: float, job_id: str, sampled_at: str) -> s
 
 def part_from_row(d: dict[str, str], *, naive_utc: bool = False, slo_of=None, window_s: int = 900) -> Part:
     """A raw row (dict by column name, either layout) as a ``Part``. Raises ValueError."""
-    from ..inputs.latency_events import ERROR_STATUSES, _latency, _source, event_time, parse_count, sample_status
+    from ..inputs.latency_events import (
+        ERROR_STATUSES,
+        _latency,
+        _source,
+        event_time,
+        parse_count,
+        sample_status,
+    )
 
     ts = event_time(d.get("timestamp_utc"), naive_utc=naive_utc)
     src = _source(d.get("source")) or "unknown"
