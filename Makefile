@@ -5,13 +5,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 OBS := $(BIN)/obs
 STAMP := $(VENV)/.installed-stamp
-# Optional knobs: DATA_ROOT=... WEEK_START=YYYY-MM-DD AS_OF=RFC3339 WORK_ROOT=... DATASET=name
+# Optional knobs (every target that runs obs passes them; unset means obs's own default):
+#   DATA_ROOT=...  WORK_ROOT=... (else $OBS_WORK_ROOT or .)  AS_OF=RFC3339 (--now)
+#   WEEK_START=YYYY-MM-DD (weekly)  DATASET=name (dashboard: one of all, ev_history,
+#   slippage_telemetry, turnover_summary, latency_rollups; default all)
 DATA_ROOT ?=
 WEEK_START ?=
 AS_OF ?=
 DATASET ?= all
 WORK_ROOT ?=
 OBS_FLAGS := $(if $(DATA_ROOT),--data-root "$(DATA_ROOT)") $(if $(AS_OF),--now "$(AS_OF)") $(if $(WORK_ROOT),--work-root "$(WORK_ROOT)")
+# the work root as a shell word, for targets that name files under it (demo, clean, nightly)
+WR := "$(or $(WORK_ROOT),$${OBS_WORK_ROOT:-.})"
 
 .DEFAULT_GOAL := help
 .PHONY: help install weekly latency rollup dashboard verify nightly cron test test-fast test-nb lint tox bench demo clean \
@@ -30,7 +35,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 weekly: install ## weekly report on the default (demo) data; DATA_ROOT=... WEEK_START=... for others
-	@$(OBS) weekly run $(OBS_FLAGS) $(if $(WEEK_START),--week-start $(WEEK_START)) $(if $(OBS_WEEKLY_WEBHOOK_URL),--require-delivery)
+	@$(OBS) weekly run $(OBS_FLAGS) $(if $(WEEK_START),--week-start "$(WEEK_START)") $(if $(OBS_WEEKLY_WEBHOOK_URL),--require-delivery)
 
 latency: install ## sample every latency source once (cron: every 15 min), then roll up
 	@$(OBS) latency sample $(OBS_FLAGS)
@@ -39,23 +44,23 @@ latency: install ## sample every latency source once (cron: every 15 min), then 
 rollup: install ## recompute hourly latency rollups (cron: hourly)
 	@$(OBS) latency rollup $(OBS_FLAGS)
 
-dashboard: install ## export all datasets (verified before the switch), then execute the dashboard notebook
-	@$(OBS) dashboard run $(OBS_FLAGS)
+dashboard: install ## export the datasets (DATASET=name for one; verified before the switch), then run the notebook
+	@$(OBS) dashboard run $(OBS_FLAGS) $(if $(filter-out all,$(DATASET)),--dataset "$(DATASET)")
 
 verify: install ## verify the dashboard bundle and its history
 	@$(OBS) dashboard verify $(OBS_FLAGS)
 
 nightly: install ## nightly check (missed runs, stale heartbeats) plus bundle verification (once a bundle exists)
-	@$(OBS) check $(OBS_FLAGS); rc=$$?; w="$(or $(WORK_ROOT),$${OBS_WORK_ROOT:-.})"; \
+	@$(OBS) check $(OBS_FLAGS); rc=$$?; w=$(WR); \
 	if [ -e "$$w/out/dashboard/manifest.json" ] || [ -d "$$w/ops/dashboard_export_history" ]; then \
 	  $(OBS) dashboard verify $(OBS_FLAGS) || rc=1; \
 	else echo "obs dashboard verify: no dashboard bundle exported yet: nothing to verify" >&2; fi; exit $$rc
 
-cron: install ## print the crontab
-	@$(OBS) cron --format crontab
+cron: install ## print the crontab (for WORK_ROOT / DATA_ROOT when given)
+	@$(OBS) cron --format crontab $(OBS_FLAGS)
 
-demo: install ## (re)generate the demo research repository under out/demo_repo
-	@$(OBS) demo --out out/demo_repo $(if $(AS_OF),--as-of "$(AS_OF)")
+demo: install ## (re)generate the demo research repository under <work root>/out/demo_repo
+	@$(OBS) demo --out $(WR)/out/demo_repo $(if $(AS_OF),--as-of "$(AS_OF)")
 
 test: install ## the whole test suite: pytest (unit, real data, integration), strict nbval on the golden notebooks, lax nbval on notebooks/
 	$(BIN)/python -m pytest -q tests
@@ -98,5 +103,6 @@ bench: install ## run the benchmarks (each prints its targets PASS/FAIL), then o
 	  echo "== $$b"; OBS_BENCH_RESULTS=$(CURDIR)/out/bench_results.jsonl $(BIN)/python $$b || rc=1; done; \
 	echo "== targets"; $(BIN)/python bench/_targets.py out/bench_results.jsonl || rc=1; exit $$rc
 
-clean: ## remove generated outputs (keeps ops/ history); `rm -rf .venv` for a full reset
-	rm -rf out/weekly_report out/dashboard out/dashboard.versions out/latency_alerts out/demo_repo
+clean: ## remove generated outputs under the work root (keeps ops/ history); `rm -rf .venv` for a full reset
+	w=$(WR); rm -rf "$$w/out/weekly_report" "$$w/out/dashboard" "$$w/out/dashboard.versions" \
+	  "$$w/out/latency_alerts" "$$w/out/demo_repo"

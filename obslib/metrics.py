@@ -60,7 +60,7 @@ def record_job(ops_dir: Path, *, job: str, status: str, now: datetime, duration_
         ts = now.timestamp()
         e.update(last_run=ts, duration_s=round(duration_s, 3), status=status,
                  statuses=sorted(set(e.get("statuses", [])) | {status}))
-        if status in ("ok", "dry_run"):
+        if status in ("ok", "dry_run", "warning"):  # a warning run did its work
             e["last_success"] = ts
         if lock_wait_ms is not None:
             e["lock_wait_s"] = round(lock_wait_ms / 1000, 3)

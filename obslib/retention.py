@@ -10,7 +10,8 @@
 | stale temp files | ``.*.tmp`` and ``.staging-*`` / ``.nb-staging-*`` left by a killed run | 1 hour (``temp_hours``) |
 
 Age is the file's modification time. Only files matching the kit's own name patterns are
-deleted; each deletion is confined to its folder (``safepath.contained``). ``prune_all``
+deleted; each deletion is confined to the work root (``safepath.contained`` against the work root, never
+against a subfolder, which may itself be a link out of it). ``prune_all``
 runs at the end of ``obs weekly run`` (under the week's lock for that week's folder) and
 returns what it removed (relative paths), which the job lists in its run-log record.
 """
@@ -42,11 +43,13 @@ def _old(paths: Iterable[Path], max_age_s: float, now_s: float) -> list[Path]:
     return out
 
 
-def _remove(root: Path, paths: Iterable[Path], work_root: Path) -> list[str]:
+def _remove(paths: Iterable[Path], work_root: Path) -> list[str]:
+    """Delete ``paths``, each only when it resolves inside the work root (so never through a
+    subfolder that is a link out of it). Returns the removed paths relative to the work root."""
     gone = []
     for p in paths:
         try:
-            contained(root, p.parent / p.name, what="retention")  # never follows a link out of root
+            contained(work_root, p.parent / p.name, what="retention")  # never via a link out of the work root
         except UnsafePath:
             continue
         try:
@@ -74,21 +77,18 @@ def prune_all(cfg: Any, *, now_s: float | None = None) -> list[str]:
     weekly = out / "weekly_report"
     removed: list[str] = []
     dry = [p for p in _files(weekly, "*.json") if DRY_RUN_RE.match(p.name)]
-    removed += _remove(weekly, _old(dry, r.dry_run_days * day, now_s), wr)
+    removed += _remove(_old(dry, r.dry_run_days * day, now_s), wr)
     weeks = [d for d in weekly.iterdir() if d.is_dir() and WEEK_RE.match(d.name)] if weekly.is_dir() else []
     for d in weeks + [out / "dashboard"]:
-        removed += _remove(d / "failed", _old(_files(d / "failed", "*.ipynb"), r.failed_notebook_days * day, now_s),
-                           wr)
-    removed += _remove(out / "ops_alerts", _old(_files(out / "ops_alerts", "*.json"), r.alert_file_days * day, now_s),
-                       wr)
-    removed += _remove(ops / "escalations",
-                       _old(_files(ops / "escalations", "*.json"), r.escalation_days * day, now_s), wr)
+        removed += _remove(_old(_files(d / "failed", "*.ipynb"), r.failed_notebook_days * day, now_s), wr)
+    removed += _remove(_old(_files(out / "ops_alerts", "*.json"), r.alert_file_days * day, now_s), wr)
+    removed += _remove(_old(_files(ops / "escalations", "*.json"), r.escalation_days * day, now_s), wr)
     adir = ops / "automation_runs_archive"
-    removed += _remove(adir, _old(_files(adir, "*.log"), r.runlog_archive_days * day, now_s), wr)
+    removed += _remove(_old(_files(adir, "*.log"), r.runlog_archive_days * day, now_s), wr)
     # temp files of atomic writes killed mid-way (their names start with '.' and end in .tmp)
     for d in weeks + [weekly, ops / "weekly_report_history", ops / "escalations", out / "ops_alerts"]:
         if d.is_dir():
-            removed += _remove(d, _old([p for p in d.glob(".*.tmp") if p.is_file()], r.temp_hours * 3600, now_s), wr)
+            removed += _remove(_old([p for p in d.glob(".*.tmp") if p.is_file()], r.temp_hours * 3600, now_s), wr)
     return sorted(removed)
 
 

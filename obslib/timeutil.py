@@ -27,8 +27,9 @@ def to_rfc3339(ts: datetime) -> str:
     if ts.tzinfo is None:
         raise ValueError("naive datetime: obslib only writes timezone-aware UTC times")
     ts = ts.astimezone(UTC)
-    fmt = "%Y-%m-%dT%H:%M:%S.%fZ" if ts.microsecond else "%Y-%m-%dT%H:%M:%SZ"
-    return ts.strftime(fmt)
+    # not strftime("%Y"): it writes year 1 as "1", not "0001"
+    out = f"{ts.year:04d}-{ts.month:02d}-{ts.day:02d}T{ts.hour:02d}:{ts.minute:02d}:{ts.second:02d}"
+    return f"{out}.{ts.microsecond:06d}Z" if ts.microsecond else f"{out}Z"
 
 
 def parse_ts(value: str, *, naive_tz: str = "UTC") -> datetime:
@@ -55,20 +56,33 @@ def week_start_of(ts: datetime) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
-def parse_week_start(value: str | date | datetime) -> datetime:
-    """Parse a ``week_start`` (``YYYY-MM-DD``); it must be a Monday. Returns 00:00 UTC.
+_WEEK_START_RE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 
-    Raises ValueError when it is not a Monday or not a date.
+
+def parse_week_start(value: str | date | datetime) -> datetime:
+    """Parse a ``week_start``: exactly ``YYYY-MM-DD`` (not ``2026-W48`` or ``20261123``,
+    which ``date.fromisoformat`` would take), a Monday, within the inputs' date range
+    (``obslib.inputs.values.DATE_MIN..DATE_MAX``, 1970-01-01..2099-12-31). Returns 00:00 UTC.
+
+    Raises ValueError when it is not a date in that form, out of range or not a Monday
+    (naming that Monday).
     """
+    from .inputs.values import DATE_MAX, DATE_MIN, RANGE_TEXT
+
     if isinstance(value, datetime):
         d = value.astimezone(UTC).date()
     elif isinstance(value, date):
         d = value
     else:
+        s = str(value).strip()
         try:
-            d = date.fromisoformat(str(value).strip())
+            if not _WEEK_START_RE.fullmatch(s):
+                raise ValueError(s)
+            d = date.fromisoformat(s)
         except ValueError as exc:
             raise ValueError(f"week_start {value!r} is not a date (YYYY-MM-DD)") from exc
+    if not DATE_MIN <= d <= DATE_MAX:
+        raise ValueError(f"week_start {d.isoformat()} is out of range ({RANGE_TEXT})")
     if d.weekday() != 0:
         monday = d - timedelta(days=d.weekday())
         raise ValueError(f"week_start {d.isoformat()} is a {d.strftime('%A')}, not a Monday "

@@ -227,7 +227,7 @@ def test_damaged_archive_is_quarantined_and_both_jobs_go_on(tmp_path, damage):
         arch.write_bytes(data[:-8] + bytes(8))  # CRC and size zeroed
     write(log, "2024-03-12T06:05:00Z,100,success,,api\n", "a")
     out = sample(cfg, ts("2024-03-12T06:10:00Z"))
-    assert out["status"] == "ok"
+    assert out["status"] == ("warning" if out["quarantined"] else "ok")
     ctx = JobContext(job_name="latency_rollup", ops_dir=cfg.ops_dir, now=ts("2024-03-12T06:20:00Z"))
     r = run_rollup(cfg, ctx, ts("2024-03-12T06:20:00Z"), full=True)
     quarantined = out["quarantined"] + r["quarantined"]
@@ -235,7 +235,10 @@ def test_damaged_archive_is_quarantined_and_both_jobs_go_on(tmp_path, damage):
     assert any(arch.name in m for m in out["_messages"] + r["_messages"])
     assert not arch.exists()
     assert (tmp_path / "ops/signal_latency_archive/quarantine" / arch.name).exists()
-    assert r["status"] == "ok"
+    assert r["status"] == ("warning" if r["quarantined"] else "ok")
+    # the hours of the quarantined archive keep their rollup rows (12 events each, 00..05h)
+    rows = rollup_rows(tmp_path)
+    assert [rows[(f"2024-03-12T{h:02d}:00:00Z", "api")]["samples"] for h in range(6)] == ["12"] * 6
 
 
 # --- observation 7: an over-long field ------------------------------------------------------

@@ -107,7 +107,8 @@ def test_duplicate_dates_are_reported_by_both_readers(tmp_path):
 
 
 CELL = st.sampled_from(["", "NA", "nan", "NaN", "null", "#N/A", "n/a", "0", "1", "2", "3", "-3", "2.5", "inf", "-inf",
-                        "1e999", "x", " 1", "7", "NAN", "None"])
+                        "1e999", "x", " 1", "7", "NAN", "None", "1_000", "\uff15", " 2 ", "2\t", "-0", "+5", ".5",
+                        "5.", "1e3", "1E+2", "Infinity", "INF", "-nan", "0x10", "\u0661"])
 DATE = st.sampled_from(["2024-01-08", "2024-01-09", "2024-01-10", "2999-01-01", "2026-99-99", "", "NA", "2024-1-8",
                         "20240108", "1969-12-31", "2099-12-31", "2024-01-08T00:00", "2024-W02-1"])
 
@@ -297,3 +298,166 @@ def test_relative_data_root_is_named_by_its_absolute_path(tmp_path, monkeypatch,
     assert rc == 2
     err = capsys.readouterr().err
     assert f"{tmp_path / 'rel/path'}: data root not found" in err
+
+
+# --------------------------------------------------------------------------- follow-up B: paths read from inputs
+
+OUTSIDE_REL = "../../../../../../tmp/qa_outside"  # the QA inputs, verbatim
+
+
+@pytest.mark.parametrize("run_dir", [OUTSIDE_REL, "/tmp/qa_outside", "runs/../../x", "runs/./r", "runs\\..\\x",
+                                     "runs/ok/../../../../etc"])
+def test_index_run_dir_outside_the_data_root_is_a_bad_row(tmp_path, run_dir):
+    good = {"run_id": "ok", "run_dir": "runs/ok", "timestamp": "20250921_130118", "symbol": "S", "mode": "m",
+            "trades": "5", "wins": "3", "total_pips": "1"}
+    write_index(tmp_path, [good, {**good, "run_id": "bad", "run_dir": run_dir}])
+    problems: list[Problem] = []
+    rows = read_run_index(tmp_path, problems)
+    assert [r["run_id"] for r in rows] == ["ok"]
+    assert [str(p) for p in problems] == [
+        f"runs/index.csv:3: run_dir {json.dumps(run_dir)} outside the data root (a relative path of "
+        "[A-Za-z0-9._-] parts inside it is expected)"]
+
+
+def test_index_run_dir_through_a_link_out_of_the_data_root_is_a_bad_row(tmp_path):
+    # one more of the class: a lexically clean run_dir whose folder is a link outside
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "daily.csv").write_text(f"{HEADER}\n{GOOD}")
+    root = tmp_path / "repo"
+    (root / "runs").mkdir(parents=True)
+    (root / "runs/evil").symlink_to(outside)
+    good = {"run_id": "evil", "run_dir": "runs/evil", "timestamp": "20250921_130118", "symbol": "S", "mode": "m",
+            "trades": "5", "wins": "3", "total_pips": "1"}
+    write_index(root, [good])
+    p1: list[Problem] = []
+    assert read_run_index(root, p1) == [] and [p.line for p in p1] == [2]
+    # the daily readers refuse it too when called with it directly (weekly and dashboard alike)
+    p2: list[Problem] = []
+    assert read_daily(root, "runs/evil", p2) is None
+    p3: list[Problem] = []
+    assert len(read_daily_frame(root, ["runs/evil", "/tmp/qa_outside", OUTSIDE_REL], p3)) == 0
+    assert [str(p) for p in p2] == [str(p) for p in p3][:1] == [
+        'runs/index.csv: run_dir "runs/evil" outside the data root (a relative path of [A-Za-z0-9._-] parts '
+        'inside it is expected)']
+    assert len(p3) == 3
+
+
+@pytest.mark.parametrize("run_id, reason", [
+    ("../x", 'run_id "../x" is not a safe identifier'),
+    ("a/b", 'run_id "a/b" is not a safe identifier'),
+    ("NA", "empty run_id"),
+    ("x..y", 'run_id "x..y" is not a safe identifier'),  # one more: '..' inside
+    (".hidden", 'run_id ".hidden" is not a safe identifier'),
+])
+def test_index_run_id_that_is_not_an_identifier_is_a_bad_row(tmp_path, run_id, reason):
+    good = {"run_id": "ok", "run_dir": "", "timestamp": "20250921_130118", "symbol": "S", "mode": "m",
+            "trades": "5", "wins": "3", "total_pips": "1"}
+    write_index(tmp_path, [good, {**good, "run_id": run_id}])
+    problems: list[Problem] = []
+    rows = read_run_index(tmp_path, problems)
+    assert [(r["run_id"], r["run_dir"]) for r in rows] == [("ok", None)]  # an empty run_dir is None
+    assert len(problems) == 1 and str(problems[0]).startswith(f"runs/index.csv:3: {reason}")
+
+
+def test_dashboard_never_reads_or_names_a_daily_csv_outside_the_data_root(repo, tmp_path, capsys):
+    outside = tmp_path / "qa_outside"
+    outside.mkdir()
+    marker = "2026-03-10,99,0,0,0,0,77,77,777.0\n"  # rows nobody else has
+    (outside / "daily.csv").write_text(f"{HEADER}\n{marker}")
+    index = repo / "runs/index.csv"
+    lines = index.read_text().splitlines()
+    up = "../" * len(repo.resolve().parts)
+    rows = [line.split(",") for line in lines[1:3]]
+    rows[0][1] = f"{up}{str(outside).lstrip('/')}"  # relative, climbing out
+    rows[1][1] = str(outside)                       # absolute
+    index.write_text("\n".join([lines[0], *(",".join(r) for r in rows), *lines[3:]]) + "\n")
+    kit = tmp_path / "kit"
+    rc = main(["dashboard", "export", "--work-root", str(kit), "--data-root", str(repo), "--now", NOW])
+    assert rc == 0, capsys.readouterr().err
+    bundle = kit / "out/dashboard"
+    turnover = json.loads((bundle / "turnover_summary.json").read_text())
+    assert all(r["fills"] != 77 for r in turnover["rows"])
+    assert sum("outside the data root" in w for w in turnover["warnings"]) == 2
+    for name in ("manifest.json", "README.json"):
+        assert str(outside) not in (bundle / name).read_text()
+    assert not any(str(outside) in json.dumps(r) for r in turnover["rows"])
+
+
+def test_weekly_baseline_paths_outside_the_data_root_are_problems(repo):
+    rep = repo / "reports/baseline/USDJPY_conservative.json"
+    doc = json.loads(rep.read_text())
+    rep.write_text(json.dumps({**doc, "run_dir": "/tmp/qa_outside", "state_archive_path": "/etc/hostname"}))
+    cfg = load_config(repo.parent / "kit")
+    payload = build_weekly_payload(repo, parse_week_start("2026-03-09"), cfg=cfg, now=NOW_DT, job_id="j1",
+                                   command="test", sha=None, data_label="demo", allow_bad_rows=True)
+    reasons = [p["reason"] for p in payload["provenance"]["input_problems"]]
+    assert any(r.startswith('run_dir "/tmp/qa_outside" outside the data root') for r in reasons), reasons
+    assert any(r.startswith('state_archive_path "/etc/hostname" outside the data root') for r in reasons), reasons
+    assert not any("not found" in r and "qa_outside" in r for r in reasons)
+    assert "/etc/hostname" not in payload["provenance"].get("inputs", [])
+
+
+# --------------------------------------------------------------------------- follow-up C: one strict number, dates
+
+@pytest.mark.parametrize("cell, reason", [
+    ("1_000", "column 'pnl_pips': '1_000' is not a number"),
+    ("\uff15", "column 'pnl_pips': '\uff15' is not a number"),
+    (" 2 ", "column 'pnl_pips': ' 2 ' is not a number"),
+    ("\u0661", "column 'pnl_pips': '\u0661' is not a number"),  # one more: Arabic-Indic digit one
+    ("0x10", "column 'pnl_pips': '0x10' is not a number"),
+])
+def test_numbers_python_float_takes_are_bad_rows_in_both_readers(tmp_path, cell, reason):
+    write_daily(tmp_path, "2024-01-09,1,1,0,1,0,1,1,1.0\n" + f"2024-01-08,5,3,2,3,0,2,1,{cell}\n")
+    r1, r2, p1, p2 = both(tmp_path)
+    assert p1 == p2 == [f"{REL}:3: {reason}"]
+    assert r1 == r2 and [r[1] for r in r1] == ["2024-01-09"]
+
+
+def test_negative_zero_reads_as_zero_in_messages_and_values(tmp_path):
+    write_daily(tmp_path, "2024-01-08,5,3,2,3,0,-0,1,4.0\n" + "2024-01-09,-0,1,0,1,0,1,1,-0\n")
+    r1, r2, p1, p2 = both(tmp_path)
+    assert p1 == p2 == [f"{REL}:2: wins 1 > fills 0"]
+    assert r1 == r2 == [(0, "2024-01-09", 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0)]
+    assert str(r2[0][2]) == "0.0" and str(r1[0][-1]) == "0.0"  # not -0.0
+
+
+def test_index_numbers_and_timestamps_follow_the_same_contract(tmp_path):
+    good = {"run_id": "ok", "run_dir": "runs/ok", "timestamp": "20250921_130118", "symbol": "S", "mode": "m",
+            "trades": "5", "wins": "3", "total_pips": "1"}
+    write_index(tmp_path, [good, {**good, "run_id": "u", "trades": "1_000"},
+                           {**good, "run_id": "fw", "total_pips": "\uff15"},
+                           {**good, "run_id": "sp", "wins": " 2 "},
+                           {**good, "run_id": "dash", "timestamp": "20260601-120000"},
+                           {**good, "run_id": "tee", "timestamp": "20260601T120000"},
+                           {**good, "run_id": "na", "timestamp": "NA"},
+                           {**good, "run_id": "iso", "timestamp": "2026-06-01T12:00:00Z"}])
+    problems: list[Problem] = []
+    rows = read_run_index(tmp_path, problems)
+    assert [(r["run_id"], r["timestamp"]) for r in rows] == [("iso", "2026-06-01T12:00:00Z"), ("na", None),
+                                                              ("ok", "20250921_130118")]
+    assert [str(p) for p in problems] == [
+        "runs/index.csv:3: column 'trades': '1_000' is not a number",
+        "runs/index.csv:4: column 'total_pips': '\uff15' is not a number",
+        "runs/index.csv:5: column 'wins': ' 2 ' is not a number",
+        "runs/index.csv:6: timestamp '20260601-120000' is not a date and time (YYYYMMDD_HHMMSS or ISO 8601)",
+        "runs/index.csv:7: timestamp '20260601T120000' is not a date and time (YYYYMMDD_HHMMSS or ISO 8601)",
+    ]
+
+
+@pytest.mark.parametrize("value, reason", [
+    ("2026-W48", "week_start '2026-W48' is not a date (YYYY-MM-DD)"),
+    ("20261123", "week_start '20261123' is not a date (YYYY-MM-DD)"),
+    ("2026-W48-1", "week_start '2026-W48-1' is not a date (YYYY-MM-DD)"),  # one more ISO form fromisoformat takes
+    ("1969-12-29", "week_start 1969-12-29 is out of range (1970-01-01..2099-12-31)"),
+    ("2100-01-04", "week_start 2100-01-04 is out of range (1970-01-01..2099-12-31)"),
+])
+def test_week_start_is_exactly_yyyy_mm_dd_in_range(tmp_path, capsys, value, reason):
+    with pytest.raises(ValueError) as exc:
+        parse_week_start(value)
+    assert str(exc.value) == reason
+    rc = main(["weekly", "run", "--week-start", value, "--work-root", str(tmp_path / "w"), "--now", NOW])
+    assert rc == 2 and reason in capsys.readouterr().err
+    assert not (tmp_path / "w/out/weekly_report").exists()
+    assert parse_week_start("2026-11-23") == datetime(2026, 11, 23, tzinfo=UTC)
+    assert parse_week_start("1970-01-05") == datetime(1970, 1, 5, tzinfo=UTC)

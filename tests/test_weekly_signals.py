@@ -39,6 +39,25 @@ def _kernel_pid(proc: subprocess.Popen, timeout_s: float = 20.0) -> int:
     raise AssertionError("no kernel child appeared")
 
 
+def _wait_until_cells_run(kernel: int, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    """Wait until the report's cells are executing in ``kernel``: its memory maps hold
+    matplotlib, which the first code cell after the parameters imports (``%matplotlib
+    inline``) and a kernel that has only booted never loads. Papermill writes nothing to
+    disk mid-run, so this is the observable sign; polling it replaces a fixed sleep that
+    lands before the first cell under load, or after the last one on a fast machine."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if "matplotlib" in Path(f"/proc/{kernel}/maps").read_text():
+                return
+        except OSError:
+            break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    raise AssertionError(f"the kernel never started the report's cells (job exit {proc.poll()})")
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().split()[2]
@@ -56,7 +75,7 @@ def test_sigterm_mid_run_stops_kernel_cleans_up_and_records(tmp_path, real_root)
     work = tmp_path / "w"
     proc = _start(real_root, work)
     kernel = _kernel_pid(proc)
-    time.sleep(1.0)  # the notebook is running
+    _wait_until_cells_run(kernel, proc)  # the notebook is running (not a fixed sleep: see the helper)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
@@ -74,7 +93,7 @@ def test_killed_kernel_keeps_partial_notebook_and_says_one_line(tmp_path, real_r
     work = tmp_path / "w"
     proc = _start(real_root, work)
     kernel = _kernel_pid(proc)
-    time.sleep(1.5)
+    _wait_until_cells_run(kernel, proc)  # mid-run: the first code cell runs, ~2 s of cells remain
     os.kill(kernel, signal.SIGKILL)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 2

@@ -21,6 +21,7 @@ from typing import Any
 from ..config import Config, load_config
 from ..errors import LockTimeout, ObsError, Terminated
 from ..runlog import JobContext, redact
+from ..safepath import check_work_tree
 from ..timeutil import parse_ts, utcnow
 
 
@@ -47,11 +48,32 @@ def resolve_now(args: argparse.Namespace) -> datetime:
     return utcnow()
 
 
+def flag_time(flag: str, raw: str) -> datetime:
+    """A time given on the command line (``--since`` ...) as aware UTC. Raises ``ObsError``
+    (exit 2) naming the flag when it is not RFC 3339 or its date is outside the kit's range
+    (``inputs.values.DATE_MIN..DATE_MAX``, 1970-01-01..2099-12-31)."""
+    from ..inputs.values import RANGE_TEXT, check_date
+
+    try:
+        ts = parse_ts(raw)
+    except ValueError as exc:
+        raise ObsError(f"{flag} {raw!r} is not an RFC 3339 timestamp") from exc
+    try:
+        check_date(ts.date())
+    except ValueError as exc:
+        raise ObsError(f"{flag} {raw!r} is out of range ({RANGE_TEXT})") from exc
+    return ts
+
+
 def config_from_args(args: argparse.Namespace, **overrides: Any) -> Config:
-    """Load the config with CLI flag overrides (None values ignored)."""
+    """Load the config with CLI flag overrides (None values ignored). Raises
+    ``UnsafePath`` (exit 2) when a link under the work root's ``out/`` or ``ops/`` leads
+    outside it (``safepath.check_work_tree``), before any job writes or deletes there."""
     ov: dict[str, Any] = {"data_root": getattr(args, "data_root", None)}
     ov.update(overrides)
-    return load_config(getattr(args, "work_root", None), config_file=getattr(args, "config", None), overrides=ov)
+    cfg = load_config(getattr(args, "work_root", None), config_file=getattr(args, "config", None), overrides=ov)
+    check_work_tree(cfg.work_root)
+    return cfg
 
 
 def emit(summary: dict[str, Any]) -> None:

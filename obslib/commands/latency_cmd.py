@@ -11,7 +11,7 @@ import dataclasses
 import os
 from typing import Any
 
-from ._base import run_job, say
+from ._base import flag_time, run_job, say
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -78,18 +78,20 @@ def _rollup(args: argparse.Namespace) -> int:
         summary = run_rollup(cfg, ctx, now, full=args.full)
         if summary.get("skipped"):
             say(f"obs latency rollup: skipped: {summary.get('error')}")
-        return summary
+        return _say_messages(summary)
 
     return run_job(args, "latency_rollup", body, config_overrides=_overrides(args))
 
 
 def _status(args: argparse.Namespace) -> int:
     def body(cfg, ctx, now):
+        from ..errors import ObsError
         from ..latency.job import latency_status
-        from ..timeutil import parse_ts
 
-        since = parse_ts(args.since) if args.since else None
-        until = parse_ts(args.until) if args.until else None
+        since = flag_time("--since", args.since) if args.since else None
+        until = flag_time("--until", args.until) if args.until else None
+        if since is not None and until is not None and since >= until:
+            raise ObsError(f"--since {args.since!r} is not before --until {args.until!r} (an empty range)")
         st = latency_status(cfg, since=since, until=until)
         say(f"{'source':<24} {'severity':<9} {'streak':>6} {'absent':<8} {'burn':<8} {'window p95 ms':>14}  "
             f"{'status':<12} window end")
@@ -134,6 +136,7 @@ def register(subparsers, parent: argparse.ArgumentParser) -> None:
     st = sub.add_parser("status", parents=[parent], help="current breach streaks and the latest p95 per source",
                         description="Print the current streaks and the latest p95 per source (JSON on stdout, "
                                     "a table on stderr).")
-    st.add_argument("--since", help="also report p50/p95/p99 per source over sample windows from this time (RFC 3339)")
-    st.add_argument("--until", help="... up to this time (exclusive, RFC 3339; default: no end)")
+    st.add_argument("--since", help="also report p50/p95/p99 per source over sample windows from this time (RFC 3339, "
+                         "1970..2099)")
+    st.add_argument("--until", help="... up to this time (exclusive, RFC 3339, after --since; default: no end)")
     st.set_defaults(func=_status)

@@ -106,7 +106,7 @@ class Entry:
     def read(self, rel: str) -> bytes:
         """The bytes of bundle file ``rel`` in this entry (raises OSError/KeyError)."""
         if self.legacy:  # a manifest names files: each must stay inside its entry
-            return contained(self.where, self.where / check_relpath(rel, what="history file"),
+            return contained(Path(self.ops_dir).parent, self.where / check_relpath(rel, what="history file"),
                              what="history file").read_bytes()
         sha = next(f["sha256"] for f in self.files or [] if f["path"] == rel)
         return read_object(self.ops_dir, sha)
@@ -254,7 +254,7 @@ def commit_objects(ops_dir: Path, staged: dict[str, Path], sources: dict[str, Pa
 def snapshot_path(ops_dir: Path, sequence: int, job_id: str) -> Path:
     """``snapshots/<sequence:010d>-<job_id>.json`` (``job_id`` must be a safe identifier)."""
     return safe_child(history_root(ops_dir) / SNAPSHOTS, job_id, what="JOB_ID", prefix=f"{sequence:010d}-",
-                      suffix=".json")
+                      suffix=".json", base=Path(ops_dir).parent)
 
 
 def record_snapshot(ops_dir: Path, sequence: int, job_id: str, generated_at: str, files: list[dict]) -> Path:
@@ -288,7 +288,7 @@ def prune_history(ops_dir: Path, now: datetime, retention_days: int) -> list[str
     for e in entries:
         t = e.recorded()
         if t is not None and t < cutoff:
-            where = contained(history_root(ops_dir), e.where, what="history entry")
+            where = contained(Path(ops_dir).parent, e.where, what="history entry")
             if e.legacy:
                 shutil.rmtree(where)
             else:

@@ -25,6 +25,7 @@ import hashlib
 import io
 from pathlib import Path
 
+from ..inputs.runs import run_dir_problem
 from . import SCHEMA_VERSION
 
 _CODE_DIRS = ("dashboard", "inputs")
@@ -64,8 +65,8 @@ def _candidates(name: str, data_root: Path) -> list[str] | None:
     out = ["runs/index.csv"]
     for r in rows:
         run_dir, run_id = (r.get("run_dir") or "").strip(), (r.get("run_id") or "").strip()
-        if not (run_dir or run_id) or ".." in run_dir:
-            return None
+        if not (run_dir or run_id) or (run_dir and run_dir_problem(data_root, run_dir) is not None):
+            return None  # the dataset reports it; never key on a file outside the data root
         out.append(f"{run_dir or 'runs/' + run_id}/daily.csv")
     return out
 

@@ -44,41 +44,14 @@ class NotebookRun:
     artefacts: list[str]
 
 
-# imported by the kernel while this process exports (the notebook's first cell then finds them)
-WARM_UP = ("import matplotlib.pyplot, pandas, pyarrow.parquet\n"
-           "import obslib.dashboard.report")
-
-
-def _warm_up(km, timeout_s: float) -> None:
-    """Have the booting kernel import the notebook's heavy modules (silently, no history,
-    so cell numbering is unchanged). Best effort: any problem only costs the speed-up."""
-    from jupyter_core.utils import run_sync
-
-    kc = km.client()
-    try:
-        kc.start_channels()
-        run_sync(kc.wait_for_ready)(timeout=timeout_s)
-        run_sync(kc.execute_interactive)(WARM_UP, silent=True, store_history=False, timeout=timeout_s)
-    except Exception:  # noqa: BLE001 - see docstring
-        pass
-    finally:
-        kc.stop_channels()
-
-
 def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: float) -> NotebookRun:
     """Export, then execute the notebook (see module doc). Raises ``NotebookFailed`` or ``ObsError``.
-    The kernel boots and imports the notebook's modules (``WARM_UP``, on a helper thread)
-    while this process exports: the two overlap on the machine's two cores."""
-    import threading
-
+    The kernel boots while this process exports: the two overlap on the machine's two cores."""
     with kernel_session(cfg.notebook.kernel_name) as km:  # boots while we export
-        warm = threading.Thread(target=_warm_up, args=(km, float(cfg.notebook.start_timeout_s)),
-                                name="obs-kernel-warm-up", daemon=True)
-        warm.start()
-        return _run_on_kernel(cfg, ctx, now, pip_value, km, warm)
+        return _run_on_kernel(cfg, ctx, now, pip_value, km)
 
 
-def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float, km, warm=None) -> NotebookRun:
+def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float, km) -> NotebookRun:
     from .report import RESULT_FILE
 
     root = resolve_data_root(cfg, now)
@@ -99,10 +72,9 @@ def _run_on_kernel(cfg: Config, ctx: JobContext, now: datetime, pip_value: float
                   "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
                   "data_label": data_label(cfg), "pip_value": float(pip_value),
                   "result_file": str((staging / RESULT_FILE).resolve())}
-        if warm is not None:
-            warm.join(float(cfg.notebook.start_timeout_s))  # the kernel is ready and warm: one client at a time
         execute_to_html(NOTEBOOK, staging / OUTPUTS[0], staging / OUTPUTS[1], params,
-                        failed_path=safe_child(out / "failed", ctx.job_id, what="JOB_ID", suffix=".ipynb"),
+                        failed_path=safe_child(out / "failed", ctx.job_id, what="JOB_ID", suffix=".ipynb",
+                                              base=cfg.work_root),
                         work_root=cfg.work_root,
                         nb_cfg=cfg.notebook, km=km)
         _faults.checkpoint("nb_executed")

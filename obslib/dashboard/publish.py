@@ -175,7 +175,7 @@ def _history_source(work_root: Path, job_id: str, stage: Path) -> Path | None:
         if e.job_id == job_id and not entry_problems(e):
             stage.mkdir(parents=True, exist_ok=True)
             for f in e.files or []:
-                contained(stage, stage / check_relpath(f["path"], what="history file path"),
+                contained(work_root, stage / check_relpath(f["path"], what="history file path"),
                           what="publish staging").write_bytes(e.read(f["path"]))
             return stage
     return None

@@ -7,7 +7,8 @@ and 1-based line), built for the dashboard's thousands of files:
   ``pyarrow.csv`` with explicit column types (``date`` as a calendar date, the counters
   as float64). pyarrow rejects a line with the wrong field count or a value that is not
   a date/number, and the row count must equal the newline count, so row ``i`` of a file
-  is exactly line ``i + 2``. Empty required cells, non-finite numbers and duplicate dates
+  is exactly line ``i + 2``. pyarrow is looser than ``values.NUMBER_RE`` only about
+  surrounding spaces, so a body with a space or tab goes to the line-accurate reader. Empty required cells, non-finite numbers and duplicate dates
   are then found vectorised and each becomes a ``Problem`` with its line.
 - When a group does not parse, each of its files is retried alone, and a file that still
   does not parse goes through the line-accurate ``runs.read_daily``, so every bad row is
@@ -32,7 +33,7 @@ import pyarrow.csv as pacsv
 
 from ..errors import InputError
 from . import Problem
-from .runs import DAILY_COLUMNS, DAILY_COUNTS, DAILY_REQUIRED, read_daily
+from .runs import DAILY_COLUMNS, DAILY_COUNTS, DAILY_REQUIRED, INDEX_REL, read_daily, run_dir_problem
 from .values import DATE_MAX, DATE_MIN, NULL_TOKENS, RANGE_TEXT, count_problem
 
 REQUIRED = DAILY_REQUIRED
@@ -88,6 +89,8 @@ def _parse(parts: list[tuple[int, str, bytes]], header: tuple[str, ...],
     blob = b"".join(body for _, _, body in parts)
     if not blob or blob.isspace():  # same test as `not blob.strip()`, without the copy
         return empty_frame()
+    if b" " in blob or b"\t" in blob:  # pyarrow trims ' 2 ' to 2; the contract refuses it: line by line
+        return None
     types = {c: (pa.date32() if c == "date" else pa.float64()) for c in header if c == "date" or c in NUMERIC}
     try:
         tab = pacsv.read_csv(io.BytesIO(blob), read_options=pacsv.ReadOptions(column_names=list(header)),
@@ -120,7 +123,7 @@ def _parse(parts: list[tuple[int, str, bytes]], header: tuple[str, ...],
         if c in types:
             arr = tab.column(c).combine_chunks()
             null = arr.is_null().to_numpy(zero_copy_only=False)
-            col = arr.to_numpy(zero_copy_only=False).astype(float, copy=False)
+            col = arr.to_numpy(zero_copy_only=False).astype(float, copy=False) + 0.0  # -0 reads as 0
         else:
             null, col = np.ones(tab.num_rows, dtype=bool), np.full(tab.num_rows, np.nan)
         data[c] = col
@@ -149,15 +152,22 @@ def iter_daily_frames(data_root: Path, run_dirs: Sequence[str | None], problems:
                       batch_files: int = 256) -> Iterator[pd.DataFrame]:
     """Yield frames (see module doc) for ``run_dirs`` in batches of ``batch_files`` files,
     sorted by (run_key, day). ``run_key`` is the position in ``run_dirs``; a None entry or
-    a run without ``daily.csv`` yields no rows. Raises ``InputError`` for a file that
-    exists but is unreadable or lacks required columns (as ``read_daily`` does)."""
+    a run without ``daily.csv`` yields no rows, and so does a ``run_dir`` outside the data
+    root (``runs.run_dir_problem``; a problem naming ``runs/index.csv``, as ``read_daily``
+    reports it). Raises ``InputError`` for a file that exists but is unreadable or lacks
+    required columns (as ``read_daily`` does)."""
     root = Path(data_root)
+    root_r = root.resolve()
     for lo in range(0, len(run_dirs), batch_files):
         groups: dict[tuple[str, ...], list[tuple[int, str, bytes]]] = {}
         frames: list[pd.DataFrame] = []
         for key in range(lo, min(lo + batch_files, len(run_dirs))):
             rd = run_dirs[key]
             if not rd:
+                continue
+            why = run_dir_problem(root, rd, root_resolved=root_r)
+            if why is not None:
+                problems.append(Problem("malformed", INDEX_REL, why))
                 continue
             rel_path = daily_rel(rd)
             path = root / rel_path

@@ -16,15 +16,28 @@ Rules, the same for every job (``obslib.latency.events`` reads incrementally wit
   newline are never parsed (they wait for a later run);
 - a line longer than ``MAX_LINE_BYTES``, a line that is not UTF-8 or CSV, a row with the
   wrong field count, an empty timestamp, a timestamp without a zone (unless
-  ``latency.naive_timestamps = "utc"``), a latency that is not a finite number >= 0, a
-  source name that is not an identifier: a bad row, reported as ``Problem`` with the file
-  and line, and skipped (the cursor moves past it).
+  ``latency.naive_timestamps = "utc"``), a latency that is not a number by ``parse_ms``
+  or is negative, a status not listed below, a source name that is not an identifier: a
+  bad row, reported as ``Problem`` with the file and line, and skipped (the cursor moves
+  past it).
+
+Numbers (``parse_ms``): ASCII decimal only, ``[-]digits[.digits][e[+-]digits]`` (or
+``.5``), nothing around it: no spaces, no ``_`` separators, no full-width or other
+Unicode digits, no ``inf``/``nan``, no hex. Counts of the kit's rows: ASCII digits only.
+
+Statuses (case-insensitive, no spaces around): an event (event and legacy forms) is a
+success for ``OK_STATUSES`` (``success``, ``ok``, or an empty cell) and an error event for
+``ERROR_STATUSES`` (``error``, ``failed``, ``failure``, ``timeout``, ``err``); the kit's
+own sample rows carry ``SAMPLE_STATUSES`` (``ok``, ``breach``, ``insufficient``,
+``no_data``, or an error status). Any other word is a bad row: it is never guessed to be a
+success.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -35,21 +48,59 @@ from ..timeutil import UTC
 from . import Problem
 
 LATENCY_REL = "ops/signal_latency.csv"
-ERROR_STATUSES = {"error", "failed", "failure", "timeout", "err"}
+OK_STATUSES = frozenset({"success", "ok", ""})
+ERROR_STATUSES = frozenset({"error", "failed", "failure", "timeout", "err"})
+SAMPLE_STATUSES = frozenset({"ok", "breach", "insufficient", "no_data"}) | ERROR_STATUSES
+_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_COUNT = re.compile(r"[0-9]+")
 MAX_LINE_BYTES = 64 * 1024
 EVENT_COLUMNS = {"timestamp_utc", "latency_ms", "status"}
 LEGACY_COLUMNS = {"signal_id", "ts_emit", "ts_ack", "status"}
 SAMPLE_COLUMNS = {"timestamp_utc", "source", "latency_ms", "p95_latency_ms", "status"}
 
 
-def normalise_status(raw: str | None) -> str:
-    """Map a source's status word to ok|error|no_data|breach|insufficient."""
-    s = (raw or "").strip().lower()
+def _status_text(allowed: frozenset[str]) -> str:
+    return ", ".join(sorted(x for x in allowed if x)) + (" or empty" if "" in allowed else "")
+
+
+def event_is_error(raw: str | None) -> bool:
+    """An event row's status: False for ``OK_STATUSES``, True for ``ERROR_STATUSES``
+    (case-insensitive). Raises ValueError for any other word (a bad row)."""
+    s = (raw or "").lower()
+    if s in OK_STATUSES:
+        return False
     if s in ERROR_STATUSES:
-        return "error"
-    if s in ("no_data", "breach", "insufficient"):
-        return s
-    return "ok"
+        return True
+    raise ValueError(f"status {(raw or '')[:40]!r} is not one of {_status_text(OK_STATUSES | ERROR_STATUSES)}")
+
+
+def sample_status(raw: str | None) -> str:
+    """A kit sample row's status, lower case, one of ``SAMPLE_STATUSES``; ValueError
+    otherwise."""
+    s = (raw or "").lower()
+    if s not in SAMPLE_STATUSES:
+        raise ValueError(f"status {(raw or '')[:40]!r} is not one of {_status_text(SAMPLE_STATUSES)}")
+    return s
+
+
+def parse_ms(value: str, column: str = "latency_ms") -> float:
+    """A latency cell (ms) by the strict number rule (module doc): a finite float >= 0.
+    Raises ValueError naming the column and the value."""
+    if not _NUMBER.fullmatch(value):
+        raise ValueError(f"{column} {value[:40]!r} is not a number")
+    v = float(value)
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(f"{column} {value[:40]!r} is not a finite number >= 0")
+    return v
+
+
+def parse_count(value: str | None, column: str) -> int:
+    """A count cell of the kit's rows: ASCII digits (empty = 0). ValueError otherwise."""
+    if not value:
+        return 0
+    if not _COUNT.fullmatch(value):
+        raise ValueError(f"{column} {value[:40]!r} is not a count (ASCII digits)")
+    return int(value)
 
 
 def detect_format(header: list[str]) -> str:
@@ -86,16 +137,8 @@ def event_time(value: str | None, *, naive_utc: bool = False, column: str = "tim
 
 
 def _latency(value: str | None, column: str) -> float | None:
-    s = (value or "").strip()
-    if not s:
-        return None
-    try:
-        v = float(s)
-    except ValueError as exc:
-        raise ValueError(f"{column} {s[:40]!r} is not a number") from exc
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(f"{column} {s[:40]!r} is not a finite number >= 0")
-    return v
+    """An optional latency cell: None when empty, else ``parse_ms``."""
+    return parse_ms(value, column) if value else None
 
 
 def _source(value: str | None) -> str | None:
@@ -178,14 +221,9 @@ class LineParser:
         if ts is None or ts.tzinfo is not UTC:
             ts = event_time(ts_raw, naive_utc=self.naive_utc)
         status = row[self._i_status]
-        error = status not in ("success", "ok", "") and normalise_status(status) == "error"
+        error = status not in ("success", "ok", "") and event_is_error(status)
         lat_raw = row[self._i_lat]
-        try:
-            lat = float(lat_raw) if lat_raw else None
-        except ValueError:
-            lat = _latency(lat_raw, "latency_ms")
-        if lat is not None and not (0.0 <= lat < math.inf):
-            raise ValueError(f"latency_ms {lat_raw[:40]!r} is not a finite number >= 0")
+        lat = parse_ms(lat_raw) if lat_raw else None
         if lat is None and not error:
             raise ValueError("no latency_ms")
         src = None
@@ -197,7 +235,7 @@ class LineParser:
         return Event(ts, lat, error, src)
 
     def _event(self, d: dict[str, str]) -> Event:
-        error = normalise_status(d.get("status")) == "error"
+        error = event_is_error(d.get("status"))
         if self.fmt == "legacy":
             ack = event_time(d.get("ts_ack"), naive_utc=self.naive_utc, column="ts_ack")
             emit_raw = (d.get("ts_emit") or "").strip()

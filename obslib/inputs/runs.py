@@ -12,9 +12,10 @@ from datetime import date
 from pathlib import Path
 
 from ..errors import InputError
+from ..safepath import UnsafePath, check_relpath, is_identifier
 from . import Problem
 from .csvfile import cell_float, read_csv, to_float
-from .values import is_null, parse_date, parse_timestamp
+from .values import is_null, parse_date, parse_timestamp, show
 
 INDEX_REL = "runs/index.csv"
 HEADER_V39 = (
@@ -41,15 +42,47 @@ DAILY_REQUIRED = ("fills", "wins", "pnl_pips")
 DAILY_COUNTS = ("breakouts", "gate_pass", "gate_block", "ev_pass", "ev_reject", "fills", "wins")
 
 
+def data_path_problem(data_root: Path, value: str, *, what: str, root_resolved: Path | None = None) -> str | None:
+    """Why ``value``, a path read from an input file (``run_dir``, ``state_archive_path``),
+    may not be read under ``data_root``, or None when it may.
+
+    It must be a relative path of safe identifiers (``safepath.check_relpath``: no
+    ``..``, no leading ``/``, ``[A-Za-z0-9._-]`` parts; one trailing ``/`` is allowed) that
+    resolves, links followed, inside the resolved data root. The reason reads
+    ``<what> '<value>' outside the data root (...)``. ``root_resolved``: the data root
+    already resolved (callers checking many rows pass it once; ~0.1 ms a row remains)."""
+    stripped = value.rstrip("/") if isinstance(value, str) else value
+    try:
+        check_relpath(stripped, what=what)
+        root_r = root_resolved if root_resolved is not None else Path(data_root).resolve()
+        target = (root_r / stripped).resolve()
+        if target != root_r and root_r not in target.parents:
+            raise UnsafePath(what)
+    except UnsafePath:
+        return (f"{what} {show(value, 80)} outside the data root (a relative path of [A-Za-z0-9._-] parts "
+                "inside it is expected)")
+    return None
+
+
+def run_dir_problem(data_root: Path, run_dir: str, *, root_resolved: Path | None = None) -> str | None:
+    """``data_path_problem`` for a ``run_dir`` (``runs/index.csv``, benchmark reports)."""
+    return data_path_problem(data_root, run_dir, what="run_dir", root_resolved=root_resolved)
+
+
 def read_run_index(data_root: Path, problems: list[Problem]) -> list[dict]:
     """Rows of ``runs/index.csv`` as dicts (numeric columns as float or None), sorted by
     run_id, with ``_line``. Raises ``InputError`` when the file is missing or lacks core
-    columns; bad rows go to ``problems``."""
+    columns; bad rows go to ``problems``: besides the value contract
+    (``obslib.inputs.values``), a ``run_id`` that is not a safe identifier
+    (``safepath.IDENTIFIER_RE``: ``../x``, ``a/b``), and a ``run_dir`` outside the data root
+    (``run_dir_problem``). A null ``run_dir`` or ``timestamp`` (empty or a null token such
+    as ``NA``) is None in the row."""
     header, rows = read_csv(Path(data_root) / INDEX_REL, rel_path=INDEX_REL, required_columns=CORE_COLUMNS,
                             problems=problems)
     if len(header) not in HEADER_VERSIONS:
         problems.append(Problem("ignored", INDEX_REL, f"unknown header version ({len(header)} columns); read by name", 1))
     out = []
+    root_r = Path(data_root).resolve()
     for line, row in rows:
         ok = True
         rec: dict = {"_line": line}
@@ -61,13 +94,25 @@ def read_run_index(data_root: Path, problems: list[Problem]) -> list[dict]:
                 rec[k] = val
             else:
                 rec[k] = v
-        if not row.get("run_id"):
+        if is_null(row.get("run_id")):
             problems.append(Problem("malformed", INDEX_REL, "empty run_id", line))
+            ok = False
+        elif not is_identifier(row["run_id"]):
+            problems.append(Problem("malformed", INDEX_REL, f"run_id {show(row['run_id'], 80)} is not a safe "
+                                    "identifier ([A-Za-z0-9._-], starting with a letter or digit, without '..')",
+                                    line))
+            ok = False
+        if is_null(row.get("run_dir")):
+            rec["run_dir"] = None
+        elif ok and (why := run_dir_problem(data_root, row["run_dir"], root_resolved=root_r)) is not None:
+            problems.append(Problem("malformed", INDEX_REL, why, line))
             ok = False
         if ok and rec["wins"] > rec["trades"]:
             problems.append(Problem("malformed", INDEX_REL, f"wins {rec['wins']:g} > trades {rec['trades']:g}", line))
             ok = False
-        if not is_null(row.get("timestamp")):
+        if is_null(row.get("timestamp")):
+            rec["timestamp"] = None
+        else:
             try:
                 parse_timestamp(row["timestamp"])
             except ValueError as exc:
@@ -114,7 +159,12 @@ def read_daily(data_root: Path, run_dir: str, problems: list[Problem]) -> list[d
     whether that is an alert). Bad rows (``daily_row_problem``; a repeated date: the first
     row is kept) go to ``problems``; raises ``InputError`` for a file that exists but is
     unreadable or lacks columns. The line-accurate reader of the one ``daily.csv``
-    contract; ``daily_frame`` is its vectorised form for many files."""
+    contract; ``daily_frame`` is its vectorised form for many files. A ``run_dir`` outside
+    the data root (``run_dir_problem``) is a problem and nothing is read (None)."""
+    why = run_dir_problem(data_root, run_dir)
+    if why is not None:
+        problems.append(Problem("malformed", INDEX_REL, why))
+        return None
     rel_path = f"{run_dir.rstrip('/')}/daily.csv"
     path = Path(data_root) / rel_path
     if not path.is_file():

@@ -7,11 +7,16 @@ the dashboard:
 - **Null tokens**: a cell that is empty or one of ``NULL_TOKENS`` (``NA``, ``N/A``, ``null``,
   ``NULL``, ``nan``, ``NaN``, ``#N/A``, ``n/a``, after trimming spaces) is a missing value: None
   for an optional column, a bad row ("column 'x' is empty") for a required one.
-- **Numbers** must parse and be finite (``inf``, ``1e999`` are bad rows).
+- **Numbers** match ``NUMBER_RE`` -- ASCII digits, an optional sign, decimal point and
+  exponent, nothing else (``1_000``, a full-width ``５``, `` 2 `` with spaces, ``0x10`` are
+  bad rows although Python's ``float()`` takes them) -- and are finite (``inf``, ``1e999``
+  are bad rows). ``-0`` reads as ``0``.
 - **Counts** (fills, wins, trades, breakouts, ...) are whole numbers >= 0, and wins never
   exceed fills (daily) or trades (index).
 - **Dates and timestamps** must be real calendar dates between ``DATE_MIN`` and ``DATE_MAX``
-  (``2999-01-01`` and ``2026-99-99`` are bad rows).
+  (``2999-01-01`` and ``2026-99-99`` are bad rows), written exactly as ``YYYY-MM-DD`` (dates)
+  or ``YYYYMMDD_HHMMSS`` / ``YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|+HH:MM]`` (timestamps):
+  ``20260601-120000``, ``2026-W48``, ``20261123`` are bad rows, not guesses.
 
 A bad row is reported as a ``Problem`` with its file and line and is left out; it never
 stops the other rows (``--allow-bad-rows``) or another dashboard dataset.
@@ -28,8 +33,11 @@ NULL_TOKENS = frozenset({"", "NA", "N/A", "null", "NULL", "nan", "NaN", "#N/A", 
 DATE_MIN = date(1970, 1, 1)
 DATE_MAX = date(2099, 12, 31)
 RANGE_TEXT = f"{DATE_MIN.isoformat()}..{DATE_MAX.isoformat()}"
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_STAMP = re.compile(r"(\d{8})_(\d{6})")  # runs/index.csv: 20250921_130118
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_STAMP = re.compile(r"(\d{8})_(\d{6})", re.ASCII)  # runs/index.csv: 20250921_130118
+_ISO_TS = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:[Zz]|[+-]\d{2}:\d{2})?)?", re.ASCII)
+NUMBER_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+_NON_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.ASCII | re.IGNORECASE)
 
 
 def is_null(raw: object) -> bool:
@@ -38,15 +46,17 @@ def is_null(raw: object) -> bool:
 
 
 def parse_number(raw: str) -> float:
-    """A finite float from a non-null cell; ``ValueError`` with the reason otherwise
-    (``"'x' is not a number"``, ``"is not finite"``)."""
-    try:
-        f = float(raw)
-    except ValueError:
-        raise ValueError(f"{raw!r} is not a number") from None
+    """A finite float from a non-null cell written as ``NUMBER_RE`` (see module doc);
+    ``ValueError`` with the reason otherwise (``"'x' is not a number"``, ``"is not
+    finite"``). ``-0`` is returned as ``0.0`` (so messages never say ``-0``)."""
+    if not isinstance(raw, str) or not NUMBER_RE.fullmatch(raw):
+        if isinstance(raw, str) and _NON_FINITE.fullmatch(raw):
+            raise ValueError("is not finite")
+        raise ValueError(f"{raw!r} is not a number")
+    f = float(raw)
     if not math.isfinite(f):
         raise ValueError("is not finite")
-    return f
+    return f + 0.0  # -0.0 + 0.0 == 0.0
 
 
 def count_problem(value: float) -> str | None:
@@ -85,6 +95,8 @@ def parse_timestamp(raw: str, *, naive_tz: str = "UTC") -> datetime:
     s = raw.strip()
     m = _STAMP.fullmatch(s)
     try:
+        if m is None and not _ISO_TS.fullmatch(s):
+            raise ValueError
         ts = parse_ts(f"{m[1][:4]}-{m[1][4:6]}-{m[1][6:]}T{m[2][:2]}:{m[2][2:4]}:{m[2][4:]}" if m else s,
                       naive_tz=naive_tz)
     except (ValueError, OverflowError):
@@ -106,5 +118,5 @@ def show(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-__all__ = ["DATE_MAX", "DATE_MIN", "NULL_TOKENS", "check_date", "count_problem", "is_null", "parse_date",
+__all__ = ["DATE_MAX", "DATE_MIN", "NULL_TOKENS", "NUMBER_RE", "check_date", "count_problem", "is_null", "parse_date",
            "parse_number", "parse_timestamp", "show"]

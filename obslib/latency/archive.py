@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -193,11 +194,44 @@ def quarantine_archive(paths: LatencyPaths, entry: dict, reason: str) -> str:
         dst = qdir / f"{src.stem}-{n}{src.suffix}"
     if src.exists():
         os.replace(src, dst)
-        fsync_dir(qdir)
+    else:  # a marker, so later rebuilds still know these hours lost raw rows
+        atomic_write_bytes(qdir / f"{src.name}.missing", (reason + "\n").encode("utf-8"))
+    fsync_dir(qdir)
     manifest = read_manifest(paths)
     manifest["entries"] = [e for e in manifest["entries"] if e["path"] != entry["path"]]
     _write_manifest(paths, manifest)
     return f"{reason}; moved to {paths.rel(dst)}"
+
+
+_ARCHIVE_STAMPS = re.compile(r"(\d{8}T\d{6}Z)-(\d{8}T\d{6}Z)")
+
+
+def entry_hours(first_ts: str, last_ts: str) -> set[int]:
+    """Epoch hours (``ts // 3600``) from the hour of ``first_ts`` to that of ``last_ts``."""
+    lo, hi = (int(parse_ts(t).timestamp()) // 3600 for t in (first_ts, last_ts))
+    return set(range(lo, hi + 1))
+
+
+def quarantined_hours(paths: LatencyPaths) -> set[int]:
+    """Epoch hours whose raw rows are (partly) in a quarantined or missing archive: read
+    from the file names in ``quarantine/`` (``signal_latency-<first>-<last>...``), so a
+    later rebuild still knows the raw rows of those hours are incomplete."""
+    qdir = paths.archive_dir / "quarantine"
+    out: set[int] = set()
+    try:
+        names = os.listdir(qdir)
+    except FileNotFoundError:
+        return out
+    for name in names:
+        m = _ARCHIVE_STAMPS.search(name)
+        if m is None:
+            continue
+        try:
+            first, last = (datetime.strptime(x, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC) for x in m.groups())
+        except ValueError:
+            continue
+        out |= entry_hours(to_rfc3339(first), to_rfc3339(last))
+    return out
 
 
 @dataclass

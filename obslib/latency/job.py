@@ -280,7 +280,7 @@ def run_sample(cfg: Config, ctx: Any, now: datetime, *, data_root: Path, target:
                clock: Callable[[], datetime] | None = None) -> dict:
     """One sample run (see the module docstring). Returns the job summary for ``run_job``:
     ``{status, samples_written, rollups_written, breach_count, next_rotation_bytes, skipped,
-    lock_wait_ms, sources, notifications, alerts, ...}``; ``status`` is ``ok``, ``skipped``
+    lock_wait_ms, sources, notifications, alerts, ...}``; ``status`` is ``ok``, ``warning`` (a damaged archive was quarantined; exit 0), ``skipped``
     (lock busy; exit 0) or ``error`` (alert delivery failed; exit 3, rows are kept).
     Raises ``ObsError`` subclasses for bad state files; the heartbeat then says ``error``.
     """
@@ -319,8 +319,8 @@ def run_sample(cfg: Config, ctx: Any, now: datetime, *, data_root: Path, target:
         summary["status"] = "error"
         summary["error"] = "alert delivery failed: " + "; ".join(rep.failed)
         summary["exit_code"] = 3
-    else:
-        summary["status"] = "ok"
+    else:  # a damaged archive moved aside: the run did its work, but someone should look
+        summary["status"] = "warning" if summary["quarantined"] else "ok"
     return summary
 
 
@@ -330,7 +330,7 @@ def run_rollup(cfg: Config, ctx: Any, now: datetime, *, full: bool = False,
     then ``update_rollups`` (``full`` forces a full recompute). Returns the job summary
     ``{status, rollups_written, rollup_rows, full, changed, skipped, lock_wait_ms,
     raw_rows_read, bad_rows, quarantined}``; a damaged archive is quarantined and named
-    (a warning), the run still exits 0."""
+    (status ``warning``, the message in ``_messages`` for stderr), the run still exits 0."""
     paths = LatencyPaths.from_config(cfg)
     t0 = monotonic()
     try:
@@ -348,7 +348,8 @@ def run_rollup(cfg: Config, ctx: Any, now: datetime, *, full: bool = False,
                              root=paths.ops_dir.parent)
     except LockTimeout as exc:
         return _skipped(exc, (monotonic() - t0) * 1000, {"rollups_written": 0})
-    return {"status": "ok", "skipped": False, "lock_wait_ms": round(waited_ms, 1), "rollups_written": res.rows_written,
+    return {"status": "warning" if res.quarantined else "ok", "skipped": False, "lock_wait_ms": round(waited_ms, 1),
+            "rollups_written": res.rows_written,
             "rollup_rows": res.total_rows, "full": res.full, "changed": res.changed, "raw_rows_read": res.raw_rows,
             "bad_rows": res.bad_rows, "quarantined": res.quarantined,
             "_messages": capped_problem_messages(res.problems)
@@ -391,6 +392,8 @@ def latency_status(cfg: Config, *, since: datetime | None = None, until: datetim
                      "latest_samples": stats.samples if stats else 0, "latest_method": stats.method if stats else None}
     res: dict[str, Any] = {"status": "ok", "slo_ms": doc.get("slo_ms", cfg.latency.slo_ms),
                            "updated_at": doc.get("updated_at"), "sources": out}
+    if since is not None and until is not None and since >= until:
+        raise ValueError(f"since {to_rfc3339(since)} is not before until {to_rfc3339(until)}")
     if since is not None or until is not None:
         from .rollup import store_query
 

@@ -9,7 +9,8 @@ one query every view uses.
   arrived late are written as another part of the same window); parts merge.
 - ``query(parts, by=...)`` merges parts per (bucket, source) and returns ``Stats``: p50,
   p95, p99, max, samples, windows (parts merged), bad_events, error_samples, breach_flag,
-  method and the merged sketch. The hourly rollup, the ``latency_rollups`` dataset, ``obs
+  method and the merged sketch (latencies rounded to 3 decimals, here only). The hourly
+  rollup, the ``latency_rollups`` dataset, ``obs
   latency status``, the alerts and the weekly payload all call it, so they agree: exact
   type 7 while a group has at most ``EXACT_MAX`` events, within the DDSketch bound beyond.
 """
@@ -26,6 +27,7 @@ from .sketch import EXACT_MAX, Sketch
 
 WINDOW_S = 900
 HOUR_S = 3600
+MS_DECIMALS = 3  # every latency the query returns is rounded to this many decimals (ms)
 
 
 @dataclass
@@ -117,11 +119,19 @@ def parts_from_events(events: Iterable[Event], *, window_s: int = WINDOW_S,
     return out
 
 
+def round_ms(v: float | None) -> float | None:
+    """A latency as every view shows it: rounded to ``MS_DECIMALS`` (3) decimals of a ms."""
+    return None if v is None else round(v, MS_DECIMALS)
+
+
 def stats_of(parts: list[Part], *, source: str, start: int, slo_ms: float) -> Stats:
-    """Merge ``parts`` (one source, one bucket) into ``Stats``."""
+    """Merge ``parts`` (one source, one bucket) into ``Stats``. The latencies are rounded
+    here, once (``round_ms``), so the rollup CSV, ``obs latency status``, the datasets and
+    the weekly payload print the same number; ``breach_flag`` compares the rounded p95."""
     sk = Sketch.merge_all(p.sketch for p in parts)
-    p95 = sk.quantile(0.95)
-    return Stats(source, start, sk.quantile(0.5), p95, sk.quantile(0.99), sk.max, sum(p.events for p in parts),
+    p95 = round_ms(sk.quantile(0.95))
+    return Stats(source, start, round_ms(sk.quantile(0.5)), p95, round_ms(sk.quantile(0.99)), round_ms(sk.max),
+                 sum(p.events for p in parts),
                  len(parts), sum(p.bad for p in parts), sum(p.errors for p in parts),
                  p95 is not None and p95 > slo_ms, sk.method, sk)
 

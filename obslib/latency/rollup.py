@@ -19,9 +19,19 @@ Incremental: ``ops/signal_latency_rollup_state.json`` remembers the live file (d
 inode) and how many bytes were rolled up. Only hours that received new rows are
 recomputed (from every row of those hours, live file and archives); after a rotation the
 tail of the archived file is picked up through the manifest. Anything unexpected falls
-back to a full recompute of the hours still inside raw retention; older rollup rows are
-kept. An archive that fails its sha256 or does not decompress is quarantined
-(``archive.quarantine_archive``) and reported; the rollup goes on. A sample row that does
+back to a full recompute of the hours still inside raw retention.
+
+The rollup is the durable record (raw rows are kept ``raw_retention_days``): a recompute
+(``--full`` or incremental) never drops or shrinks the row of an hour whose raw rows are
+unavailable. Rows of hours it did not recompute are kept as they are (hours before the
+raw cutoff, hours whose rows were pruned under a shorter retention); an hour with raw
+rows in a damaged archive (this run's, or any named in ``quarantine/``,
+``archive.quarantined_hours``) keeps its existing row in a full recompute, and new rows
+for it are merged into that row's sketch (like late rows for an hour past the cutoff).
+An archive that fails its sha256 or does not decompress is quarantined
+(``archive.quarantine_archive``) and reported (a warning: the jobs' status is
+``warning``, the message on stderr); the rollup goes on. Only the rollup retention
+(``rollup_retention_days``) removes rows. A sample row that does
 not parse is a bad row (file:line), counted and skipped. The file is written atomically
 and only when its bytes change, so a rerun is byte-identical.
 """
@@ -39,7 +49,16 @@ from ..errors import InputError
 from ..inputs import Problem
 from ..storage import atomic_write_bytes, atomic_write_json
 from ..timeutil import UTC, parse_ts
-from .archive import DamagedArchive, floor_hour, load_archive, quarantine_archive, raw_cutoff, read_manifest
+from .archive import (
+    DamagedArchive,
+    entry_hours,
+    floor_hour,
+    load_archive,
+    quarantine_archive,
+    quarantined_hours,
+    raw_cutoff,
+    read_manifest,
+)
 from .model import HOUR_S, Part, Stats, epoch, query
 from .paths import LatencyPaths
 from .sketch import Sketch
@@ -203,11 +222,16 @@ class StoreReader:
         self.paths, self.slo_of, self.quarantine = paths, slo_of, quarantine
         self.problems: list[Problem] = []
         self.quarantined: list[str] = []
+        self.lost_hours: set[int] = set()  # epoch hours covered by an archive that could not be read
 
     def archive_bytes(self, entry: dict) -> bytes | None:
         try:
             return load_archive(self.paths, entry)
         except DamagedArchive as exc:  # without the lock (status), only skipped and named
+            try:
+                self.lost_hours |= entry_hours(entry["first_ts"], entry["last_ts"])
+            except (KeyError, ValueError):
+                pass
             self.quarantined.append(quarantine_archive(self.paths, entry, str(exc)) if self.quarantine
                                     else f"{exc}; skipped")
             return None
@@ -276,22 +300,42 @@ def update_rollups(paths: LatencyPaths, *, now: datetime, slo_of: Callable[[str]
     cutoff_hour = _epoch_hour(raw_cutoff(now, raw_retention_days))
     existing = read_rollup(paths.rollup)
     computed: dict[tuple[int, str], str] = {}
+    # the rollup is the durable record: an hour whose raw rows are gone or incomplete
+    # (pruned, in a quarantined or missing archive) keeps its existing row
+    lost = quarantined_hours(paths)
     if full:
         stored = reader.parts(live_end=fresh[0]) + fresh[2] if fresh else reader.parts(live_end=live_end)
         parts = [p for p in stored if p.start // HOUR_S >= cutoff_hour]
-        computed = compute_rollups(parts, slo_of)
-        merged = {k: v for k, v in existing.items() if k[0] < cutoff_hour}
+        lost |= reader.lost_hours
+        keep = {k for k in existing if k[0] in lost}
+        computed = {k: v for k, v in compute_rollups(parts, slo_of).items() if k not in keep}
+        # rows known to be new (not yet in the rollup) for a kept hour are merged into its row
+        new = fresh[2] if fresh else (
+            parse_sample_lines(_read_range(paths.live, state["offset"], live_end), paths.rel(paths.live), [],
+                               slo_of=slo_of, hours={k[0] for k in keep})
+            if keep and state and st and (st.st_dev, st.st_ino) == (state["dev"], state["inode"])
+            and state["offset"] <= live_end else [])
+        late = [p for p in new if (p.start // HOUR_S, p.source) in keep]
+        if late:
+            touched = {(p.start // HOUR_S, p.source) for p in late}
+            computed.update(compute_rollups(late + _line_parts(existing, touched, reader.problems, paths.rollup.name),
+                                            slo_of))
+        merged = dict(existing)
     else:
         dirty = {(p.start // HOUR_S, p.source) for p in fresh[2]} if fresh else _new_row_keys(chunks)
-        # hours before the raw-retention cutoff have lost (some of) their sample rows: their
-        # rollup row stands for them, and late rows are merged into it
-        old = {k for k in dirty if k[0] < cutoff_hour}
+        # hours before the raw-retention cutoff, or with raw rows in a damaged archive, have
+        # lost (some of) their sample rows: their rollup row stands for them, and the new
+        # rows are merged into it
+        old = {k for k in dirty if k[0] < cutoff_hour or (k[0] in lost and k in existing)}
         recent = dirty - old
         merged = {k: v for k, v in existing.items() if k not in dirty}
         parts = []
         if recent:
             stored = (reader.parts(hours={k[0] for k in recent}, live_end=fresh[0]) + fresh[2] if fresh
                       else reader.parts(hours={k[0] for k in recent}, live_end=live_end))
+            moved = {k for k in recent if k[0] in reader.lost_hours and k in existing}
+            old |= moved
+            recent -= moved
             parts = [p for p in stored if (p.start // HOUR_S, p.source) in recent]
         if old:
             late = [p for p in fresh[2] if (p.start // HOUR_S, p.source) in old] if fresh else [

@@ -73,26 +73,35 @@ def format_part(part: Part, *, slo_ms: float, job_id: str, sampled_at: str) -> s
 
 def part_from_row(d: dict[str, str], *, naive_utc: bool = False, slo_of=None, window_s: int = 900) -> Part:
     """A raw row (dict by column name, either layout) as a ``Part``. Raises ValueError."""
-    from ..inputs.latency_events import _latency, _source, event_time
+    from ..inputs.latency_events import (
+        ERROR_STATUSES,
+        _latency,
+        _source,
+        event_time,
+        parse_count,
+        sample_status,
+    )
 
     ts = event_time(d.get("timestamp_utc"), naive_utc=naive_utc)
     src = _source(d.get("source")) or "unknown"
     start = epoch(ts)
     if "sketch" in d:
-        span = int(d.get("window_s") or window_s)
+        sample_status(d.get("status"))
+        span = parse_count(d.get("window_s"), "window_s") or window_s
         if span <= 0 or HOUR_S % span:
             raise ValueError(f"window_s {span} does not divide an hour")
         try:
             sk = Sketch.from_text(d.get("sketch") or "")
-            events, bad, errors = (int(d.get(k) or 0) for k in ("samples_in_window", "bad_events", "error_events"))
+            events, bad, errors = (parse_count(d.get(k), k) for k in ("samples_in_window", "bad_events",
+                                                                      "error_events"))
         except ValueError as exc:
             raise ValueError(f"sketch/counts do not parse: {exc}") from exc
         if events != sk.count + errors or not 0 <= bad <= sk.count:
             raise ValueError(f"counts disagree: {events} events, {errors} errors, {sk.count} in the sketch")
         return Part(src, floor_to(start, span), span, events, bad, errors, sk)
     lat = _latency(d.get("latency_ms"), "latency_ms")
-    status = (d.get("status") or "").strip().lower()
-    error = status in ("error", "failed", "failure", "timeout", "err")
+    status = sample_status(d.get("status"))
+    error = status in ERROR_STATUSES
     if status == "no_data" or (lat is None and not error):
         return Part(src, floor_to(start, window_s), window_s, 0, 0, 0, Sketch())
     slo = slo_of(src) if slo_of else float("inf")

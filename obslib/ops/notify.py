@@ -50,7 +50,8 @@ def send_alerts(doc: dict, *, cfg: Any, ctx: Any, now: datetime, env: Mapping[st
             return result
     elif url:
         result["status"] = "no_secret"
-    path = safe_child(Path(cfg.out_dir) / ALERTS_DIRNAME, ctx.job_id, what="JOB_ID", suffix=".json")
+    path = safe_child(Path(cfg.out_dir) / ALERTS_DIRNAME, ctx.job_id, what="JOB_ID", suffix=".json",
+                      base=cfg.work_root)
     atomic_write_bytes(path, body)
     result["file"] = rel(path, cfg.work_root)
     return result

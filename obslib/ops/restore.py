@@ -84,7 +84,7 @@ def restore_dashboard(cfg: Any, *, job_id: str | None = None, dry_run: bool = Fa
                 check_relpath(name, what="history file path")
                 data = entry.read(name)
                 if stage is not None:  # each file must land inside the new version folder
-                    contained(stage, stage / name, what="restore target").write_bytes(data)
+                    contained(cfg.work_root, stage / name, what="restore target").write_bytes(data)
                 files.append({"path": rel(dest / name, cfg.work_root), "sha256": sha256_bytes(data)})
             if stage is not None:
                 for name in names:
@@ -141,7 +141,7 @@ def restore_weekly(cfg: Any, *, week_start: str | None = None, dry_run: bool = F
     if want != digest:
         raise ValidationError(f"{rel(hist / (ws + '.json'), cfg.work_root)}: sha256 {digest[:16]}... does not match the "
                               f"receipt ({want[:16]}...); not restored")
-    dest = contained(cfg.out_dir, Path(cfg.out_dir) / "weekly_report" / ws / "payload.json", what="restore target")
+    dest = contained(cfg.work_root, Path(cfg.out_dir) / "weekly_report" / ws / "payload.json", what="restore target")
     if not dry_run:
         from ..weekly.job import recover_week
 

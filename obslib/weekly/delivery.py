@@ -137,11 +137,12 @@ def dry_run_weekly(payload: dict, *, cfg: Any, now: datetime, tag: str = "") -> 
     week = _week(str(payload.get("week_start", ""))[:10])
     stem = "_".join(x for x in (now.strftime("%Y%m%dT%H%M%SZ"), week, tag) if x)
     folder = Path(cfg.out_dir) / "weekly_report"
-    path = safe_child(folder, stem, what="dry-run payload name", suffix=".json")
+    path = safe_child(folder, stem, what="dry-run payload name", suffix=".json", base=cfg.work_root)
     n = 1
     while path.exists():
         n += 1
-        path = safe_child(folder, stem, what="dry-run payload name", suffix=f".{n}.json")
+        path = safe_child(folder, stem, what="dry-run payload name", suffix=f".{n}.json",
+                          base=cfg.work_root)
     atomic_write_bytes(path, body)
     return path, body
 
@@ -161,7 +162,8 @@ def escalate(*, what: str, outcome: DeliveryOutcome, cfg: Any, ctx: Any, now: da
     3 attempts) and the result is written back into the file under ``post``.
     Returns ``(path, record)``. Never raises for a failed escalation POST.
     """
-    path = safe_child(Path(cfg.ops_dir) / ESCALATIONS_DIRNAME, ctx.job_id, what="JOB_ID", suffix=".json")
+    path = safe_child(Path(cfg.ops_dir) / ESCALATIONS_DIRNAME, ctx.job_id, what="JOB_ID", suffix=".json",
+                      base=cfg.work_root)
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "kind": "webhook_delivery_failed",
@@ -249,8 +251,8 @@ def _fail(outcome: DeliveryOutcome, *, what: str, cfg: Any, ctx: Any, now: datet
 def _paths(cfg: Any, ws: str, tag: str | None = None) -> tuple[Path, Path]:
     stem = _week(ws) if tag is None else f"{_week(ws)}.{check_identifier(tag, what='history version tag')}"
     d = history_dir(cfg)
-    return (safe_child(d, stem, what="weekly history file", suffix=".json"),
-            safe_child(d, stem, what="weekly history file", suffix=".receipt.json"))
+    return (safe_child(d, stem, what="weekly history file", suffix=".json", base=cfg.work_root),
+            safe_child(d, stem, what="weekly history file", suffix=".receipt.json", base=cfg.work_root))
 
 
 def _delivery_entry(outcome: DeliveryOutcome, ctx: Any, kind: str) -> dict[str, Any]:
@@ -260,7 +262,8 @@ def _delivery_entry(outcome: DeliveryOutcome, ctx: Any, kind: str) -> dict[str, 
 
 def _journal_path(cfg: Any, ws: str) -> Path:
     """``ops/weekly_report_history/.<ws>.pending.json``: a history update in progress."""
-    return safe_child(history_dir(cfg), _week(ws), what="weekly history file", prefix=".", suffix=".pending.json")
+    return safe_child(history_dir(cfg), _week(ws), what="weekly history file", prefix=".", suffix=".pending.json",
+                      base=cfg.work_root)
 
 
 def _apply_journal(cfg: Any, ws: str, journal: dict) -> None:

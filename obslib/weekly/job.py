@@ -113,8 +113,8 @@ def check_same_source(cfg: Config, wdir: Path, source: dict[str, str]) -> None:
 
 def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, root: Path, label: str, wdir: Path,
                   allow_bad_rows: bool, km: Any, source: dict[str, str]) -> dict[str, Any]:
-    staging = safe_child(wdir, ctx.job_id, what="JOB_ID", prefix=".staging-")
-    failed = safe_child(wdir / "failed", ctx.job_id, what="JOB_ID", suffix=".ipynb")
+    staging = safe_child(wdir, ctx.job_id, what="JOB_ID", prefix=".staging-", base=cfg.work_root)
+    failed = safe_child(wdir / "failed", ctx.job_id, what="JOB_ID", suffix=".ipynb", base=cfg.work_root)
     staging.mkdir(parents=True, exist_ok=True)
     params = {"week_start": ws.date().isoformat(), "data_root": str(Path(root).resolve()), "as_of": to_rfc3339(now),
               "out_dir": str(staging.resolve()), "work_root": str(Path(cfg.work_root).resolve()),

@@ -50,7 +50,7 @@ from ..errors import InputError
 from ..inputs import Problem
 from ..inputs.latency_events import LATENCY_REL
 from ..inputs.reports import TELEMETRY_REL, read_benchmarks, read_router_telemetry
-from ..inputs.runs import INDEX_REL, read_daily, read_run_index
+from ..inputs.runs import INDEX_REL, data_path_problem, read_daily, read_run_index, run_dir_problem
 from ..inputs.state_archive import parse_snapshot
 from ..inputs.strategy import strategy_keys
 from ..inputs.values import is_null, parse_timestamp, show
@@ -111,13 +111,16 @@ def _baseline_inputs(data_root: Path, bench: dict, problems: list[Problem],
     daily = None
     if run_dir:
         daily = read_daily(data_root, run_dir, problems)
-        if daily is None:
+        if daily is None and run_dir_problem(data_root, run_dir) is None:  # else read_daily said why
             problems.append(Problem("missing", f"{run_dir}/daily.csv",
                                     f"daily.csv of baseline run {run_id} not found: ev.trend_7d is null"))
         else:
             used_inputs.append(f"{run_dir}/daily.csv")
     sap = str(d.get("state_archive_path") or "")
     if not sap:
+        return run_id, daily, None
+    if (why := data_path_problem(data_root, sap, what="state_archive_path")) is not None:
+        problems.append(Problem("malformed", bench["path"], f"{why}: win_rate_lcb is null"))
         return run_id, daily, None
     if not (Path(data_root) / sap).is_file():
         problems.append(Problem("missing", sap, f"state file of baseline {run_id} not found: win_rate_lcb is null"))
