@@ -78,8 +78,9 @@ def test_publish_to_a_local_folder_from_config(env, capsys, tmp_path):
     assert published_attachments(load_config(work)) == []  # not configured: no attachment
 
 
-def test_publish_to_memory_fsspec(env, capsys):
+def test_publish_to_memory_fsspec(env, capsys, monkeypatch):
     repo, work = env
+    monkeypatch.setenv("OBS_PUBLISH_ALLOW_MEMORY", "1")  # memory:// is for in-process use (tests) only
     code, s, _ = obs(capsys, work, "dashboard", "export", repo=repo)
     code, p, _ = obs(capsys, work, "dashboard", "publish", "--to", "memory://obs-test-share/dash")
     assert code == 0, p
@@ -114,7 +115,7 @@ def test_failed_upload_is_queued_alerted_after_two_runs_and_retried(env, capsys,
     assert alert["next_action"].endswith("#dashboard-publish") or "#dashboard-publish" in json.dumps(alert)
     doc = json.loads((work / alert["file"]).read_text())  # no webhook configured: written under out/ops_alerts
     assert doc["alerts"][0]["id"] == "dashboard-publish-failed"
-    state = json.loads((work / "ops" / "dashboard_publish_state.json").read_text())
+    state = json.loads((work / "ops" / "dashboard_publish_state.json").read_text())["destinations"][str(share)]
     assert [q["attempts"] for q in state["queue"]] == [2, 0]  # the queue stops at its first failure
     # the share comes back: the next run sends both, the older one from history
     blocker.unlink()
@@ -163,3 +164,95 @@ def test_cron_json_lists_the_publish_job(capsys):
     assert pub["command"] == "obs dashboard publish" and pub["cadence"] == "0 22 * * 0"
     # after Sunday's 01:00 export, before the 23:30 weekly report
     assert names.index("dashboard_export") < names.index("dashboard_publish") < names.index("weekly_report")
+
+
+def test_a_new_destination_gets_the_current_bundle(env, capsys, tmp_path):
+    """One state slot per destination: publishing to /tmp/qa_pub1 first must not make a
+    second destination (QA: ``../elsewhere``, and an absolute one) look up to date."""
+    repo, work = env
+    code, s, _ = obs(capsys, work, "dashboard", "export", repo=repo)
+    first, second = tmp_path / "qa_pub1", tmp_path / "second"
+    assert obs(capsys, work, "dashboard", "publish", "--to", str(first))[0] == 0
+    for to, where in ((str(second), second), ("../elsewhere", tmp_path / "elsewhere")):  # relative: against the work root
+        code, p, _ = obs(capsys, work, "dashboard", "publish", "--to", to)
+        assert code == 0 and p["destination"] == str(where), p
+        assert [e["job_id"] for e in p["published"]] == [s["job_id"]]
+        assert p["published"][0]["uri"] == f"{where}/{s['job_id']}/"
+        assert json.loads((where / s["job_id"] / "manifest.json").read_text())["job_id"] == s["job_id"]
+    # the weekly attachment follows the configured destination, not the last one published to
+    (work / "obs.toml").write_text(f'[publish]\nto = "{first}"\n')
+    from obslib.dashboard.publish_state import published_attachments
+
+    assert published_attachments(load_config(work))[0]["uri"] == f"{first}/{s['job_id']}/manifest.json"
+    (work / "obs.toml").write_text('[publish]\nto = "../elsewhere"\n')
+    assert published_attachments(load_config(work))[0]["uri"] == f"{tmp_path / 'elsewhere'}/{s['job_id']}/manifest.json"
+
+
+@pytest.mark.parametrize("to, why", [
+    ("nosuchproto://x", "unknown protocol 'nosuchproto'"),
+    ("gopherish://host/x", "unknown protocol 'gopherish'"),
+    ("memory://x", "memory:// lives only as long as this process"),
+    ("out/share", "inside the work root's out/"),
+    (".", "inside the work root's"),
+])
+def test_a_destination_that_cannot_work_is_refused_before_queueing(env, capsys, to, why):
+    repo, work = env
+    obs(capsys, work, "dashboard", "export", repo=repo)
+    code, p, err = obs(capsys, work, "dashboard", "publish", "--to", to)
+    assert code == 2 and p["status"] == "error" and why in p["error"] and why in err
+    assert not (work / "ops" / "dashboard_publish_state.json").exists()  # nothing queued
+
+
+@pytest.mark.parametrize("to", ["/proc/self", "ftp://127.0.0.1:1/x"])
+def test_an_unwritable_destination_fails_and_stays_queued(env, capsys, tmp_path, to):
+    repo, work = env
+    code, s, _ = obs(capsys, work, "dashboard", "export", repo=repo)
+    assert obs(capsys, work, "dashboard", "publish", "--to", str(tmp_path / "ok"))[0] == 0
+    code, p, _ = obs(capsys, work, "dashboard", "publish", "--to", to)
+    assert code == 1 and p["published"] == [] and p["queued"] == [s["job_id"]] and "upload failed" in p["error"]
+
+
+def test_the_publish_failed_alert_goes_through_the_router(env, capsys, tmp_path, monkeypatch):
+    """Two failed runs in a row: ``dashboard-publish-failed`` reaches a local Slack receiver
+    through ``route_alerts`` (recorded in ops/active_alerts.json); the next good run resolves it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    got: list[dict] = []
+
+    class H(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("OBS_SLACK_WEBHOOK_URL", f"http://127.0.0.1:{srv.server_address[1]}/services/T0/B0/x")
+        repo, work = env
+        blocker = tmp_path / "blocker"
+        blocker.write_text("a file where the share folder should be")
+        share = blocker / "share"
+        obs(capsys, work, "dashboard", "export", repo=repo)
+        assert obs(capsys, work, "dashboard", "publish", "--to", str(share), repo=repo)[0] == 1
+        assert got == []  # one failure: nothing yet
+        code, p, _ = obs(capsys, work, "dashboard", "publish", "--to", str(share), repo=repo)
+        assert code == 1 and p["alerts"][0]["routed"]["sent"] == 1
+        (msg,) = got
+        assert "dashboard-publish-failed" in json.dumps(msg) and str(share) in json.dumps(msg)
+        active = json.loads((work / "ops" / "active_alerts.json").read_text())["alerts"]
+        assert active["dashboard-publish-failed"]["source"] == "dashboard_publish"
+        blocker.unlink()
+        assert obs(capsys, work, "dashboard", "publish", "--to", str(share), repo=repo)[0] == 0
+        assert len(got) == 2 and "resolved" in json.dumps(got[1]).lower()
+        active = json.loads((work / "ops" / "active_alerts.json").read_text())["alerts"]
+        assert "dashboard-publish-failed" not in active
+    finally:
+        srv.shutdown()
+        srv.server_close()

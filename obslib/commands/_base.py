@@ -102,10 +102,13 @@ def accept_termination() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
+_READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def run_job(args: argparse.Namespace, job_name: str,
             body: Callable[[Config, JobContext, datetime], dict[str, Any]],
             *, config_overrides: dict[str, Any] | None = None, record: bool = True,
-            guard: bool | None = None) -> int:
+            guard: bool | None = None, read_only_ok: bool = False) -> int:
     """Run ``body(cfg, ctx, now)`` as job ``job_name`` and return the exit code.
 
     ``body`` returns a summary dict; its ``status`` (default ``ok``) goes to the run log,
@@ -122,6 +125,11 @@ def run_job(args: argparse.Namespace, job_name: str,
     (``alerting.Destinations.from_env``: a weak secret or a bad URL refuses the job) and
     put on ``ctx.destinations``; with ``guard`` (default: ``record``) the production guard
     refuses a run on demo data while a destination is configured, unless ``--demo``.
+
+    ``read_only_ok`` (read-only jobs such as ``dashboard verify``, which must work on a
+    read-only mirror or backup): when the final run-log record cannot be written because
+    the work root is read-only or not writable (``EROFS``/``EACCES``/``EPERM``), say so on
+    stderr and keep the job's own outcome instead of failing with exit 2.
     """
     ctx: JobContext | None = None
     cfg: Config | None = None
@@ -147,7 +155,13 @@ def run_job(args: argparse.Namespace, job_name: str,
         ctx.artefacts.extend(summary.pop("_artefacts", []))
         extra = summary.pop("_runlog_extra", {})
         if record:
-            ctx.finish(status, error=summary.get("error"), **extra)
+            try:
+                ctx.finish(status, error=summary.get("error"), **extra)
+            except OSError as exc:
+                if not (read_only_ok and exc.errno in _READ_ONLY_ERRNOS):
+                    raise
+                say(f"obs {job_name}: note: run-log record not written ({exc.filename or 'ops/'}: "
+                    f"{exc.strerror or exc.__class__.__name__}); the work root is read-only")
         out = {"job_id": ctx.job_id, "job_name": job_name, "status": status, **summary}
     except (ObsError, OSError) as exc:
         if isinstance(exc, OSError):  # disk full, read-only or missing folder, permissions

@@ -57,7 +57,7 @@ def _verify(args: argparse.Namespace) -> int:
 
         return _findings_summary(verify_all(cfg.work_root, now, cfg.history_retention_days, deep=args.deep))
 
-    return run_job(args, "dashboard_verify", body)
+    return run_job(args, "dashboard_verify", body, read_only_ok=True)  # works on a read-only mirror
 
 
 def _publish(args: argparse.Namespace) -> int:

@@ -32,6 +32,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import zlib
 from collections.abc import Iterator
@@ -61,8 +62,20 @@ def object_path(ops_dir: Path, sha: str) -> Path:
     return history_root(ops_dir) / OBJECTS / sha[:2] / f"{sha}.gz"
 
 
+SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def unsafe_sha(sha: object) -> str | None:
+    """Why ``sha`` (read from a snapshot record) cannot name an object file (None: 64
+    lowercase hex digits). An object name becomes a path, so it is checked before use."""
+    return None if isinstance(sha, str) and SHA_RE.match(sha) else f"{str(sha)[:80]!r} is not a sha256 hex digest"
+
+
 def read_object(ops_dir: Path, sha: str) -> bytes:
-    """The original bytes of object ``sha`` (raises OSError when missing/corrupt)."""
+    """The original bytes of object ``sha`` (raises OSError when missing/corrupt or when
+    ``sha`` is not a sha256 name)."""
+    if unsafe_sha(sha):
+        raise OSError(f"history object {unsafe_sha(sha)}")
     with gzip.open(object_path(ops_dir, sha), "rb") as fh:
         return fh.read()
 
@@ -76,6 +89,22 @@ def object_digest(path: Path) -> tuple[int, str]:
             n += len(block)
             h.update(block)
     return n, h.hexdigest()
+
+
+def object_problem(ops_dir: Path, sha: str) -> str | None:
+    """None when object ``sha`` decompresses to bytes with that sha256, else why not
+    (``missing``, ``unreadable (...)``, ``sha256 of its content differs``, ``not a sha256
+    name``). Streams the object; used by ``verify`` and ``repair_objects``."""
+    if unsafe_sha(sha):
+        return f"not a sha256 name ({unsafe_sha(sha)})"
+    p = object_path(ops_dir, sha)
+    if not p.is_file():
+        return "missing"
+    try:
+        _, got = object_digest(p)
+    except (OSError, EOFError, zlib.error) as exc:
+        return f"unreadable ({exc.__class__.__name__})"
+    return None if got == sha else "sha256 of its content differs"
 
 
 @dataclass
@@ -324,6 +353,17 @@ def sweep_history(ops_dir: Path) -> list[str]:
     return removed
 
 
+def unsafe_path(path: object) -> str | None:
+    """Why a file path named by a history record cannot be restored (None: a safe relative
+    path). The one check ``restore`` (through ``entry_problems``) and ``verify`` share: a
+    record names files, and each becomes a path under the new bundle folder on restore."""
+    try:
+        check_relpath(path, what="history file path")  # type: ignore[arg-type]
+    except (UnsafePath, TypeError) as exc:
+        return f"{str(path)[:80]}: unsafe path ({exc})"
+    return None
+
+
 def entry_problems(e: Entry) -> list[str]:
     """Why entry ``e`` cannot be restored as it was (``[]``: every file is there with the
     recorded bytes and sha256)."""
@@ -331,18 +371,61 @@ def entry_problems(e: Entry) -> list[str]:
         return ["unreadable record"]
     out = []
     for f in e.files:
-        try:  # a record names files: each must be a safe relative path (it becomes one on restore)
-            check_relpath(f["path"], what="history file path")
-        except UnsafePath as exc:
-            out.append(f"{str(f['path'])[:80]}: unsafe path ({exc})")
+        unsafe = unsafe_path(f["path"])
+        if unsafe:
+            out.append(unsafe)
             continue
         try:
             data = e.read(f["path"])
         except (OSError, KeyError, StopIteration, EOFError, zlib.error):
-            out.append(f"{f['path']}: missing")
+            where = "" if e.legacy or unsafe_sha(f["sha256"]) else \
+                f" (object {object_path(e.ops_dir, f['sha256']).relative_to(Path(e.ops_dir).parent).as_posix()})"
+            out.append(f"{f['path']}: missing or damaged{where}")
             continue
         if f["sha256"] is not None and (len(data) != f["bytes"] or hashlib.sha256(data).hexdigest() != f["sha256"]):
             out.append(f"{f['path']}: bytes/checksum differ from the record")
     if e.manifest() is None:
         out.append("manifest.json: unreadable")
+    return out
+
+
+def repair_objects(ops_dir: Path, sources: list[Path]) -> dict[str, list[str]]:
+    """Re-store every object a snapshot names that is missing or damaged (its content
+    does not hash to its name) from any file in ``sources`` with that sha256 (the live
+    bundle's version folders, old-layout copies): compressed to a pid-named temp file and
+    renamed over the damaged object. Call with the export lock held.
+
+    Returns ``{"repaired": [object paths relative to the work root, with the file used],
+    "damaged": [object paths still damaged, with why]}``. Source files are hashed only
+    when some object is damaged (streamed sha256, 1 MiB blocks)."""
+    from ..storage import sha256_file
+
+    ops_dir = Path(ops_dir)
+    shas = sorted(_referenced(history_entries(ops_dir)))
+    bad = {sha: why for sha in shas if (why := object_problem(ops_dir, sha)) and not unsafe_sha(sha)}
+    out: dict[str, list[str]] = {"repaired": [], "damaged": []}
+    if not bad:
+        return out
+    work_root = ops_dir.parent
+    by_sha: dict[str, Path] = {}
+    for src in sources:
+        if len(by_sha.keys() & bad.keys()) == len(bad):
+            break
+        try:
+            by_sha.setdefault(sha256_file(src), src)
+        except OSError:
+            continue
+    for sha, why in bad.items():
+        name = object_path(ops_dir, sha).relative_to(work_root).as_posix()
+        src = by_sha.get(sha)
+        if src is None:
+            out["damaged"].append(f"{name}: {why}; no intact copy found")
+            continue
+        dst = object_path(ops_dir, sha)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.parent / temp_name("obj", sha)
+        _compress(src, tmp)
+        os.replace(tmp, dst)
+        fsync_dir(dst.parent)
+        out["repaired"].append(f"{name}: {why}; re-stored from {src.relative_to(work_root).as_posix() if src.is_relative_to(work_root) else src}")
     return out

@@ -3,17 +3,31 @@ storage, verify the copy, keep at least 60 days there; scheduled weekly (``sched
 ``dashboard_publish``, Sunday 22:00 UTC: after the Sunday export, before the weekly report).
 
 The destination is ``--to`` or ``[publish] to`` in ``obs.toml`` (``$OBS_PUBLISH_TO``); with
-neither the job does nothing and says so (exit 0).
+neither the job does nothing and says so (exit 0). It is checked before anything is
+queued (``check_destination``, exit 2 with the reason): an fsspec protocol fsspec does not
+know (or whose package is not installed) is refused; ``memory://`` is refused unless
+``OBS_PUBLISH_ALLOW_MEMORY=1`` (it lives only as long as one process: useful in tests that
+publish in-process, useless from cron); a relative folder is resolved against the work
+root (not the current folder, which differs under cron), and a folder that is the work
+root or lies under its ``out/`` or ``ops/`` is refused (pruning there could delete the
+kit's own files). A destination that is valid but cannot be written (``/proc/self``, a
+share that is down, a refused connection) is an upload failure: queued, exit 1, retried.
 
 Queue and retry (``run_publish``, the job): the current bundle's export is queued in
-``ops/dashboard_publish_state.json`` (``{queue[{job_id, sequence, queued_at, attempts,
-last_error}], consecutive_failures, last_published{job_id, sequence, uri, published_at},
-last_failure}``) unless already published; then the queue is worked oldest first, each
+``ops/dashboard_publish_state.json``, in the slot of this destination
+(``publish_state``: ``{destinations: {<key>: {queue[{job_id, sequence, queued_at,
+attempts, last_error}], consecutive_failures, last_published{job_id, sequence, uri,
+published_at}, last_failure}}}``) unless already published there, so a new destination
+always gets the current bundle; then the queue is worked oldest first, each
 export copied from the bundle folder when it is the current one, else from its history
 snapshot. A failed upload stays queued and is retried by the next run; each failed run
 adds one to ``consecutive_failures`` and from ``alert_after_failures`` (2) on raises an
-alert ``dashboard-publish-failed`` (critical, runbook ``#dashboard-publish``) through
-the operations alert channel (``ops.notify``). A success resets the count.
+alert ``dashboard-publish-failed`` (critical, runbook ``#dashboard-publish``): sent
+through the operations alert channel (``ops.notify``) and routed by
+``alerting.router.route_alerts`` (source ``dashboard_publish``: recorded in
+``ops/active_alerts.json``, PagerDuty and Slack, repeated until acknowledged) like every
+other alert. A success resets the count and resolves the routed alert when no
+destination is still failing.
 
 Layout at the target: ``<to>/<job_id>/`` holds the bundle (dataset files, README.json,
 manifest.json written last, so a copy without a manifest is visibly incomplete) and
@@ -29,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,12 +51,12 @@ from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from ..errors import ObsError
+from ..errors import ConfigError, ObsError
 from ..safepath import UnsafePath, check_identifier, check_relpath, contained
 from ..storage import atomic_write_json, file_lock, pretty_json_bytes, read_json_object, sha256_file
 from ..timeutil import parse_ts
 from .bundle import bundle_dir
-from .publish_state import STATE
+from .publish_state import STATE, destination_key, is_url, local_destination, public_uri, slot
 from .publish_state import read_state as _state
 from .verify import Finding, verify_bundle
 
@@ -76,6 +91,42 @@ MIN_KEEP_DAYS = 60  # shared storage keeps at least this much, whatever the loca
 LOCK = "dashboard_publish.lock"
 JOB = "dashboard_publish"
 MAX_QUEUE = 20
+ALERT_ID = "dashboard-publish-failed"
+MEMORY_ENV = "OBS_PUBLISH_ALLOW_MEMORY"
+
+
+def check_destination(to: str, work_root: Path, env) -> str:
+    """The destination to publish to: a URL as given, a local folder as an absolute path
+    (a relative one against ``work_root``). Raises ``ConfigError`` (exit 2, nothing queued)
+    for an unknown fsspec protocol or one whose package is missing, for ``memory://``
+    without ``OBS_PUBLISH_ALLOW_MEMORY=1`` in ``env``, and for a local folder that is the
+    work root or lies under its ``out/`` or ``ops/`` (see module doc)."""
+    shown = public_uri(to)
+    if is_url(to):
+        proto = to.split("://", 1)[0]
+        try:
+            cls = fsspec.get_filesystem_class(proto)
+        except ValueError:
+            raise ConfigError(f"publish destination {shown}: unknown protocol {proto!r} (use a folder or an "
+                              "fsspec URL such as s3://bucket/path)") from None
+        except ImportError as exc:
+            raise ConfigError(f"publish destination {shown}: protocol {proto!r} needs a package that is not "
+                              f"installed ({exc})") from None
+        if proto == "memory" and env.get(MEMORY_ENV) != "1":
+            raise ConfigError(f"publish destination {shown}: memory:// lives only as long as this process, so "
+                              f"nothing would be kept; set {MEMORY_ENV}=1 to allow it (tests)")
+        if not issubclass(cls, LocalFileSystem):
+            return to
+        local = local_destination(to.split("://", 1)[1], work_root)
+    else:
+        local = local_destination(to, work_root)
+    root = Path(work_root).resolve()
+    target = Path(local).resolve()
+    for own in (root / "out", root / "ops"):
+        if target == root or target == own or own in target.parents:
+            raise ConfigError(f"publish destination {local}: inside the work root's {own.name}/ (or the work root "
+                              "itself); publish to a folder outside it (pruning there could delete the kit's files)")
+    return to if is_url(to) else local
 
 
 def publish_bundle(work_root: Path, to: str, *, now: datetime, retention_days: int,
@@ -131,18 +182,8 @@ def publish_bundle(work_root: Path, to: str, *, now: datetime, retention_days: i
         keep_days = max(retention_days, MIN_KEEP_DAYS)
         res.pruned = _prune(fs, root.rstrip("/"), now - timedelta(days=keep_days), keep=res.job_id)
     except (OSError, ValueError) as exc:
-        raise ObsError(f"publish to {to}: {exc.__class__.__name__}: {exc}") from exc
+        raise ObsError(f"publish to {public_uri(to)}: {exc.__class__.__name__}: {exc}") from exc
     return res
-
-
-def public_uri(to: str) -> str:
-    """``to`` without any ``user:password@`` part (the URI goes into the weekly payload)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(to)
-    if "@" in parts.netloc:
-        parts = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1])
-    return urlunsplit(parts) if parts.scheme else to
 
 
 def _prune(fs, root: str, cutoff: datetime, keep: str) -> list[str]:
@@ -186,21 +227,25 @@ def run_publish(cfg, ctx, now: datetime, *, to: str | None = None, env=None) -> 
     ``{status, destination, published[{job_id, uri}], queued[...], consecutive_failures,
     alerts, exit_code}``; ``status`` ``ok``, ``error`` (an upload failed: still queued) or
     ``ok`` with ``skipped`` when no destination is configured."""
-    import os
     import shutil
 
     from ..heartbeat import write_heartbeat
     from ..timeutil import to_rfc3339
     from . import layout
 
+    env = env if env is not None else os.environ
     dest = to or cfg.publish.to
     ops = Path(cfg.ops_dir)
     if not dest:
         return {"status": "ok", "skipped": "no destination: set [publish] to in obs.toml or $OBS_PUBLISH_TO",
                 "destination": None}
+    dest = check_destination(dest, Path(cfg.work_root), env)
+    key = destination_key(dest, Path(cfg.work_root))
     published, errors, alerts = [], [], []
     with file_lock(ops / LOCK, cfg.lock_timeout_s):
-        st = _state(ops)
+        whole = _state(ops)
+        st = slot(whole, key)
+        was_alerting = st["consecutive_failures"] >= cfg.publish.alert_after_failures
         cur = layout.current_version(cfg.work_root)
         m = read_json_object(cur / "manifest.json") if cur is not None else None
         if m and "job_id" in m:  # it names folders at the target and in staging
@@ -248,14 +293,17 @@ def run_publish(cfg, ctx, now: datetime, *, to: str | None = None, env=None) -> 
             st["last_failure"] = {"at": to_rfc3339(now), "job_id": ctx.job_id, "error": errors[-1][:1000]}
         else:
             st["consecutive_failures"] = 0
-        atomic_write_json(ops / STATE, st)
+        atomic_write_json(ops / STATE, whole)
         write_heartbeat(ops, JOB, ctx.job_id, now, "error" if failed else "ok",
                         {"queued": len(st["queue"]), "consecutive_failures": st["consecutive_failures"]},
                         error=errors[-1][:300] if failed else None)
     ctx.artefacts.extend([f"ops/{STATE}", f"ops/{JOB}_heartbeat.json"])
     if failed and st["consecutive_failures"] >= cfg.publish.alert_after_failures:
-        alerts = _alert(cfg, ctx, now, st, dest, env if env is not None else os.environ)
-    out = {"status": "error" if failed else "ok", "destination": dest, "published": published,
+        alerts = _alert(cfg, ctx, now, st, key, env)
+    elif not failed and was_alerting and not any(
+            s["consecutive_failures"] >= cfg.publish.alert_after_failures for s in whole["destinations"].values()):
+        _route(cfg, ctx, now, [{"id": ALERT_ID, "severity": "resolved"}], env)
+    out = {"status": "error" if failed else "ok", "destination": key, "published": published,
            "queued": [q["job_id"] for q in st["queue"]], "consecutive_failures": st["consecutive_failures"],
            "alerts": alerts}
     if failed:
@@ -268,7 +316,7 @@ def _alert(cfg, ctx, now: datetime, st: dict, dest: str, env) -> list[dict]:
     from ..alerts import make_alert
     from ..ops.notify import alert_document, send_alerts
 
-    alert = make_alert("dashboard-publish-failed", "critical",
+    alert = make_alert(ALERT_ID, "critical",
                        f"dashboard publish to {dest} failed {st['consecutive_failures']} runs in a row; "
                        f"{len(st['queue'])} export(s) queued (oldest {st['queue'][0]['job_id']})",
                        anchor="dashboard-publish", owner=cfg.owner, runbook=cfg.runbook)
@@ -276,4 +324,18 @@ def _alert(cfg, ctx, now: datetime, st: dict, dest: str, env) -> list[dict]:
     delivery = send_alerts(doc, cfg=cfg, ctx=ctx, now=now, env=env)
     if delivery.get("file"):
         ctx.artefacts.append(delivery["file"])
-    return [{**alert, "delivery": delivery["status"], "file": delivery.get("file")}]
+    routed = _route(cfg, ctx, now, [alert], env)
+    return [{**alert, "delivery": delivery["status"], "file": delivery.get("file"), "routed": routed}]
+
+
+def _route(cfg, ctx, now: datetime, alerts: list[dict], env) -> dict:
+    """``alerts`` through the alert router (as the nightly check and the weekly job do):
+    recorded in ``ops/active_alerts.json`` and sent to the configured channels. Returns
+    the router's brief report."""
+    from ..alerting.destinations import Destinations
+    from ..alerting.router import brief, route_alerts
+    from ..webhook import Budget
+
+    dest = getattr(ctx, "destinations", None) or Destinations.from_env(env, cfg)
+    return brief(route_alerts(alerts, cfg=cfg, ctx=ctx, now=now, dest=dest, source=JOB,
+                              budget=Budget(cfg.alerts.ops_budget_s)))

@@ -13,6 +13,8 @@
   below the newest history entry's;
 - ``history_unreadable`` / ``history_file_missing`` / ``history_checksum_mismatch``: a
   history entry without a readable record, or an object/copy that is missing or altered;
+- ``history_unsafe_path``: a history record names a file path that ``restore`` refuses
+  (absolute, ``..``, not a safe identifier: ``history.unsafe_path``, the check restore uses);
 - ``retention_exceeded``: a history entry recorded more than the retention before ``now``.
 
 Streaming: checksums come from the bytes (sha256 over 1 MiB blocks; history objects are
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -39,7 +40,7 @@ from pathlib import Path
 
 from ..storage import read_json_object, sha256_file
 from . import DATASETS, FORMATS
-from .history import Entry, history_entries, object_digest, object_path
+from .history import Entry, history_entries, object_path, object_problem, unsafe_path, unsafe_sha
 from .layout import bundle_dir
 from .schema_check import validator as _validator
 
@@ -170,27 +171,24 @@ def verify_bundle(folder: Path, *, deep: bool = False, label: str = "") -> tuple
     return manifest, out
 
 
-def _check_object(ops_dir: Path, sha: str) -> str | None:
-    """None when object ``sha`` decompresses to bytes with that sha256, else why not."""
-    p = object_path(ops_dir, sha)
-    if not p.is_file():
-        return "missing"
-    try:
-        _, got = object_digest(p)
-    except (OSError, EOFError, zlib.error) as exc:
-        return f"unreadable ({exc.__class__.__name__})"
-    return None if got == sha else "sha256 of its content differs"
+def _unsafe_findings(e: Entry) -> list[Finding]:
+    """``history_unsafe_path``: a file path in the record that ``restore`` refuses (the
+    same check, ``history.unsafe_path``)."""
+    return [Finding("history_unsafe_path", e.label, why) for f in e.files or []
+            if (why := unsafe_path(f.get("path")))]
 
 
 def _snapshot_findings(e: Entry, problems: dict[str, str | None]) -> list[Finding]:
-    out = []
+    out = _unsafe_findings(e)
     for f in e.files or []:
         why = problems.get(f["sha256"])
+        obj = object_path(e.ops_dir, f["sha256"]).relative_to(Path(e.ops_dir).parent).as_posix() \
+            if unsafe_sha(f["sha256"]) is None else f"object {str(f['sha256'])[:80]!r}"
+        hint = "; obs restore re-stores it from any intact file with that sha256 (e.g. the live bundle)"
         if why == "missing":
-            out.append(Finding("history_file_missing", f"{e.label}:{f['path']}", f"object {f['sha256'][:16]}... missing"))
+            out.append(Finding("history_file_missing", f"{e.label}:{f['path']}", f"{obj} missing{hint}"))
         elif why:
-            out.append(Finding("history_checksum_mismatch", f"{e.label}:{f['path']}",
-                               f"object {f['sha256'][:16]}...: {why}"))
+            out.append(Finding("history_checksum_mismatch", f"{e.label}:{f['path']}", f"{obj}: {why}{hint}"))
     m = e.manifest() if not any(problems.get(f["sha256"]) for f in e.files or [] if f["path"] == "manifest.json") \
         else None
     if m is None or _manifest_errors(m):
@@ -209,7 +207,7 @@ def verify_history(ops_dir: Path, now: datetime, retention_days: int,
     entries = history_entries(ops_dir)
     shas = sorted({f["sha256"] for e in entries if not e.legacy and e.files for f in e.files})
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="verify-objects") as pool:
-        problems = dict(zip(shas, pool.map(lambda s: _check_object(Path(ops_dir), s), shas), strict=True))
+        problems = dict(zip(shas, pool.map(lambda s: object_problem(Path(ops_dir), s), shas), strict=True))
     prev_seq, last = 0, None
     for e in entries:
         if e.files is None or e.sequence is None:
@@ -224,6 +222,10 @@ def verify_history(ops_dir: Path, now: datetime, retention_days: int,
             out.append(Finding("retention_exceeded", e.label, f"recorded {e.generated_at}, older than "
                                                               f"{retention_days} days"))
         if e.legacy:
+            unsafe = _unsafe_findings(e)
+            if unsafe:  # never opened: the path would leave the entry's folder
+                out += unsafe
+                continue
             m = e.manifest()
             if m is None or _manifest_errors(m):
                 out.append(Finding("history_unreadable", e.label + "/manifest.json", "missing or invalid manifest"))

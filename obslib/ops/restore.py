@@ -58,26 +58,44 @@ def pick_dashboard_entry(cfg: Any, job_id: str | None = None) -> tuple[Any, list
             skipped.append(f"{e.name}: {probs[0]}")
             continue
         return e, skipped
+    why = f" ({'; '.join(skipped[:3])})" if skipped else ""
     raise InputError(rel(history_root(Path(cfg.ops_dir)), cfg.work_root), "no intact dashboard export in history: nothing "
-                     "to restore")
+                     f"to restore{why}")
+
+
+def _repair_sources(cfg: Any) -> list[Path]:
+    """Files that may hold a damaged history object's bytes: every file of the live
+    bundle's version folders (newest first), then the old-layout history copies."""
+    from ..dashboard import layout
+    from ..dashboard.history import history_entries
+
+    folders = list(reversed(layout.versions(cfg.work_root)))
+    folders += [e.where for e in history_entries(Path(cfg.ops_dir)) if e.legacy]
+    return [p for d in folders for p in sorted(d.iterdir()) if p.is_file() and not p.is_symlink()]
 
 
 def restore_dashboard(cfg: Any, *, job_id: str | None = None, dry_run: bool = False) -> dict[str, Any]:
     """Restore a history entry as the bundle ``out/dashboard/`` (a new version folder,
-    switched in under the export lock). Returns ``{job_id, sequence, generated_at, files,
-    skipped}`` (``files``: ``[{path, sha256}]`` relative to the work root)."""
+    switched in under the export lock). History objects that are missing or damaged are
+    first re-stored from any intact file with the same sha256 (``history.repair_objects``;
+    not in a dry run). Returns ``{job_id, sequence, generated_at, files, skipped,
+    objects{repaired, damaged}}`` (``files``: ``[{path, sha256}]`` relative to the work root)."""
     import os
 
     from ..dashboard import layout
     from ..dashboard.bundle import LOCK
+    from ..dashboard.history import repair_objects
     from ..storage import file_lock, fsync_dir
 
-    entry, skipped = pick_dashboard_entry(cfg, job_id)
-    manifest = entry.manifest() or {}
-    dest = layout.bundle_dir(cfg.work_root)
-    names = [f["path"] for f in entry.files or [] if f["path"] != "manifest.json"] + ["manifest.json"]
-    files = []
     with file_lock(Path(cfg.ops_dir) / LOCK, cfg.lock_timeout_s):
+        # a damaged object shared by every snapshot would make all of them unrestorable:
+        # re-store it from any intact file with the same sha256 first (not in a dry run)
+        objects = {"repaired": [], "damaged": []} if dry_run else repair_objects(Path(cfg.ops_dir), _repair_sources(cfg))
+        entry, skipped = pick_dashboard_entry(cfg, job_id)
+        manifest = entry.manifest() or {}
+        dest = layout.bundle_dir(cfg.work_root)
+        names = [f["path"] for f in entry.files or [] if f["path"] != "manifest.json"] + ["manifest.json"]
+        files = []
         stage = None if dry_run else layout.new_stage(cfg.work_root, entry.job_id or entry.name)
         try:
             for name in names:
@@ -102,7 +120,7 @@ def restore_dashboard(cfg: Any, *, job_id: str | None = None, dry_run: bool = Fa
 
                 shutil.rmtree(stage, ignore_errors=True)
     return {"job_id": entry.job_id or entry.name, "sequence": manifest.get("sequence"),
-            "generated_at": manifest.get("generated_at"), "files": files, "skipped": skipped}
+            "generated_at": manifest.get("generated_at"), "files": files, "skipped": skipped, "objects": objects}
 
 
 def restore_weekly(cfg: Any, *, week_start: str | None = None, dry_run: bool = False) -> dict[str, Any]:
