@@ -1,29 +1,39 @@
-"""Test-only fault injection for the kill -9 trials of the weekly job (no effect in normal runs).
+"""Test-only fault injection for the kill -9 trials (no effect in normal runs).
 
-``checkpoint(name)`` is called before each file operation of ``obs weekly run`` (publishing
-the week folder, writing the delivery history). When ``OBS_FAULT`` is set (tests only) it
-holds comma-separated directives: ``crash:<name>`` kills the process with SIGKILL at that
-checkpoint (a real ``kill -9``), ``list:<file>`` appends each checkpoint name reached to
-``<file>`` (so a test learns every point to crash at). Same pattern as
-``obslib.latency._faults``.
+Each job calls ``checkpoint(name)`` at the steps of its file protocol: ``obs weekly run``
+(publishing the week folder, writing the delivery history) through this module with
+``OBS_FAULT``; the dashboard (``obslib.dashboard._faults``, ``OBS_DASHBOARD_FAULT``) and the
+latency sampler (``obslib.latency._faults``, ``OBS_LATENCY_FAULT``) through the same
+``checkpoint`` with their own variable. When the variable is set (tests only) it holds
+comma-separated directives:
+
+- ``crash:<name>`` kills the process with SIGKILL at that checkpoint (a real ``kill -9``);
+- ``list:<file>`` (alias ``record:<file>``) appends each checkpoint name reached to
+  ``<file>``, so a test learns every point to crash at;
+- ``sleep:<seconds>`` sleeps at every checkpoint, so an external kill at a random time
+  lands inside the protocol.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 ENV = "OBS_FAULT"
 
 
-def checkpoint(name: str) -> None:
-    spec = os.environ.get(ENV)
+def checkpoint(name: str, *, env: str = ENV) -> None:
+    """Act on the directives in ``$env`` at checkpoint ``name``; a no-op when it is unset."""
+    spec = os.environ.get(env)
     if not spec:
         return
     for part in spec.split(","):
         kind, _, arg = part.strip().partition(":")
-        if kind == "list" and arg:
+        if kind in ("list", "record") and arg:
             with open(arg, "a", encoding="utf-8") as fh:
                 fh.write(name + "\n")
+        elif kind == "sleep" and arg:
+            time.sleep(float(arg))
         elif kind == "crash" and arg == name:
             os.kill(os.getpid(), signal.SIGKILL)
