@@ -22,7 +22,10 @@ info|warning|critical or ``resolved``, ``message``, ``next_action``; optional ``
 Default routes (``default_route``): warning -> Slack; critical -> PagerDuty and Slack; a
 weekly delivery that exhausted its attempts (``kind: delivery_exhausted``) -> email (the
 escalation webhook is posted by ``weekly.delivery.escalate``); info -> nowhere. Channels
-that are not configured are skipped (``Destinations.channels``).
+that are not configured are skipped (``Destinations.channels``); an alert none of whose
+route's channels is configured falls back to its severity's default route (a
+``delivery_exhausted`` critical with no email pages PagerDuty and Slack); with nothing
+configured it is counted in ``unrouted``.
 """
 
 from __future__ import annotations
@@ -54,6 +57,17 @@ def default_route(alert: dict) -> tuple[str, ...]:
     return ROUTES.get(alert.get("severity", ""), ())
 
 
+def _route_for(alert: dict, available: set[str]) -> list[str]:
+    """``default_route``, or -- when none of its channels is configured -- the default route
+    of the alert's severity (a critical with no email configured still pages)."""
+    route = list(default_route(alert))
+    if available and not (set(route) & available):
+        fallback = list(ROUTES.get(alert.get("severity", ""), ()))
+        if set(fallback) & available:
+            return fallback
+    return route
+
+
 def _entry(alert: dict, source: str, now: str) -> dict:
     details = {k: v for k, v in alert.items() if k not in _CORE and k not in ("route",)}
     return {"id": alert["id"], "severity": alert["severity"], "message": alert.get("message", ""),
@@ -69,7 +83,7 @@ def _pending(entry: dict, channel: str, event: str) -> None:
 
 
 def _apply(st: dict, alerts: Iterable[dict], *, source: str, now: datetime, available: set[str],
-           resolve_missing: bool, repeat_s: float) -> None:
+           resolve_missing: bool, repeat_s: float, scope: str | None = None) -> None:
     t = to_rfc3339(now)
     act = st["alerts"]
     seen = set()
@@ -84,13 +98,18 @@ def _apply(st: dict, alerts: Iterable[dict], *, source: str, now: datetime, avai
             continue
         seen.add(aid)
         e = act.get(aid)
+        if scope is not None and e is not None and not e.get("resolved_at") and str(e.get("scope") or "") > scope:
+            continue  # a later scope (week) owns this alert: an older report never touches it
         if e is None or e.get("resolved_at"):
             e = act[aid] = _entry(a, source, t)
+            e["route"] = _route_for(a, available)
+            if scope is not None:
+                e["scope"] = scope
         else:
             if SEVERITY_RANK[sev] > SEVERITY_RANK.get(e.get("severity"), 0):  # escalated: a new ack is needed
                 e.update(acknowledged_by=None, acknowledged_at=None, ack_note=None)
             e.update(severity=sev, message=a.get("message", e.get("message")), last_seen=t,
-                     route=list(default_route(a)))
+                     route=_route_for(a, available))
             e["details"].update({k: v for k, v in a.items() if k not in _CORE and k != "route"})
         for c in e["route"]:
             if c not in available:
@@ -103,7 +122,10 @@ def _apply(st: dict, alerts: Iterable[dict], *, source: str, now: datetime, avai
                 _pending(e, c, "resolve")
     if resolve_missing:
         for aid, e in act.items():
-            if e.get("origin") == source and aid not in seen and not e.get("resolved_at"):
+            # only this scope's (or an older scope's) alerts: re-running an old week never
+            # resolves the current week's alerts
+            if e.get("origin") == source and aid not in seen and not e.get("resolved_at") and \
+                    (scope is None or e.get("scope") is None or str(e["scope"]) <= scope):
                 _resolve(e, t, available)
     for e in act.values():  # a channel configured since the alert was raised gets its current state
         if not e.get("resolved_at"):
@@ -149,12 +171,16 @@ def _finish_resolved(st: dict) -> None:
 
 
 def route_alerts(alerts: list[dict], *, cfg: Any, ctx: Any, now: datetime, dest: Any, source: str,
-                 resolve_missing: bool = False, budget: Any = None, sleep: Callable[[float], None] = time.sleep,
+                 resolve_missing: bool = False, scope: str | None = None, budget: Any = None,
+                 sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], datetime] | None = None) -> dict[str, Any]:
     """Record ``alerts`` as active and send what is due (see the module docstring).
 
     ``dest``: ``alerting.Destinations`` (parsed at the edge). ``source``: the job routing
-    them (``latency``, ``nightly_check``, ``weekly_report``). ``budget``:
+    them (``latency``, ``nightly_check``, ``weekly_report``). ``scope``: an ordered key
+    (the weekly report's ``week_start``, ``YYYY-MM-DD``) recorded on new entries;
+    ``resolve_missing`` then resolves only missing alerts of ``source`` whose scope is this
+    one or older, and an alert owned by a later scope is left alone. ``budget``:
     ``webhook.Budget`` for all sends of this call (None: unlimited). Returns
     ``{active, sent: [{id, channel, event}], failed: [{id, channel, event, error}], pending,
     unrouted: [ids of warnings/criticals with no configured channel], busy}``. Raises
@@ -167,7 +193,7 @@ def route_alerts(alerts: list[dict], *, cfg: Any, ctx: Any, now: datetime, dest:
     repeat_s = float(cfg.alerts.repeat_interval_s)
     with locked_state(cfg.ops_dir, now, cfg.lock_timeout_s) as st:
         _apply(st, alerts, source=source, now=now, available=available, resolve_missing=resolve_missing,
-               repeat_s=repeat_s)
+               repeat_s=repeat_s, scope=scope)
         _finish_resolved(st)
         queue = _queue(st, available)
         unrouted = sorted(aid for aid, e in st["alerts"].items() if not e.get("resolved_at")

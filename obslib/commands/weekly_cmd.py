@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
@@ -52,14 +53,22 @@ def human_line(out: dict) -> str:
     return f"wrote {html} \u2014 {c.get('critical', 0)} critical, {c.get('warning', 0)} warning; {what}"
 
 
-def _route(cfg, ctx, now, alerts: list[dict]) -> dict:
+def _route(cfg, ctx, now, alerts: list[dict], week_start: str) -> dict:
     """The week's report and delivery alerts become active alerts (``obslib.alerting``): a
-    critical pages, a warning goes to Slack; an alert the next report no longer has resolves."""
+    critical pages, a warning goes to Slack; an alert the next report of the same (or a
+    later) week no longer has resolves. A past week's report (``--week-start`` or
+    ``--from/--to`` before the week containing now) routes nothing: its alerts are in the
+    report, and it never resolves or pages for the current week (docs/runbook.md)."""
     from ..alerting.router import brief, route_alerts
     from ..webhook import Budget
 
+    if week_start < week_start_of(now).date().isoformat():
+        return {"skipped": f"past week {week_start}: report alerts are not routed"}
     rep = route_alerts(alerts, cfg=cfg, ctx=ctx, now=now, dest=ctx.destinations, source="weekly_report",
-                       resolve_missing=True, budget=Budget(60.0))
+                       resolve_missing=True, scope=week_start, budget=Budget(60.0))
+    if rep["unrouted"]:
+        print(f"alerts: {len(rep['unrouted'])} warning/critical alert(s) have no configured channel "
+              f"(set Slack/PagerDuty/email): {', '.join(rep['unrouted'][:5])}", file=sys.stderr)
     return brief(rep)
 
 
@@ -153,9 +162,18 @@ def _body(args: argparse.Namespace, week_of):
                                       replace=args.replace)
             from ..weekly.delivery import deliver_weekly
 
-            delivery = deliver_weekly(result["payload"], week_start=result["week_start"], cfg=cfg, ctx=ctx,
-                                      now=now, env=os.environ, force=args.force,
-                                      require_delivery=args.require_delivery)
+            try:
+                delivery = deliver_weekly(result["payload"], week_start=result["week_start"], cfg=cfg, ctx=ctx,
+                                          now=now, env=os.environ, force=args.force,
+                                          require_delivery=args.require_delivery)
+            except Exception:
+                # the report's own alerts reach people whatever happened to its delivery
+                try:
+                    _route(cfg, ctx, now, result["payload"]["alerts"], result["week_start"])
+                except Exception as route_exc:  # noqa: BLE001 - the delivery error is the job's error
+                    print(f"alerts: report alerts not routed: {route_exc.__class__.__name__}: "
+                          f"{redact(str(route_exc))[:300]}", file=sys.stderr)
+                raise
         except Exception as exc:
             write_heartbeat(cfg.ops_dir, "weekly_report", ctx.job_id, now, "error",
                             error=redact(f"{exc.__class__.__name__}: {exc}")[:500])
@@ -166,7 +184,8 @@ def _body(args: argparse.Namespace, week_of):
         from ..weekly.job import summary_line
 
         out = summary_line(result, delivery)
-        out["routed"] = _route(cfg, ctx, now, result["payload"]["alerts"] + list(delivery.get("alerts", [])))
+        out["routed"] = _route(cfg, ctx, now, result["payload"]["alerts"] + list(delivery.get("alerts", [])),
+                               result["week_start"])
         out["_artefacts"] = result["artefacts"]
         from ..retention import prune_all
 

@@ -1,0 +1,100 @@
+"""Issue #11 follow-up (QA): routing faults found after the first landing.
+
+Real Slack / PagerDuty receivers on 127.0.0.1 (``test_alerts_routing.Receivers``)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from test_alerts_routing import PD_KEY, Receivers
+from test_webhook_support import make_cfg
+
+from obslib.alerting.destinations import Destinations
+from obslib.alerting.router import route_alerts
+from obslib.alerting.state import read_state
+from obslib.alerts import make_alert
+from obslib.commands import weekly_cmd
+from obslib.runlog import JobContext
+
+UTC = timezone.utc
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # a Wednesday: the current week starts 2026-11-23
+THIS_WEEK, LAST_WEEK, OLDER_WEEK = "2026-11-23", "2026-11-16", "2026-11-09"
+
+
+@pytest.fixture
+def rx():
+    r = Receivers()
+    yield r
+    r.close()
+
+
+def _weekly(cfg, rx, alerts, week, now=NOW):
+    ctx = JobContext(job_name="weekly_report", ops_dir=cfg.ops_dir, now=now)
+    return route_alerts(alerts, cfg=cfg, ctx=ctx, now=now, dest=Destinations.from_env(rx.env(), cfg),
+                        source="weekly_report", resolve_missing=True, scope=week)
+
+
+def _crit(week):
+    return make_alert(f"utilisation-breach:gpu:{week}", "critical", f"gpu over budget in {week}", anchor="weekly-webhook")
+
+
+@pytest.mark.parametrize("old_week", [LAST_WEEK, OLDER_WEEK])
+def test_reporting_an_older_week_never_resolves_the_current_weeks_alerts(tmp_path, rx, old_week):
+    cfg = make_cfg(tmp_path)
+    _weekly(cfg, rx, [_crit(THIS_WEEK)], THIS_WEEK)
+    assert [b["event_action"] for b in rx.pd_bodies()] == ["trigger"]
+    # the issue's input: the older week re-run reports nothing of this week (no alerts / its own)
+    _weekly(cfg, rx, [], old_week)
+    _weekly(cfg, rx, [_crit(old_week)], old_week)
+    pd = rx.pd_bodies()
+    assert [b for b in pd if b["event_action"] == "resolve"] == []
+    st = read_state(cfg.ops_dir)["alerts"]
+    assert st[f"utilisation-breach:gpu:{THIS_WEEK}"]["resolved_at"] is None
+    # the current week's next report without the alert still resolves it (same scope)
+    _weekly(cfg, rx, [], THIS_WEEK)
+    assert rx.pd_bodies()[-1] == {"routing_key": PD_KEY, "event_action": "resolve",
+                                  "dedup_key": f"utilisation-breach:gpu:{THIS_WEEK}"}
+
+
+def test_a_new_week_resolves_last_weeks_missing_alerts(tmp_path, rx):
+    cfg = make_cfg(tmp_path)
+    _weekly(cfg, rx, [_crit(LAST_WEEK)], LAST_WEEK)
+    _weekly(cfg, rx, [], THIS_WEEK)
+    assert rx.pd_bodies()[-1]["event_action"] == "resolve"
+
+
+@pytest.mark.parametrize("week", [LAST_WEEK, OLDER_WEEK])
+def test_a_past_weeks_report_routes_nothing(tmp_path, rx, week):
+    cfg = make_cfg(tmp_path)
+    _weekly(cfg, rx, [_crit(THIS_WEEK)], THIS_WEEK)
+    ctx = JobContext(job_name="weekly_report", ops_dir=cfg.ops_dir, now=NOW)
+    ctx.destinations = Destinations.from_env(rx.env(), cfg)
+    out = weekly_cmd._route(cfg, ctx, NOW, [_crit(week)], week)
+    assert "past week" in out["skipped"]
+    assert len(rx.pd.received) == 1 and len(rx.slack.received) == 1  # only the first trigger
+    assert f"utilisation-breach:gpu:{week}" not in read_state(cfg.ops_dir)["alerts"]
+
+
+@pytest.mark.parametrize("kind", ["delivery_exhausted", None])
+def test_an_alert_whose_route_is_unconfigured_falls_back_to_its_severity_route(tmp_path, rx, kind):
+    cfg = make_cfg(tmp_path)  # Slack + PagerDuty configured, no email
+    a = make_alert("delivery-exhausted:weekly:2026-11-23", "critical", "weekly delivery failed", anchor="weekly-webhook")
+    if kind:
+        a["kind"] = kind
+    else:
+        a["route"] = ["email"]  # an explicit route to an unconfigured channel: the other member of the class
+    rep = _weekly(cfg, rx, [a], THIS_WEEK)
+    assert rep["unrouted"] == []
+    assert [b["event_action"] for b in rx.pd_bodies()] == ["trigger"]
+    assert rx.pd_bodies()[0]["dedup_key"] == "delivery-exhausted:weekly:2026-11-23"
+    assert len(rx.slack.received) == 1
+
+
+def test_with_nothing_configured_the_critical_is_counted_unrouted(tmp_path):
+    cfg = make_cfg(tmp_path)
+    ctx = JobContext(job_name="weekly_report", ops_dir=cfg.ops_dir, now=NOW)
+    a = make_alert("delivery-exhausted:weekly:2026-11-23", "critical", "weekly delivery failed", anchor="weekly-webhook")
+    a["kind"] = "delivery_exhausted"
+    rep = route_alerts([a], cfg=cfg, ctx=ctx, now=NOW, dest=Destinations.from_env({}, cfg), source="weekly_delivery")
+    assert rep["unrouted"] == ["delivery-exhausted:weekly:2026-11-23"]
