@@ -134,9 +134,12 @@ def build_registry(ops_dir: Path, jobs: dict, *, rotate_bytes: int):
         for key, v in burn.items():
             if key.startswith("burn_") and _num(v) is not None:
                 g["obslib_latency_burn_rate"].labels(source=src, window=key[len("burn_"):]).set(_num(v))
-    from .alerting.state import read_state
+    from .alerting.state import StateUnreadable, read_state
 
-    active = read_state(ops_dir)["alerts"].values()
+    try:
+        active = read_state(ops_dir)["alerts"].values()
+    except StateUnreadable:  # said by the job that reads it (obs alerts list refuses, a writer quarantines)
+        active = []
     for sev in ("critical", "warning", "info"):
         g["obslib_active_alerts"].labels(severity=sev).set(
             sum(1 for e in active if e.get("severity") == sev and not e.get("resolved_at")))

@@ -98,3 +98,52 @@ def test_with_nothing_configured_the_critical_is_counted_unrouted(tmp_path):
     a["kind"] = "delivery_exhausted"
     rep = route_alerts([a], cfg=cfg, ctx=ctx, now=NOW, dest=Destinations.from_env({}, cfg), source="weekly_delivery")
     assert rep["unrouted"] == ["delivery-exhausted:weekly:2026-11-23"]
+
+
+# --------------------------------------------------------------------------- unreadable / malformed state
+
+@pytest.mark.parametrize("content", ["{not json", "[]", '{"alerts": 5}', '{"acks": {}}'])
+def test_an_unreadable_state_is_refused_by_list_and_moved_aside_by_a_writer(tmp_path, rx, content):
+    import subprocess
+    import sys
+
+    from conftest import obs_subprocess_env
+
+    cfg = make_cfg(tmp_path)
+    path = cfg.ops_dir / "active_alerts.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    p = subprocess.run([sys.executable, "-m", "obslib", "alerts", "list", "--work-root", str(tmp_path)],
+                       capture_output=True, text=True, env=obs_subprocess_env(), cwd=tmp_path, timeout=60)
+    assert p.returncode == 2 and "active_alerts.json" in p.stderr and "no active alerts" not in p.stderr
+    assert path.read_text() == content  # a reader never changes it
+    _weekly(cfg, rx, [_crit(THIS_WEEK)], THIS_WEEK)  # a writer moves it aside, never overwrites it
+    moved = sorted(cfg.ops_dir.glob("active_alerts.json.corrupt-*"))
+    assert [m.read_text() for m in moved] == [content]
+    st = read_state(cfg.ops_dir)["alerts"]
+    assert moved[0].name in st["alert-state-quarantined"]["message"]
+    assert st["alert-state-quarantined"]["severity"] == "warning"
+    assert f"utilisation-breach:gpu:{THIS_WEEK}" in st
+
+
+@pytest.mark.parametrize("bad", [{"channels": None}, {"channels": {"slack": None}}, {"severity": None}, 7])
+def test_a_malformed_entry_is_reported_by_list_and_kept(tmp_path, rx, bad):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import obs_subprocess_env
+
+    cfg = make_cfg(tmp_path)
+    _weekly(cfg, rx, [_crit(THIS_WEEK)], THIS_WEEK)
+    path = cfg.ops_dir / "active_alerts.json"
+    doc = json.loads(path.read_text())
+    good = dict(doc["alerts"][f"utilisation-breach:gpu:{THIS_WEEK}"])
+    doc["alerts"]["broken"] = {**good, "id": "broken", **bad} if isinstance(bad, dict) else bad
+    path.write_text(json.dumps(doc))
+    p = subprocess.run([sys.executable, "-m", "obslib", "alerts", "list", "--work-root", str(tmp_path)],
+                       capture_output=True, text=True, env=obs_subprocess_env(), cwd=tmp_path, timeout=60)
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "internal error" not in p.stderr
+    assert "malformed entry 'broken'" in p.stderr and f"utilisation-breach:gpu:{THIS_WEEK}" in p.stderr
+    _weekly(cfg, rx, [_crit(THIS_WEEK)], THIS_WEEK)  # a writer keeps the malformed entry as it was
+    assert json.loads(path.read_text())["alerts"]["broken"] == doc["alerts"]["broken"]

@@ -34,16 +34,23 @@ def _list(args: argparse.Namespace) -> int:
                          "acknowledged_at": e.get("acknowledged_at"), "resolved_at": e.get("resolved_at"),
                          "channels": {c: {k: cs.get(k) for k in ("status", "event", "last_sent_at", "last_error")}
                                       for c, cs in e.get("channels", {}).items()}})
+        malformed = st["malformed"]
+        for aid, why in sorted(malformed.items()):
+            print(f"obs alerts list: malformed entry {aid!r} in ops/active_alerts.json: {why} (left as it is)",
+                  file=sys.stderr)
+        bad = {"malformed": malformed, "status": "error", "exit_code": 2,
+               "error": f"{len(malformed)} malformed entr{'y' if len(malformed) == 1 else 'ies'} in "
+                        "ops/active_alerts.json"} if malformed else {}
         if args.json:
-            return {"alerts": rows, "count": len(rows)}
-        if not rows:
+            return {"alerts": rows, "count": len(rows), **bad}
+        if not rows and not malformed:
             say("no active alerts")
         for r in rows:
             chans = ", ".join(f"{c}:{v['status']}" for c, v in r["channels"].items()) or "no channel"
             ack = f"acked by {r['acknowledged_by']}" if r["acknowledged_at"] else "not acked"
             say(f"{r['severity']:<8} {r['id']}  age {_fmt_age(r['age_s'])}  {ack}  [{chans}]  {r['message']}"[:400])
         return {"count": len(rows), "critical": sum(r["severity"] == "critical" for r in rows),
-                "warning": sum(r["severity"] == "warning" for r in rows)}
+                "warning": sum(r["severity"] == "warning" for r in rows), **bad}
 
     return run_job(args, "alerts_list", body, record=False)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sys
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -229,8 +230,12 @@ def route_escalation(record: dict, outcome: DeliveryOutcome, *, cfg: Any, ctx: A
                              f"{record['purpose']} receiver answered HTTP {outcome.last_status_code}: "
                              f"{REJECTED_MESSAGE}", anchor="secrets-rotation"))
         alerts[-1]["kind"] = "receiver_rejected"
-    return route_alerts(alerts, cfg=cfg, ctx=ctx, now=now, dest=Destinations.from_env(env, cfg),
-                        source="weekly_delivery", budget=Budget(60.0), sleep=sleep)
+    rep = route_alerts(alerts, cfg=cfg, ctx=ctx, now=now, dest=Destinations.from_env(env, cfg),
+                       source="weekly_delivery", budget=Budget(60.0), sleep=sleep)
+    if rep["unrouted"]:  # no channel at all is configured: said on stderr (counted in rep["unrouted"])
+        print(f"{record['purpose']} delivery: {len(rep['unrouted'])} critical alert(s) reach no channel (configure "
+              f"Slack, PagerDuty or email): {', '.join(rep['unrouted'][:5])}", file=sys.stderr)
+    return rep
 
 
 def _fail(outcome: DeliveryOutcome, *, what: str, cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str],
