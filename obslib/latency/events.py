@@ -32,7 +32,8 @@ from ..errors import InputError
 from ..inputs import Problem
 from ..inputs.latency_events import LineParser, complete_lines, detect_format  # noqa: F401 (re-export)
 from ..storage import sha256_bytes
-from ..timeutil import parse_ts, to_rfc3339
+from ..timeutil import UTC, parse_ts, to_rfc3339
+from .bulk import Block, parse_block
 from .model import Event, Part
 
 FINGERPRINT_BYTES = 4096
@@ -88,6 +89,11 @@ class ReadResult:
     rotated_from: str | None = None
     lost_bytes: int = 0
     parts: list[Part] = field(default_factory=list)
+    bulk: Block | None = None
+
+    @property
+    def events_read(self) -> int:
+        return len(self.events) + (self.bulk.size if self.bulk is not None else 0)
 
 
 def _sha_range(fh, start: int, length: int) -> str:
@@ -145,10 +151,21 @@ class _Scan:
         self.problems: list[Problem] = []
         self.held = 0
         self.future = 0
+        self.bulk: Block | None = None
 
-    def run(self, data: bytes, line0: int, hwm: datetime | None = None) -> tuple[int, int, int]:
+    def run(self, data: bytes, line0: int, hwm: datetime | None = None, bulk: bool = False) -> tuple[int, int, int]:
         """Scan complete lines of ``data``. Returns (bytes consumed, lines consumed, replay
-        skipped). Stops before a held line."""
+        skipped). Stops before a held line. With ``bulk`` (and no ``hwm``) an event-form block
+        whose every line passes ``bulk.parse_block``'s checks is parsed at once into
+        ``self.bulk`` instead of ``self.events``."""
+        if bulk and hwm is None and self.parser.fmt == "events":
+            p = self.parser
+            cut = data.rfind(b"\n") + 1
+            blk = parse_block(data[:cut], p.header, i_ts=p._i_ts, i_lat=p._i_lat, i_status=p._i_status,
+                              i_src=p._i_src, now=self.now)
+            if blk is not None:
+                self.bulk = blk
+                return cut, blk.lines, 0
         lines, _ = complete_lines(data)
         used = 0
         skipped = 0
@@ -189,11 +206,13 @@ def _open_header(fh, rel_path: str) -> tuple[list[str] | None, int]:
 
 def read_new_events(path: str | os.PathLike, cursor: Cursor | None, *, rel_path: str | None = None,
                     now: datetime | None = None, max_future_skew_s: float = 300.0, naive_utc: bool = False,
-                    slo_of=None, window_s: int = 900) -> ReadResult:
+                    slo_of=None, window_s: int = 900, bulk: bool = False) -> ReadResult:
     """Read the complete lines appended to ``path`` since ``cursor`` (see the module doc).
 
     Returns the new events (no time filtering besides the future guard), the new cursor,
-    and every count. Raises ``InputError`` when the file is missing, unreadable or has an
+    and every count. With ``bulk`` a first read of a plain event-form log may return the
+    events as columns (``ReadResult.bulk``, see ``obslib.latency.bulk``) instead of
+    ``events``; everything else is the same. Raises ``InputError`` when the file is missing, unreadable or has an
     unrecognised header.
     """
     p = Path(path)
@@ -234,17 +253,20 @@ def read_new_events(path: str | os.PathLike, cursor: Cursor | None, *, rel_path:
         line0 = 1 if start == header_end else (cursor.lines if cursor else 1)
         hwm = parse_ts(cursor.hwm_ts) if cursor and cursor.hwm_ts else None
         scan = _Scan(parser, rel_path, now, max_future_skew_s)
-        used, nlines, skipped = scan.run(data, line0, hwm if (replaced and not continued) else None)
+        used, nlines, skipped = scan.run(data, line0, hwm if (replaced and not continued) else None,
+                                         bulk=bulk and pre is None)
         new_offset = start + used
         base_hwm = hwm or (parse_ts(pre.cursor.hwm_ts) if pre and pre.cursor.hwm_ts else None)
-        new_hwm = max([e.ts for e in scan.events] + ([base_hwm] if base_hwm else []), default=None)
+        bulk_hwm = ([datetime.fromtimestamp(scan.bulk.max_ts(), UTC)]
+                    if scan.bulk is not None and scan.bulk.size else [])
+        new_hwm = max([e.ts for e in scan.events] + bulk_hwm + ([base_hwm] if base_hwm else []), default=None)
         fp_len = min(new_offset, FINGERPRINT_BYTES)
         new_cursor = Cursor(st.st_dev, st.st_ino, new_offset, line0 + nlines, fp_len, _sha_range(fh, 0, fp_len),
                             fp_len, _sha_range(fh, new_offset - fp_len, fp_len),
                             to_rfc3339(new_hwm) if new_hwm else None, st.st_size)
     _, torn = complete_lines(data)
     res = ReadResult(scan.events, new_cursor, parser.fmt, scan.problems, replaced, continued, torn, skipped,
-                     scan.held, scan.future, parts=scan.parts)
+                     scan.held, scan.future, parts=scan.parts, bulk=scan.bulk)
     return _combine(pre, res, rotated_from, lost)
 
 
