@@ -43,6 +43,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from ..errors import InputError
@@ -105,9 +106,14 @@ def parse_sample_lines(data: bytes, what: str, problems: list[Problem], *, slo_o
     return out
 
 
+@lru_cache(maxsize=8192)
+def _hour_text(start: int) -> str:
+    return datetime.fromtimestamp(start, UTC).strftime("%Y-%m-%dT%H:00:00Z")
+
+
 def format_rollup_row(st: Stats) -> str:
     """One rollup CSV line for an hour's ``Stats``."""
-    hs = datetime.fromtimestamp(st.start, UTC).strftime("%Y-%m-%dT%H:00:00Z")
+    hs = _hour_text(st.start)
     flag = "true" if st.breach_flag else "false"
     return (f"{hs},{st.source},{fmt_ms(st.p50)},{fmt_ms(st.p95)},{st.samples},{flag},{st.method},"
             f"{st.error_samples},{fmt_ms(st.p99)},{fmt_ms(st.max)},{st.windows},{st.bad_events},"

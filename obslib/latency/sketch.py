@@ -249,7 +249,8 @@ class Sketch:
         if self.count == 0:
             return ""
         if self.exact is not None:
-            return "x1:" + ";".join(_fmt(v) for v in self.exact)
+            return "x1:" + ";".join([r[:-2] if (r := repr(v)).endswith(".0") else r
+                                     for v in map(float, self.exact)])  # _fmt, inlined
         keys = sorted(self.bins)
         ks: list[int] = []
         cs: list[int] = []
