@@ -101,6 +101,7 @@ def _read(log: Path, fast: bool, monkeypatch, now=None):
     "2025-10-13T09:00:00Z,10,success,,src1\r\n",      # CRLF
     "2025-10-13T09:00:00Z,10,success,\xff,src1\n",     # (latin-1 written below: not UTF-8)
     "2026-01-01T00:00:00Z,10,success,,src1\n",        # after now: held / future
+    "2025-10-13T09:00:00Z,10,success,,src1\x00\n",    # NUL in a source
 ])
 def test_any_line_the_per_line_rules_treat_differently_falls_back(tmp_path, monkeypatch, bad):
     lines = _lines(1500)
@@ -116,6 +117,13 @@ def test_any_line_the_per_line_rules_treat_differently_falls_back(tmp_path, monk
         [(e.ts, e.latency_ms, e.error, e.source) for e in slow.events]
     assert [str(p) for p in fast.problems] == [str(p) for p in slow.problems]
     assert fast.cursor == slow.cursor and fast.held_rows == slow.held_rows
+
+
+def test_byte_order_mark_on_the_first_data_line_is_a_bad_row_as_per_line(tmp_path, monkeypatch):
+    log = tmp_path / "ev.csv"
+    log.write_bytes(EVENT_HEADER.encode() + "\ufeff".encode() + "".join(_lines(1500)).encode())
+    fast = _read(log, True, monkeypatch, T0 + timedelta(days=1))
+    assert fast.bulk is None and [p.line for p in fast.problems] == [2]
 
 
 def test_parts_and_cursor_match_per_line_path(tmp_path, monkeypatch):

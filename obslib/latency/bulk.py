@@ -6,7 +6,8 @@ It is an optimisation only, never a second set of rules. ``parse_block`` returns
 rows and cursor) unless EVERY line passes vectorised checks that are at least as strict
 as the per-line rules (``obslib.inputs.latency_events``):
 
-- UTF-8, no ``"`` (no CSV quoting), no ``\\r``, no blank line, no line over
+- UTF-8 (no byte-order mark at the block's start: pyarrow would drop it), no ``"`` (no CSV
+  quoting), no ``\\r``, no blank line, no line over
   ``MAX_LINE_BYTES``, every row with the header's field count, a header without
   repeated names;
 - timestamps exactly ``YYYY-MM-DDTHH:MM:SSZ`` that round-trip (no Feb 30, no leap
@@ -84,7 +85,7 @@ def parse_block(block: bytes, header: list[str], *, i_ts: int, i_lat: int, i_sta
     nlines = block.count(b"\n")
     if nlines < MIN_LINES or not block.endswith(b"\n") or len(set(header)) != len(header):
         return None
-    if b'"' in block or b"\r" in block or b"\n\n" in block or block.startswith(b"\n"):
+    if b'"' in block or b"\r" in block or b"\n\n" in block or block.startswith((b"\n", b"\xef\xbb\xbf")):
         return None
     nl = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
     if int(np.diff(np.concatenate(([-1], nl))).max()) - 1 > MAX_LINE_BYTES:
