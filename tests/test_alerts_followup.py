@@ -147,3 +147,89 @@ def test_a_malformed_entry_is_reported_by_list_and_kept(tmp_path, rx, bad):
     assert "malformed entry 'broken'" in p.stderr and f"utilisation-breach:gpu:{THIS_WEEK}" in p.stderr
     _weekly(cfg, rx, [_crit(THIS_WEEK)], THIS_WEEK)  # a writer keeps the malformed entry as it was
     assert json.loads(path.read_text())["alerts"]["broken"] == doc["alerts"]["broken"]
+
+
+# --------------------------------------------------------------------------- replay: the stored payload's data
+
+@pytest.mark.parametrize(("label", "flags", "sent"), [
+    ("demo (seed 7)", [], False),            # the input: --data-root given, a demo payload stored
+    ("demo (seed 123)", ["--demo"], True),   # sent on purpose
+    ("research_repo", [], True),             # a real payload replays as before
+])
+def test_replay_guard_looks_at_the_stored_payloads_data_root(tmp_path, label, flags, sent):
+    import json
+    import subprocess
+    import sys
+
+    from conftest import obs_subprocess_env
+    from test_webhook_support import SECRET_RAW, Receiver, Reply
+
+    rcv = Receiver(default=Reply(200, b"ok"))
+    try:
+        data = tmp_path / "research_repo"
+        data.mkdir()
+        hist = tmp_path / "work/ops/weekly_report_history"
+        hist.mkdir(parents=True)
+        (hist / f"{LAST_WEEK}.json").write_text(json.dumps(
+            {"week_start": LAST_WEEK, "provenance": {"data_root": label}}, sort_keys=True))
+        env = obs_subprocess_env(OBS_WEEKLY_WEBHOOK_URL=rcv.url("/hook"), OBS_WEBHOOK_SECRET=SECRET_RAW)
+        p = subprocess.run([sys.executable, "-m", "obslib", "weekly", "replay", "--week-start", LAST_WEEK,
+                            "--work-root", str(tmp_path / "work"), "--data-root", str(data),
+                            "--now", "2026-11-25T09:00:00Z", *flags],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        if sent:
+            assert p.returncode == 0, p.stderr
+            assert len(rcv.received) == 1
+        else:
+            assert p.returncode == 2 and "demo data" in p.stderr and f"{LAST_WEEK}.json" in p.stderr
+            assert rcv.received == []
+    finally:
+        rcv.close()
+
+
+# --------------------------------------------------------------------------- a second acknowledgement
+
+def _obs(*args, env=None):
+    import subprocess
+    import sys
+
+    from conftest import obs_subprocess_env
+
+    return subprocess.run([sys.executable, "-m", "obslib", *args], capture_output=True, text=True, timeout=120,
+                          env=obs_subprocess_env(**(env or {})))
+
+
+def test_a_second_ack_keeps_the_first_and_sends_nothing(tmp_path, rx):
+    import json
+
+    cfg = make_cfg(tmp_path)
+    aid = f"utilisation-breach:gpu:{THIS_WEEK}"
+    _weekly(cfg, rx, [_crit(THIS_WEEK)], THIS_WEEK)  # first seen 09:00
+    w = ["--work-root", str(tmp_path)]
+    p = _obs("alerts", "ack", aid, "--by", "alice", "--note", "on it", "--now", "2026-11-25T09:05:00Z", *w,
+             env=rx.env())
+    assert p.returncode == 0, p.stderr
+    assert [b["event_action"] for b in rx.pd_bodies()] == ["trigger", "acknowledge"]
+    for by, note in (("bob", "me too"), ("alice", None)):  # another person, and the same one again
+        p = _obs("alerts", "ack", aid, "--by", by, *(["--note", note] if note else []),
+                 "--now", "2026-11-25T09:30:00Z", *w, env=rx.env())
+        assert p.returncode == 0, p.stderr
+        assert "already acknowledged by alice at 2026-11-25T09:05:00Z" in p.stderr
+        assert json.loads(p.stdout)["time_to_ack_s"] == 300.0
+    assert [b["event_action"] for b in rx.pd_bodies()] == ["trigger", "acknowledge"]  # nothing re-sent
+    st = read_state(cfg.ops_dir)
+    e = st["alerts"][aid]
+    assert (e["acknowledged_by"], e["acknowledged_at"], e["ack_note"]) == ("alice", "2026-11-25T09:05:00Z", "on it")
+    assert [a["by"] for a in st["acks"]] == ["alice"]
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--by", "b" * 101), ("--note", "n" * 1001), ("--by", "")])
+def test_ack_by_and_note_lengths_are_limited(tmp_path, rx, flag, value):
+    cfg = make_cfg(tmp_path)
+    aid = f"utilisation-breach:gpu:{THIS_WEEK}"
+    _weekly(cfg, rx, [_crit(THIS_WEEK)], THIS_WEEK)
+    p = _obs("alerts", "ack", aid, flag, value, "--now", "2026-11-25T09:05:00Z", "--work-root", str(tmp_path),
+             env=rx.env())
+    assert p.returncode == 2 and flag in p.stderr
+    assert read_state(cfg.ops_dir)["alerts"][aid]["acknowledged_at"] is None
+    assert [b["event_action"] for b in rx.pd_bodies()] == ["trigger"]

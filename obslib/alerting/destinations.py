@@ -144,3 +144,18 @@ def production_guard(cfg: Any, dest: Destinations, *, demo_ok: bool) -> None:
                           f"{'is' if len(names) == 1 else 'are'} set: demo alerts and reports would reach a real "
                           "receiver. Set the research repository (--data-root, OBS_DATA_ROOT or data_root in "
                           "obs.toml), or pass --demo to send demo data on purpose")
+
+
+DEMO_LABEL_PREFIX = "demo (seed "
+
+
+def stored_payload_guard(payload: Any, *, demo_ok: bool, where: str) -> None:
+    """Refuse (``ConfigError``, exit 2) to send a stored payload built from the generated
+    demo data (its ``provenance.data_root`` is ``demo (seed N)``, as ``inputs.data_label``
+    names it) unless ``demo_ok`` (``--demo``): what is re-sent is what was built, whatever
+    ``--data-root`` says now. ``where`` names the stored file in the message."""
+    prov = payload.get("provenance") if isinstance(payload, dict) else None
+    label = str((prov or {}).get("data_root") or "")
+    if label.startswith(DEMO_LABEL_PREFIX) and not demo_ok:
+        raise ConfigError(f"refusing to send {where}: it was built from the generated demo data ({label}), "
+                          "so demo figures would reach a real receiver. Pass --demo to send it on purpose")

@@ -45,6 +45,7 @@ ROUTES = {"warning": ("slack",), "critical": ("pagerduty", "slack"), "info": ()}
 KIND_ROUTES = {"delivery_exhausted": ("email",)}
 DELIVER_LOCK = "active_alerts.deliver.lock"
 REJECTED_MESSAGE = "receiver rejected the signature or key (check secret rotation)"
+MAX_ACK_BY, MAX_ACK_NOTE = 100, 1000
 _CORE = ("id", "severity", "message", "next_action", "source", "kind", "owner")
 
 
@@ -275,8 +276,16 @@ def acknowledge(alert_id: str, *, by: str, note: str | None, cfg: Any, ctx: Any,
     """Acknowledge active alert ``alert_id``: record who/when/note and the time to
     acknowledge (``acks``), stop its repeats, and send a PagerDuty ``acknowledge`` when
     PagerDuty was triggered for it. Returns ``{id, acknowledged_by, acknowledged_at,
-    time_to_ack_s, sent, failed}``. Raises ``InputError`` for an unknown id."""
+    time_to_ack_s, sent, failed}``; an alert acknowledged already keeps its first
+    acknowledgement (who, when, note) and nothing is re-sent: ``already_acknowledged: True``
+    with the first one's fields. Raises ``InputError`` for an unknown id, a ``by`` longer
+    than ``MAX_ACK_BY`` or a ``note`` longer than ``MAX_ACK_NOTE`` characters."""
     from ..errors import InputError
+
+    if not by or len(by) > MAX_ACK_BY:
+        raise InputError("--by", f"must be 1..{MAX_ACK_BY} characters (got {len(by or '')})")
+    if note is not None and len(note) > MAX_ACK_NOTE:
+        raise InputError("--note", f"at most {MAX_ACK_NOTE} characters (got {len(note)})")
 
     available = dest.channels() if dest is not None else set()
     t = to_rfc3339(now)
@@ -285,12 +294,15 @@ def acknowledge(alert_id: str, *, by: str, note: str | None, cfg: Any, ctx: Any,
         if e is None:
             known = ", ".join(sorted(st["alerts"])[:10]) or "none"
             raise InputError("ops/active_alerts.json", f"no active alert {alert_id!r} (active: {known})")
-        first_ack = not e.get("acknowledged_at")
-        e.update(acknowledged_by=by, acknowledged_at=t if first_ack else e["acknowledged_at"], ack_note=note)
+        if e.get("acknowledged_at"):  # the first acknowledgement stands; nothing is re-sent
+            tta = (parse_ts(e["acknowledged_at"]) - parse_ts(e["first_seen"])).total_seconds()
+            return {"id": alert_id, "already_acknowledged": True, "acknowledged_by": e.get("acknowledged_by"),
+                    "acknowledged_at": e["acknowledged_at"], "ack_note": e.get("ack_note"),
+                    "time_to_ack_s": round(tta, 1), "goal_s": cfg.alerts.ack_goal_s, "sent": [], "failed": []}
+        e.update(acknowledged_by=by, acknowledged_at=t, ack_note=note)
         tta = (now - parse_ts(e["first_seen"])).total_seconds()
-        if first_ack:
-            st["acks"].append({"id": alert_id, "severity": e.get("severity"), "first_seen": e["first_seen"],
-                               "acknowledged_at": t, "time_to_ack_s": round(tta, 1), "by": by})
+        st["acks"].append({"id": alert_id, "severity": e.get("severity"), "first_seen": e["first_seen"],
+                           "acknowledged_at": t, "time_to_ack_s": round(tta, 1), "by": by})
         for c, cs in e["channels"].items():
             if c == "pagerduty" and cs.get("last_sent_at"):
                 _pending(e, c, "acknowledge")

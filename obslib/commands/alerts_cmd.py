@@ -59,8 +59,12 @@ def _ack(args: argparse.Namespace) -> int:
     def body(cfg, ctx, now):
         from ..alerting.router import acknowledge
 
-        by = args.by or os.environ.get("USER") or getpass.getuser()
+        by = args.by if args.by is not None else (os.environ.get("USER") or getpass.getuser())
         out = acknowledge(args.id, by=by, note=args.note, cfg=cfg, ctx=ctx, now=now, dest=ctx.destinations)
+        if out.get("already_acknowledged"):
+            say(f"{args.id} already acknowledged by {out['acknowledged_by']} at {out['acknowledged_at']}; "
+                "nothing changed or re-sent")
+            return {"status": "ok", **out}
         say(f"acknowledged {args.id} after {_fmt_age(out['time_to_ack_s'])} (goal {_fmt_age(out['goal_s'])})"
             + (f"; PagerDuty acknowledge {'sent' if out['sent'] else 'failed'}" if out["sent"] or out["failed"]
                else ""))

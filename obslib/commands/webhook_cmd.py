@@ -52,7 +52,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from ..weekly.delivery import replay_weekly
 
     def body(cfg, ctx, now):
-        return _finish(replay_weekly(args.week_start, cfg=cfg, ctx=ctx, now=now, env=dict(os.environ)))
+        return _finish(replay_weekly(args.week_start, cfg=cfg, ctx=ctx, now=now, env=dict(os.environ),
+                                     demo_ok=bool(getattr(args, "demo", False))))
 
     return run_job(args, "weekly_replay", body)
 

@@ -472,7 +472,7 @@ def deliver_weekly(payload: dict, *, week_start: str, cfg: Any, ctx: Any, now: d
 
 
 def replay_weekly(week_start: str, *, cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str],
-                  sleep=time.sleep) -> dict:
+                  sleep=time.sleep, demo_ok: bool = False) -> dict:
     """Re-send the stored bytes of week ``week_start`` with a fresh signature, same id.
 
     Reads ``ops/weekly_report_history/<week_start>.json`` (no metric is regenerated),
@@ -481,7 +481,8 @@ def replay_weekly(week_start: str, *, cfg: Any, ctx: Any, now: datetime, env: Ma
     "alerts": []}``. Raises ``InputError`` when nothing was delivered for that week,
     ``ValidationError`` when the stored bytes no longer match the receipt,
     ``DeliveryError`` when the URL/secret is missing or after the last failed attempt
-    (escalation written, as for ``deliver_weekly``).
+    (escalation written, as for ``deliver_weekly``), ``ConfigError`` when the stored
+    payload was built from the demo data (``provenance.data_root``) and not ``demo_ok``.
     """
     ws = _week(week_start)
     body_p, receipt_p = _paths(cfg, ws)
@@ -498,7 +499,14 @@ def replay_weekly(week_start: str, *, cfg: Any, ctx: Any, now: datetime, env: Ma
         if receipt is not None and receipt.get("payload_checksum_sha256") != checksum:
             raise ValidationError(f"{rel(body_p, cfg.work_root)}: bytes do not match the checksum in "
                                   f"{rel(receipt_p, cfg.work_root)}; not replayed")
-        wid = (receipt or {}).get("webhook_id") or weekly_webhook_id(ws, content_checksum(json.loads(body)))
+        try:
+            stored = json.loads(body)
+        except ValueError as exc:
+            raise ValidationError(f"{rel(body_p, cfg.work_root)}: not JSON ({exc}); not replayed") from None
+        from ..alerting.destinations import stored_payload_guard
+
+        stored_payload_guard(stored, demo_ok=demo_ok, where=rel(body_p, cfg.work_root))
+        wid = (receipt or {}).get("webhook_id") or weekly_webhook_id(ws, content_checksum(stored))
         outcome = send_signed(body, webhook_id=wid, url=url, secrets=secrets, cfg=cfg, ctx=ctx,
                               clock=signing_clock(cfg, now), sleep=sleep, purpose="weekly_replay")
         if not outcome.ok:
