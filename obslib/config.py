@@ -436,6 +436,9 @@ def _check_ranges(cfg: Config) -> None:
     if cfg.utilisation_warning_headroom_frac >= 1:
         raise ConfigError("utilisation_warning_headroom_frac must be a fraction in [0, 1), "
                           f"got {cfg.utilisation_warning_headroom_frac!r}")
+    port = cfg.alerts.smtp_port
+    if isinstance(port, bool) or float(port) != int(port) or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"alerts.smtp_port must be a TCP port, an integer 1..65535, got {port!r}")
     if cfg.alerts.summary_channel not in (None, "slack", "webhook"):
         raise ConfigError(f"alerts.summary_channel {cfg.alerts.summary_channel!r} is not slack or webhook")
     if cfg.webhook.max_attempts < 1:

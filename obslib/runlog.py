@@ -73,20 +73,26 @@ def _secret_name(key: str) -> bool:
         or ku.startswith("OBS_PING_URL")
 
 
+# a shorter value is refused as a secret anyway, and redacting it would garble fixed text
+# ("this one is too short" -> "this one is too [REDACTED]")
+MIN_REDACT_CHARS = 8
+
+
 def secret_values(env: dict[str, str] | None = None) -> list[str]:
     """Values that must never be written: ``*_SECRET``, ``*_TOKEN``, ``*_KEY``,
     ``*_PASSWORD`` and destination URLs (webhook, Slack, PagerDuty, check-in pings) with
-    their path and query tokens (``url_tokens``).
+    their path and query tokens (``url_tokens``). Values (and whitespace-separated parts)
+    shorter than ``MIN_REDACT_CHARS`` (8) are not listed.
 
     ``OBS_WEBHOOK_SECRET`` may hold several whitespace-separated secrets; each is listed.
     """
     env = dict(os.environ if env is None else env)
     out: list[str] = []
     for k, v in env.items():
-        if not v or len(v.strip()) < 4 or not _secret_name(k):
+        if not v or len(v.strip()) < MIN_REDACT_CHARS or not _secret_name(k):
             continue
         out.append(v)
-        out.extend(p for p in v.split() if len(p) >= 4)
+        out.extend(p for p in v.split() if len(p) >= MIN_REDACT_CHARS)
         if "://" in v:
             out.extend(url_tokens(v))
     return sorted(set(out), key=len, reverse=True)

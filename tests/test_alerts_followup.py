@@ -233,3 +233,59 @@ def test_ack_by_and_note_lengths_are_limited(tmp_path, rx, flag, value):
     assert p.returncode == 2 and flag in p.stderr
     assert read_state(cfg.ops_dir)["alerts"][aid]["acknowledged_at"] is None
     assert [b["event_action"] for b in rx.pd_bodies()] == ["trigger"]
+
+
+# --------------------------------------------------------------------------- small ones
+
+@pytest.mark.parametrize("secret", ["short", "secret"])  # the input, and a value that is a word of the message
+def test_a_weak_secret_refusal_keeps_its_fixed_text(tmp_path, secret):
+    p = _obs("weekly", "run", "--work-root", str(tmp_path), "--demo",
+             env={"OBS_WEEKLY_WEBHOOK_URL": "http://127.0.0.1:9/x", "OBS_WEBHOOK_SECRET": secret})
+    assert p.returncode == 2
+    assert "a secret must be at least 16 bytes" in p.stderr and "this one is too short" in p.stderr
+    assert "[REDACTED]" not in p.stderr
+
+
+def test_secrets_of_8_chars_or_more_are_still_redacted():
+    from obslib.runlog import redact
+
+    env = {"OBS_WEBHOOK_SECRET": "Abcdefgh", "OBS_SMTP_PASSWORD": "pw12345"}
+    assert redact("x Abcdefgh y pw12345", env) == "x [REDACTED] y pw12345"
+
+
+@pytest.mark.parametrize("port", [0, 65536, 70000, -1, 25.5])
+def test_smtp_port_outside_1_to_65535_is_refused(tmp_path, port):
+    from obslib.config import load_config
+    from obslib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="alerts.smtp_port"):
+        load_config(tmp_path, env={}, overrides={"alerts": {"smtp_port": port}})
+
+
+@pytest.mark.parametrize("port", [1, 587, 65535])
+def test_smtp_port_in_range_is_accepted(tmp_path, port):
+    from obslib.config import load_config
+
+    assert load_config(tmp_path, env={}, overrides={"alerts": {"smtp_port": port}}).alerts.smtp_port == port
+
+
+@pytest.mark.parametrize("n", [256, 2000])
+def test_a_long_alert_id_gets_a_hashed_pagerduty_dedup_key_shared_by_trigger_and_resolve(tmp_path, rx, n):
+    import hashlib
+
+    cfg = make_cfg(tmp_path)
+    aid = ("utilisation-breach:" + "g" * n)[:n]
+    a = make_alert(aid, "critical", "long id", anchor="weekly-webhook")
+    _weekly(cfg, rx, [a], THIS_WEEK)
+    _weekly(cfg, rx, [{"id": aid, "severity": "resolved"}], THIS_WEEK)
+    pd = rx.pd_bodies()
+    want = "obs-sha256:" + hashlib.sha256(aid.encode()).hexdigest()  # 75 chars
+    assert [(b["event_action"], b["dedup_key"]) for b in pd] == [("trigger", want), ("resolve", want)]
+    assert pd[0]["payload"]["custom_details"]["id"] == aid
+
+
+def test_an_id_of_255_chars_is_its_own_dedup_key(tmp_path, rx):
+    cfg = make_cfg(tmp_path)
+    aid = "x" * 255
+    _weekly(cfg, rx, [make_alert(aid, "critical", "at the limit", anchor="weekly-webhook")], THIS_WEEK)
+    assert rx.pd_bodies()[0]["dedup_key"] == aid

@@ -103,10 +103,27 @@ def slack_body(entry: dict, event: str, cfg: Any = None) -> dict:
     }
 
 
+PD_DEDUP_MAX = 255  # Events API v2: dedup_key is at most 255 characters
+
+
+def pagerduty_dedup_key(alert_id: str) -> str:
+    """The alert id, or -- when longer than 255 characters -- ``obs-sha256:<hex of the id>``
+    (deterministic, so trigger, acknowledge and resolve share it; the id itself is in
+    ``custom_details.id``)."""
+    import hashlib
+
+    aid = str(alert_id)
+    if len(aid) <= PD_DEDUP_MAX:
+        return aid
+    return "obs-sha256:" + hashlib.sha256(aid.encode("utf-8")).hexdigest()
+
+
 def pagerduty_body(entry: dict, event: str, routing_key: str, now: datetime, cfg: Any = None) -> dict:
-    """PagerDuty Events API v2 event for ``event`` (trigger/repeat -> ``trigger``)."""
+    """PagerDuty Events API v2 event for ``event`` (trigger/repeat -> ``trigger``);
+    ``dedup_key`` from ``pagerduty_dedup_key``."""
     action = {"trigger": "trigger", "repeat": "trigger", "resolve": "resolve", "acknowledge": "acknowledge"}[event]
-    body: dict[str, Any] = {"routing_key": routing_key, "event_action": action, "dedup_key": entry["id"]}
+    body: dict[str, Any] = {"routing_key": routing_key, "event_action": action,
+                            "dedup_key": pagerduty_dedup_key(entry["id"])}
     if action == "trigger":
         details = {k: entry.get(k) for k in ("id", "first_seen", "last_seen", "next_action", "source")}
         details.update(entry.get("details") or {})
