@@ -289,3 +289,35 @@ def test_an_id_of_255_chars_is_its_own_dedup_key(tmp_path, rx):
     aid = "x" * 255
     _weekly(cfg, rx, [make_alert(aid, "critical", "at the limit", anchor="weekly-webhook")], THIS_WEEK)
     assert rx.pd_bodies()[0]["dedup_key"] == aid
+
+
+# --------------------------------------------------------------------------- end to end through `obs weekly run`
+
+def test_weekly_run_end_to_end_failed_delivery_still_pages_and_an_old_week_resolves_nothing(tmp_path, rx):
+    """The issue's inputs: `obs weekly run --demo` (current week) then `--week-start 2026-11-16`,
+    with Slack/PagerDuty configured and the weekly receiver answering 500 (no email)."""
+    import json
+
+    from test_webhook_support import SECRET_RAW, Receiver, Reply
+
+    hook = Receiver(default=Reply(500, b"down"))
+    try:
+        env = {**rx.env(), "OBS_WEEKLY_WEBHOOK_URL": hook.url("/hook"), "OBS_WEBHOOK_SECRET": SECRET_RAW,
+               "OBS_WEBHOOK_BACKOFF_BASE_S": "0", "OBS_WEBHOOK_BACKOFF_MAX_S": "0"}
+        w = ["--work-root", str(tmp_path), "--demo", "--now", "2026-11-26T09:40:00Z"]
+        p = _obs("weekly", "run", *w, env=env)
+        assert p.returncode == 3, p.stderr  # undelivered
+        payload = json.loads((tmp_path / "out/weekly_report/2026-11-23/payload.json").read_text())
+        crit = sorted(a["id"] for a in payload["alerts"] if a["severity"] == "critical")
+        assert crit  # the demo week has criticals
+        triggered = sorted(b["dedup_key"] for b in rx.pd_bodies() if b["event_action"] == "trigger")
+        # the report's criticals and the exhausted delivery (no email: falls back to PagerDuty)
+        assert triggered == sorted([*crit, "delivery-exhausted:weekly:2026-11-23"])
+        p = _obs("weekly", "run", *w, "--week-start", LAST_WEEK, env=env)
+        assert p.returncode == 3, p.stderr
+        assert [b for b in rx.pd_bodies() if b["event_action"] == "resolve"] == []
+        st = read_state(tmp_path / "ops")["alerts"]
+        assert all(st[i]["resolved_at"] is None for i in crit)
+        assert not any(i.endswith(f":{LAST_WEEK}") and not i.startswith("delivery-exhausted") for i in st)
+    finally:
+        hook.close()
