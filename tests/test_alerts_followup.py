@@ -321,3 +321,23 @@ def test_weekly_run_end_to_end_failed_delivery_still_pages_and_an_old_week_resol
         assert not any(i.endswith(f":{LAST_WEEK}") and not i.startswith("delivery-exhausted") for i in st)
     finally:
         hook.close()
+
+
+def test_a_delivered_week_with_an_unreadable_state_still_succeeds_and_moves_it_aside(tmp_path):
+    from test_webhook_support import SECRET_RAW, Receiver, Reply
+
+    from obslib.weekly.delivery import deliver_weekly
+
+    cfg = make_cfg(tmp_path)
+    (cfg.ops_dir).mkdir(parents=True, exist_ok=True)
+    (cfg.ops_dir / "active_alerts.json").write_text("{not json")
+    hook = Receiver(default=Reply(200, b"ok"))
+    try:
+        ctx = JobContext(job_name="weekly_report", ops_dir=cfg.ops_dir, now=NOW)
+        out = deliver_weekly({"week_start": THIS_WEEK, "provenance": {"data_root": "research_repo"}},
+                             week_start=THIS_WEEK, cfg=cfg, ctx=ctx, now=NOW,
+                             env={"OBS_WEEKLY_WEBHOOK_URL": hook.url("/hook"), "OBS_WEBHOOK_SECRET": SECRET_RAW})
+    finally:
+        hook.close()
+    assert out["delivery"]["status"] == "delivered" and len(hook.received) == 1
+    assert [m.read_text() for m in cfg.ops_dir.glob("active_alerts.json.corrupt-*")] == ["{not json"]

@@ -373,11 +373,14 @@ def _resolve_exhausted(cfg: Any, ctx: Any, now: datetime, env: Mapping[str, str]
     """A delivered week ends its ``delivery-exhausted`` and ``receiver-rejected`` alerts (if any are active)."""
     from ..alerting.destinations import Destinations
     from ..alerting.router import route_alerts
-    from ..alerting.state import read_state
+    from ..alerting.state import StateUnreadable, read_state
     from ..webhook import Budget
 
     ids = [exhausted_alert_id("weekly", ws), "receiver-rejected:weekly"]
-    active = read_state(cfg.ops_dir)["alerts"]
+    try:
+        active = read_state(cfg.ops_dir)["alerts"]
+    except StateUnreadable:  # the router moves it aside (and says so); the week is delivered regardless
+        active = dict.fromkeys(ids)
     if any(i in active for i in ids):
         route_alerts([{"id": i, "severity": "resolved"} for i in ids], cfg=cfg, ctx=ctx, now=now,
                      dest=Destinations.from_env(env, cfg), source="weekly_delivery", budget=Budget(30.0))
