@@ -73,16 +73,19 @@ def _secret_name(key: str) -> bool:
         or ku.startswith("OBS_PING_URL")
 
 
-# a shorter value is refused as a secret anyway, and redacting it would garble fixed text
-# ("this one is too short" -> "this one is too [REDACTED]")
-MIN_REDACT_CHARS = 8
+# Values of 1-3 characters are not redacted (they would blank ordinary text everywhere);
+# every real secret is longer (webhook secrets must be >= 16 bytes) and a 4-7 character
+# password is still redacted. A weak secret equal to a word of a message blanks that word;
+# such a secret is refused anyway.
+MIN_REDACT_CHARS = 4
 
 
 def secret_values(env: dict[str, str] | None = None) -> list[str]:
     """Values that must never be written: ``*_SECRET``, ``*_TOKEN``, ``*_KEY``,
     ``*_PASSWORD`` and destination URLs (webhook, Slack, PagerDuty, check-in pings) with
     their path and query tokens (``url_tokens``). Values (and whitespace-separated parts)
-    shorter than ``MIN_REDACT_CHARS`` (8) are not listed.
+    of at least ``MIN_REDACT_CHARS`` (4) characters are listed, so a short SMTP password
+    never reaches a log.
 
     ``OBS_WEBHOOK_SECRET`` may hold several whitespace-separated secrets; each is listed.
     """
