@@ -53,3 +53,14 @@ def table(path: Path) -> int:
 
 if __name__ == "__main__":
     sys.exit(table(Path(sys.argv[1])))
+
+
+def write_trivial_notebook(path: Path) -> Path:
+    """The one-cell ``x = 1`` notebook on the ``obslib`` kernel that every bench compares
+    a job against (the cost of papermill itself)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nb.metadata["kernelspec"] = {"name": "obslib", "display_name": "obslib", "language": "python"}
+    nbformat.write(nb, path)
+    return path

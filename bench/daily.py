@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _targets import check, exit_code  # noqa: E402
+from _targets import check, exit_code, write_trivial_notebook  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(os.environ.get("OBSLIB_REALDATA") or REPO.parent / "shared" / "realdata" / "research_repo")
@@ -45,15 +45,10 @@ def main() -> int:
     if not REAL.is_dir():
         print(f"real data not found at {REAL}", file=sys.stderr)
         return 2
-    import nbformat
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_") and k != "JOB_ID"}
     tmp = Path(tempfile.mkdtemp(prefix="obs-bench-daily-"))
     try:
-        triv = tmp / "trivial.ipynb"
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
-        nb.metadata["kernelspec"] = {"name": "obslib", "display_name": "obslib", "language": "python"}
-        nbformat.write(nb, triv)
+        triv = write_trivial_notebook(tmp / "trivial.ipynb")
         work = tmp / "work"
         obs = str(BIN / "obs")
         common = ["--work-root", str(work), "--data-root", str(REAL), "--now", "2025-10-20T01:00:00Z"]

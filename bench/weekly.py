@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _targets import check, exit_code  # noqa: E402
+from _targets import check, exit_code, write_trivial_notebook  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(os.environ.get("OBSLIB_REALDATA") or REPO.parent / "shared/realdata/research_repo")
@@ -64,14 +64,10 @@ def main() -> int:
         print("real data absent: ../shared/realdata/research_repo", file=sys.stderr)
         return 2
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBS_")}
-    import nbformat
 
     tmp = Path(tempfile.mkdtemp(prefix="obs-bench-weekly-"))
     try:
-        triv = tmp / "trivial.ipynb"
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
-        nb.metadata["kernelspec"] = {"name": "obslib", "display_name": "obslib", "language": "python"}
-        nbformat.write(nb, triv)
+        triv = write_trivial_notebook(tmp / "trivial.ipynb")
         weekly, trivial = [], []
         for i in range(a.runs):  # interleaved so load changes hit both alike
             work = tmp / f"work{i}"

@@ -3,8 +3,11 @@ tests that need it use the ``real_root`` fixture, which skips when it is absent.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,28 @@ def obs_subprocess_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(OBS_ENV_PREFIXES)}
     env.update(extra)
     return env
+
+
+@contextlib.contextmanager
+def post_receiver():
+    """A real HTTP receiver on 127.0.0.1 that answers every POST with 200 and keeps the
+    bodies: yields ``(url, bodies)``; stopped on exit."""
+    got: list[bytes] = []
+
+    class H(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            got.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}/hook", got
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -7,6 +7,8 @@ import argparse
 import errno
 import json
 
+import pytest
+
 from obslib.commands._base import run_job
 
 
@@ -38,3 +40,18 @@ def test_unwritable_run_log_does_not_raise_a_second_error(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert json.loads(out)["status"] == "error"
     assert "could not write the run log" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["check", "--since", "garbage", "--no-send"], "--since 'garbage' is not an RFC 3339 timestamp"),
+    (["check", "--since", "2150-01-01T00:00:00Z", "--no-send"], "is out of range (1970-01-01..2099-12-31)"),
+    (["demo", "--as-of", "nope"], "--as-of 'nope' is not an RFC 3339 timestamp"),
+    (["demo", "--as-of", "1969-12-31T00:00:00Z"], "is out of range (1970-01-01..2099-12-31)"),
+])
+def test_time_flags_share_one_rule(tmp_path, capsys, argv, expected):
+    from obslib.cli import main
+
+    rc = main([*argv, "--work-root", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 2 and json.loads(out)["status"] == "error"
+    assert expected in err and "Traceback" not in err

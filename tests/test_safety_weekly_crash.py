@@ -19,12 +19,10 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import REPO, obs_subprocess_env
+from conftest import REPO, obs_subprocess_env, post_receiver
 
 from obslib.cli import main
 
@@ -35,23 +33,8 @@ SECRET = "crash-secret-0123456789"
 
 @pytest.fixture(scope="module")
 def receiver():
-    got: list[bytes] = []
-
-    class H(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            got.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/hook"
-    srv.shutdown()
-    srv.server_close()
+    with post_receiver() as (url, _got):
+        yield url
 
 
 # the tests copy the data root per trial, so every run passes --replace (the data-root rule

@@ -6,17 +6,12 @@ import argparse
 from pathlib import Path
 
 from ..demo import generate_demo
-from ..errors import ObsError
-from ..timeutil import parse_ts
-from ._base import run_job
+from ._base import flag_time, run_job
 
 
 def _run(args: argparse.Namespace) -> int:
     def body(cfg, ctx, now):
-        try:
-            as_of = parse_ts(args.as_of) if args.as_of else now
-        except ValueError as exc:
-            raise ObsError(f"--as-of {args.as_of!r} is not an RFC 3339 timestamp") from exc
+        as_of = flag_time("--as-of", args.as_of) if args.as_of else now
         out = Path(args.out) if args.out else cfg.demo_root
         generate_demo(out, as_of, args.seed if args.seed is not None else cfg.demo_seed)
         return {"out": str(out), "as_of": as_of.strftime("%Y-%m-%dT%H:%M:%SZ")}

@@ -18,8 +18,7 @@ from pathlib import Path
 from ..config import finite_number
 from ..errors import ConfigError, ObsError
 from ..ops.runlog_ops import format_record, install_rotation, tail
-from ..timeutil import parse_ts
-from ._base import config_from_args, emit, run_job, say
+from ._base import config_from_args, emit, flag_time, run_job, say
 
 
 def _obs_bin() -> str:
@@ -54,12 +53,7 @@ def _check(args: argparse.Namespace) -> int:
     def body(cfg, ctx, now):
         from ..ops.nightly import nightly_check
 
-        since = None
-        if args.since:
-            try:
-                since = parse_ts(args.since)
-            except ValueError as exc:
-                raise ObsError(f"--since {args.since!r} is not an RFC 3339 timestamp") from exc
+        since = flag_time("--since", args.since) if args.since else None
         out = nightly_check(cfg, ctx, now, dict(os.environ), since=since,
                             lookback=timedelta(hours=args.lookback_hours), send=not args.no_send)
         for f in out["findings"][:20]:
