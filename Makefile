@@ -25,14 +25,19 @@ WR := "$(or $(WORK_ROOT),$${OBS_WORK_ROOT:-.})"
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## create .venv, install obslib[test] editable, register the 'obslib' Jupyter kernel (idempotent)
+KERNEL_JSON := $(VENV)/share/jupyter/kernels/obslib/kernel.json
+
+install: $(STAMP) $(KERNEL_JSON) ## create .venv, install obslib[test] editable, register the 'obslib' Jupyter kernel (idempotent)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
-	@$(BIN)/python -m obslib.kernelspec >/dev/null
 	@touch $(STAMP)
+
+# the kernelspec is rewritten whenever obslib.kernelspec changes (an existing venv picks up a new kernel command)
+$(KERNEL_JSON): obslib/kernelspec.py $(STAMP)
+	@$(BIN)/python -m obslib.kernelspec >/dev/null
 
 weekly: install ## weekly report on the default (demo) data; DATA_ROOT=... WEEK_START=... for others
 	@$(OBS) weekly run $(OBS_FLAGS) $(if $(WEEK_START),--week-start "$(WEEK_START)") $(if $(OBS_WEEKLY_WEBHOOK_URL),--require-delivery)

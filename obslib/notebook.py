@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ObsError
+from .kernel import PRELOAD_ENV
 from .nbpublish import (
     INJECTED_TAG,
     PARAMETERS_TAG,
@@ -113,12 +114,28 @@ def _fd_open(fd: int) -> bool:
         return False
 
 
+def notebook_preload(notebook: Path) -> tuple[str, ...]:
+    """The modules ``notebook`` lists in its metadata under ``obslib.preload`` (the ones its
+    cells import; see ``obslib.kernel``), or ``()`` when it lists none or cannot be read."""
+    import json
+
+    try:
+        meta = json.loads(Path(notebook).read_text(encoding="utf-8")).get("metadata") or {}
+        names = (meta.get("obslib") or {}).get("preload") or []
+    except (OSError, ValueError, AttributeError):
+        return ()
+    return tuple(n for n in names if isinstance(n, str))
+
+
 @contextmanager
-def kernel_session(kernel_name: str, cwd: Path | None = None) -> Iterator[Any]:
+def kernel_session(kernel_name: str, cwd: Path | None = None, notebook: Path | None = None) -> Iterator[Any]:
     """Start the Jupyter kernel ``kernel_name`` now and yield its (jupyter_client
     ``AsyncKernelManager``) manager; pass it to ``execute_to_html(km=...)``. The kernel boots in its
     own process while the caller goes on. On exit the kernel is stopped immediately and its
     connection file removed. ``cwd``: the kernel's working folder (default: ``notebooks/``).
+    ``notebook``: the notebook it will run; the ``obslib`` kernel imports the modules it
+    lists (``notebook_preload``) while papermill connects (``obslib.kernel``; another
+    kernel ignores the list).
     The kernel's own stdout goes to /dev/null (cell output travels over ZeroMQ into the
     notebook); its stderr is the caller's when that is open, else /dev/null too, so a job
     started with closed streams still gets a kernel. Raises ``ObsError`` when the kernel is
@@ -135,7 +152,10 @@ def kernel_session(kernel_name: str, cwd: Path | None = None) -> Iterator[Any]:
     km = AsyncKernelManager(kernel_name=kernel_name)
     try:
         try:
-            run_sync(km.start_kernel)(cwd=str(cwd or NOTEBOOK_DIR), extra_arguments=list(KERNEL_ARGS), **streams)
+            preload = notebook_preload(notebook) if notebook is not None else ()
+            env = {**os.environ, PRELOAD_ENV: ",".join(preload)} if preload else None
+            run_sync(km.start_kernel)(cwd=str(cwd or NOTEBOOK_DIR), extra_arguments=list(KERNEL_ARGS),
+                                      **({"env": env} if env else {}), **streams)
         except NoSuchKernel as exc:
             raise ObsError(f"Jupyter kernel {kernel_name!r} is not installed: run `make install` "
                            "(it registers the kernel inside .venv)") from exc
@@ -286,4 +306,4 @@ def execute_to_html(notebook: Path, nb_out: Path, html_out: Path, params: dict[s
 
 
 __all__ = ["INJECTED_TAG", "NotebookFailed", "PARAMETERS_TAG", "check_parameters", "check_parameters_cell",
-           "declared_parameters", "execute_to_html", "kernel_session", "keep_partial"]
+           "declared_parameters", "execute_to_html", "kernel_session", "keep_partial", "notebook_preload"]

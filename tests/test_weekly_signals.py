@@ -25,13 +25,13 @@ def _start(real_root: Path, work: Path, **kw) -> subprocess.Popen:
 
 
 def _kernel_pid(proc: subprocess.Popen, timeout_s: float = 20.0) -> int:
-    """The report kernel: the job's child process running ipykernel_launcher."""
+    """The report kernel: the job's child process running ``python -m obslib.kernel``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
         for k in kids:
             try:
-                if b"ipykernel_launcher" in Path(f"/proc/{k}/cmdline").read_bytes():
+                if b"obslib.kernel" in Path(f"/proc/{k}/cmdline").read_bytes():
                     return int(k)
             except OSError:
                 continue

@@ -147,17 +147,23 @@ def _body(args: argparse.Namespace, week_of):
     from ..heartbeat import write_heartbeat
 
     def body(cfg, ctx, now):
-        from ..weekly.delivery import preflight_delivery
-
-        # cheap checks first: a delivery that cannot happen fails before any notebook runs
-        week = week_of()
-        preflight_delivery(os.environ, require_delivery=args.require_delivery, cfg=cfg,
-                           week_start=(week or week_start_of(now)).date().isoformat())
         from ..notebook import kernel_session
+        from ..weekly import NOTEBOOK
 
+        week = week_of()
+        refused = False  # a delivery that cannot happen is a refused run, not a failed report
         try:
-            # the report kernel starts first: its start-up overlaps the imports and preflight
-            with kernel_session(cfg.notebook.kernel_name) as km:
+            # the report kernel starts first: its start-up (~0.5 s, the longest step before the
+            # first cell) overlaps the imports and both preflights
+            with kernel_session(cfg.notebook.kernel_name, notebook=NOTEBOOK) as km:
+                from ..weekly.delivery import preflight_delivery
+
+                try:  # cheap checks before the notebook runs (the kernel is stopped unused)
+                    preflight_delivery(os.environ, require_delivery=args.require_delivery, cfg=cfg,
+                                       week_start=(week or week_start_of(now)).date().isoformat())
+                except ObsError:
+                    refused = True
+                    raise
                 from ..weekly.job import build_report
 
                 result = build_report(cfg, ctx, now, week, allow_bad_rows=args.allow_bad_rows, km=km,
@@ -177,8 +183,9 @@ def _body(args: argparse.Namespace, week_of):
                           f"{redact(str(route_exc))[:300]}", file=sys.stderr)
                 raise
         except Exception as exc:
-            write_heartbeat(cfg.ops_dir, "weekly_report", ctx.job_id, now, "error",
-                            error=redact(f"{exc.__class__.__name__}: {exc}")[:500])
+            if not refused:
+                write_heartbeat(cfg.ops_dir, "weekly_report", ctx.job_id, now, "error",
+                                error=redact(f"{exc.__class__.__name__}: {exc}")[:500])
             raise
         status = (delivery.get("delivery") or {}).get("status")
         write_heartbeat(cfg.ops_dir, "weekly_report", ctx.job_id, now, "ok",

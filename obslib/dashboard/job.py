@@ -47,7 +47,7 @@ class NotebookRun:
 def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: float) -> NotebookRun:
     """Export, then execute the notebook (see module doc). Raises ``NotebookFailed`` or ``ObsError``.
     The kernel boots while this process exports: the two overlap on the machine's two cores."""
-    with kernel_session(cfg.notebook.kernel_name) as km:  # boots while we export
+    with kernel_session(cfg.notebook.kernel_name, notebook=NOTEBOOK) as km:  # boots (and preloads) while we export
         return _run_on_kernel(cfg, ctx, now, pip_value, km)
 
 

@@ -5,5 +5,10 @@
 - ``obslib.weekly.report``: helpers the report notebook calls (tables, plots, prepare_weekly).
 - ``obslib.weekly.delivery``: signs, POSTs, escalates and stores the delivered bytes.
 
-Submodules are imported on use (the CLI keeps start-up cheap); this package itself imports nothing.
+Submodules are imported on use (the CLI keeps start-up cheap); this package itself imports
+only ``pathlib``.
 """
+
+from pathlib import Path
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "weekly_report.ipynb"  # the report notebook

@@ -30,7 +30,7 @@ from ..notebook import execute_to_html, kernel_session
 from ..provenance import commit_sha, source_command
 from ..runlog import JobContext
 from ..safepath import safe_child
-from ..schemas import validate, validator
+from ..schemas import validate
 from ..storage import (
     atomic_write_bytes,
     atomic_write_json,
@@ -41,9 +41,10 @@ from ..storage import (
     retry_transient,
 )
 from ..timeutil import to_rfc3339, week_start_of
-from .payload import SCHEMA_FILE, build_weekly_payload, content_checksum
+from . import NOTEBOOK
+from .payload import SCHEMA_FILE, content_checksum
+from .prebuilt import build_payloads, hand_over
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "weekly_report.ipynb"
 ARTEFACTS = ("weekly_report.ipynb", "weekly_report.html", "payload.json")
 SOURCE_FILE = "source.json"  # which data root the week folder was built from
 SWITCHED = ("weekly_report.ipynb", "weekly_report.html", SOURCE_FILE, "payload.json")  # payload last
@@ -62,9 +63,10 @@ def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: dateti
 
     ``km``: the report kernel from ``notebook.kernel_session`` (started by the caller as
     early as possible); without it one is started here, first, so its start-up overlaps
-    the rest. While the notebook runs, the payload is also built in this process as a
-    preflight: bad input gives the library's clean ``InputError`` (file, line, reason),
-    no partial notebook and nothing published. Raises ``NotebookFailed`` (partial notebook
+    the rest. The payloads are built once, in this process while the kernel starts, and
+    handed to the notebook (``obslib.weekly.prebuilt``): bad input gives the library's
+    clean ``InputError`` (file, line, reason) before any cell runs, no partial notebook
+    and nothing published. Raises ``NotebookFailed`` (partial notebook
     kept under ``failed/``) or another ``ObsError``. A week folder built from another
     data root (its ``source.json``) is not replaced unless ``replace`` (``--replace``):
     ``ObsError`` (exit 2) before the notebook runs."""
@@ -72,7 +74,7 @@ def build_report(cfg: Config, ctx: JobContext, now: datetime, week_start: dateti
     if ws > now:
         raise ObsError(f"week_start {ws.date().isoformat()} is in the future (now is {to_rfc3339(now)}): "
                        "a week is reported once it has started")
-    with (nullcontext(km) if km is not None else kernel_session(cfg.notebook.kernel_name)) as km:
+    with (nullcontext(km) if km is not None else kernel_session(cfg.notebook.kernel_name, notebook=NOTEBOOK)) as km:
         root = resolve_data_root(cfg, now)
         label = data_label(cfg)
         wdir = week_dir(cfg, ws)
@@ -121,14 +123,12 @@ def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, roo
               "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
               "data_label": label, "allow_bad_rows": allow_bad_rows}
 
-    def preflight() -> None:  # the notebook's payload build, here: bad input -> a clean InputError
-        build_weekly_payload(root, ws, cfg=cfg, now=now, job_id=ctx.job_id, command="preflight", sha=None,
-                             data_label=label, allow_bad_rows=allow_bad_rows)
-
     try:
+        # one payload build per run (obslib.weekly.prebuilt), here while the kernel starts: bad
+        # input stops the job with a clean InputError before any cell runs
+        hand_over(staging, params, build_payloads(cfg, params))
         execute_to_html(NOTEBOOK, staging / "weekly_report.ipynb", staging / "weekly_report.html", params,
-                        failed_path=failed, work_root=cfg.work_root,
-                        nb_cfg=cfg.notebook, km=km, alongside=(preflight, lambda: validator(SCHEMA_FILE)))
+                        failed_path=failed, work_root=cfg.work_root, nb_cfg=cfg.notebook, km=km)
         payload = read_json(staging / "payload.json")
         validate(payload, SCHEMA_FILE, "weekly payload")
         atomic_write_json(staging / SOURCE_FILE, {**source, "job_id": ctx.job_id})

@@ -23,8 +23,6 @@ from typing import Any
 
 from ..config import load_config
 from ..errors import ObsError
-from ..inputs import data_label as default_data_label
-from ..inputs import resolve_data_root
 from ..presentation import (
     PLOT_WIDTH_IN,
     STATUS_COLOURS,
@@ -48,10 +46,10 @@ from ..presentation import (
     severity_counts,
     utc_time_axis,
 )
-from ..schemas import validate
 from ..storage import atomic_write_bytes, pretty_json_bytes, scratch_dir
-from ..timeutil import parse_ts, parse_week_start, utcnow, week_start_of
-from .payload import SCHEMA_FILE, build_weekly_payload
+from ..timeutil import parse_ts
+from .payload import SCHEMA_FILE
+from .prebuilt import build_payloads, take_over
 
 WEEKLY_PARAMS: dict[str, type] = {
     "week_start": str, "data_root": str, "as_of": str, "out_dir": str, "work_root": str, "job_id": str,
@@ -99,7 +97,9 @@ def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = ""
                    work_root: str = "", job_id: str = "", source_command: str = "", commit_sha: str = "",
                    data_label: str = "", allow_bad_rows: bool = False) -> WeeklyReport:
     """Build, validate and write ``<out_dir>/payload.json``; build the previous week's
-    payload too (kept in memory, for the key figures' changes).
+    payload too (kept in memory, for the key figures' changes). When the weekly job has
+    already built both for exactly these parameters (``obslib.weekly.prebuilt``: one build
+    per run), they are taken over from ``out_dir`` instead of built again.
 
     Blank parameters mean: ``as_of`` now, ``week_start`` the week containing ``as_of``,
     ``data_root`` the demo repository (under ``work_root``, a temp folder when blank),
@@ -107,31 +107,21 @@ def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = ""
     not be a published week folder: a re-run writes elsewhere. Raises
     ``ObsError``/``InputError``/``ValidationError``.
     """
-    check_params({k: v for k, v in locals().items()})
-    now = parse_ts(as_of) if as_of else utcnow()
-    ws = parse_week_start(week_start) if week_start else week_start_of(now)
+    params = {k: v for k, v in locals().items()}
+    check_params(params)
     out = Path(out_dir) if out_dir else None
     if out is not None and any((out / n).exists() for n in PUBLISHED_FILES):
         raise ObsError(f"out_dir {out} holds a published weekly report; write a re-run elsewhere "
                        "(papermill <notebook> <out.ipynb> -p out_dir <new folder>)")
     wr = Path(work_root) if work_root else scratch_dir("weekly")
     cfg = load_config(wr, overrides={"data_root": data_root or None})
-    root = resolve_data_root(cfg, now)
-    label = data_label or default_data_label(cfg)
-    common = dict(cfg=cfg, now=now, command=source_command or "notebooks/weekly_report.ipynb", sha=commit_sha or None,
-                  data_label=label, allow_bad_rows=allow_bad_rows)
-    payload = build_weekly_payload(root, ws, job_id=job_id or f"notebook-{now:%Y%m%dT%H%M%SZ}", **common)
-    validate(payload, SCHEMA_FILE, "weekly payload")
+    built = take_over(out, params) or build_payloads(cfg, params)
     path = (out or scratch_dir("weekly-out")) / "payload.json"
-    atomic_write_bytes(path, pretty_json_bytes(payload))
-    try:
-        previous = build_weekly_payload(root, ws - timedelta(days=7), job_id="previous-week", **common)
-    except ObsError:
-        previous = None  # the changes then read "previous week: no data"
+    atomic_write_bytes(path, pretty_json_bytes(built.payload))
     runbook = Path(cfg.work_root) / cfg.runbook
-    page_dir = cfg.out_dir / "weekly_report" / ws.date().isoformat()
+    page_dir = cfg.out_dir / "weekly_report" / built.payload["week_start"][:10]
     href = Path(os.path.relpath(runbook, page_dir)).as_posix() if runbook.is_file() else None
-    return WeeklyReport(payload, path, Path(root), previous, href)
+    return WeeklyReport(built.payload, path, built.root, built.previous, href)
 
 
 # --- summary -------------------------------------------------------------------------------

@@ -1,0 +1,74 @@
+"""The ``obslib`` Jupyter kernel: ipykernel, set up for executing reports without a person
+at a frontend (papermill in the jobs, nbval in the tests).
+
+``kernel.json`` (written by ``obslib.kernelspec``) starts it as
+``python -m obslib.kernel -f {connection_file}``. It is the stock IPython kernel
+(``ipykernel.kernelapp.IPKernelApp``) with these settings for report kernels:
+
+- **No debugger.** ipykernel imports debugpy at start-up for frontends that debug cells
+  (~0.1 s of every kernel start, on the critical path of every report); nothing ever
+  attaches a debugger to a report kernel. ``import debugpy`` fails in this kernel, and
+  the kernelspec says ``"debugger": false`` so a frontend does not offer it.
+- **Figures drawn once.** The inline backend's default ``bbox_inches="tight"`` draws each
+  figure twice (once to measure, once to render). obslib's figures have their margins
+  fixed in inches (``presentation.new_figure``), so they are saved as laid out
+  (``InlineBackend.print_figure_kwargs = {"bbox_inches": None}``): drawn once, and the
+  PNG's size is the figure's size.
+- **Preload.** A job that knows which modules its notebook imports names them in
+  ``OBSLIB_KERNEL_PRELOAD`` (comma-separated; ``notebook.kernel_session(preload=...)``).
+  They are imported once the kernel's sockets are up and before it answers its first
+  request: papermill is still connecting then, so the imports (matplotlib: ~0.3 s) leave
+  the first cells instead of delaying them. A module that fails to import is skipped
+  here; the cell that imports it reports the error as usual. Without the variable the
+  kernel preloads nothing (nbval, a by-hand run, papermill on its own).
+- **Quiet.** ``log_level = ERROR``, so cron mail only carries real kernel errors.
+
+Run it by hand like any kernel: ``python -m obslib.kernel -f kernel-123.json``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+# what the kernel app is given, besides the command line; see the module docstring
+KERNEL_CONFIG = {
+    "IPKernelApp": {"log_level": "ERROR"},
+    "InlineBackend": {"print_figure_kwargs": {"bbox_inches": None}},
+}
+PRELOAD_ENV = "OBSLIB_KERNEL_PRELOAD"
+
+
+def preload(names: str) -> list[str]:
+    """Import each module of the comma-separated ``names``; returns those imported. A
+    module that fails to import is skipped (its cell will raise the real error)."""
+    done = []
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001,S112 - reported by the cell that imports it
+            continue
+        done.append(name)
+    return done
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the kernel (blocks until it is shut down). ``argv``: ipykernel's own
+    arguments (default ``sys.argv[1:]``, e.g. ``-f <connection file>``)."""
+    # like ipykernel_launcher: the working folder leaves sys.path while the kernel loads
+    # (IPython puts it back for the cells), so no file there can shadow a kernel module
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]
+    sys.modules.setdefault("debugpy", None)  # type: ignore[arg-type]  # no debugger (see above)
+    from ipykernel.kernelapp import IPKernelApp
+    from traitlets.config import Config
+
+    app = IPKernelApp.instance(config=Config(KERNEL_CONFIG))
+    app.initialize(argv)  # sockets bound, MPLBACKEND set to the inline backend
+    preload(os.environ.pop(PRELOAD_ENV, ""))
+    app.start()
+
+
+if __name__ == "__main__":  # pragma: no cover - run as the kernel process
+    main()

@@ -1,0 +1,112 @@
+"""The ``obslib`` Jupyter kernel (``obslib.kernel``, registered by ``obslib.kernelspec``):
+a real kernel process, driven over ZeroMQ by jupyter_client as papermill drives it."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import struct
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+from obslib.kernel import PRELOAD_ENV, preload
+from obslib.notebook import notebook_preload
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def kernel(env: dict[str, str] | None = None):
+    """A running ``obslib`` kernel and a connected client; stopped on exit."""
+    km = KernelManager(kernel_name="obslib")
+    km.start_kernel(env={**os.environ, **(env or {})}, extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        yield kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def run(kc, code: str) -> list[dict]:
+    """Execute ``code``; the iopub messages it produced (stream, display_data, error)."""
+    out: list[dict] = []
+    reply = kc.execute_interactive(code, timeout=60, output_hook=out.append)
+    assert reply["content"]["status"] in ("ok", "error")
+    return [m for m in out if m["msg_type"] in ("stream", "display_data", "error")]
+
+
+def stdout(msgs: list[dict]) -> str:
+    return "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream")
+
+
+def test_the_kernelspec_runs_obslib_kernel_without_a_debugger():
+    spec = KernelSpecManager().get_kernel_spec("obslib")
+    assert spec.argv[1:3] == ["-m", "obslib.kernel"]
+    assert spec.argv[3:] == ["-f", "{connection_file}"]
+    assert spec.metadata.get("debugger") is False
+    assert Path(spec.argv[0]).name.startswith("python")
+
+
+def test_figures_are_saved_as_laid_out_and_debugpy_is_not_loaded():
+    # text running far past the right edge: a tight bbox would widen the PNG to hold it
+    code = ("%matplotlib inline\nimport matplotlib.pyplot as plt\n"
+            "fig, ax = plt.subplots(figsize=(4, 2), dpi=50)\nax.text(0.0, 0.5, 'x' * 300)\nplt.show()")
+    with kernel() as kc:
+        msgs = run(kc, code)
+        images = [m["content"]["data"]["image/png"] for m in msgs if m["msg_type"] == "display_data"]
+        assert len(images) == 1
+        png = base64.b64decode(images[0])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
+        assert (width, height) == (4 * 50, 2 * 50)
+        err = [m for m in run(kc, "import debugpy") if m["msg_type"] == "error"]
+        assert err and err[0]["content"]["ename"] in ("ModuleNotFoundError", "ImportError")
+        assert stdout(run(kc, "import sys; print('debugpy' in sys.modules and sys.modules['debugpy'] is not None)")
+                      ).strip() == "False"
+
+
+def test_the_kernel_preloads_what_it_is_told_and_skips_a_module_that_fails():
+    probe = "import os, sys; print('wave' in sys.modules, os.environ.get('OBSLIB_KERNEL_PRELOAD'))"
+    with kernel({PRELOAD_ENV: "wave, obslib_no_such_module_xyz"}) as kc:
+        assert stdout(run(kc, probe)).split() == ["True", "None"]  # imported; the variable is not passed on
+    with kernel() as kc:
+        assert stdout(run(kc, probe)).split() == ["False", "None"]  # nothing preloaded by default
+
+
+def test_preload_returns_what_it_imported():
+    assert preload("json, ,obslib_no_such_module_xyz,os.path") == ["json", "os.path"]
+    assert preload("") == []
+
+
+@pytest.mark.parametrize("name", ["weekly_report.ipynb", "dashboard_bundle.ipynb"])
+def test_each_report_notebook_lists_modules_that_exist_and_it_imports(name):
+    nb_path = REPO / "notebooks" / name
+    mods = notebook_preload(nb_path)
+    assert "matplotlib.pyplot" in mods and any(m.startswith("obslib.") for m in mods)
+    for m in mods:
+        assert importlib.util.find_spec(m) is not None, m  # a typo would silently lose the preload
+    code = "\n".join("".join(c["source"]) for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == "code")
+    own = next(m for m in mods if m.startswith("obslib."))
+    assert f"from {own.rsplit('.', 1)[0]} import {own.rsplit('.', 1)[1]}" in code
+
+
+def test_notebook_preload_of_a_notebook_without_the_list_or_unreadable(tmp_path):
+    plain = tmp_path / "plain.ipynb"
+    plain.write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    assert notebook_preload(plain) == ()
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text("{not json")
+    assert notebook_preload(broken) == ()
+    assert notebook_preload(tmp_path / "missing.ipynb") == ()
+    odd = tmp_path / "odd.ipynb"
+    odd.write_text(json.dumps({"metadata": {"obslib": {"preload": ["json", 3, None]}}}))
+    assert notebook_preload(odd) == ("json",)
