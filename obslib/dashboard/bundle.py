@@ -47,7 +47,7 @@ import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -75,6 +75,7 @@ from .history import (
 from .inputkey import input_key
 from .layout import bundle_dir  # noqa: F401 - re-exported (report.py, job.py)
 from .parquet import parquet_bytes
+from .result import ExportResult  # its own module: the notebook reads it without importing the export
 from .rules import encode_and_check, schema_file
 from .schema_check import validate
 from .staging import Stager
@@ -110,26 +111,6 @@ class ExportRequest:
         unknown = [n for n in self.names if n not in DATASETS]
         if unknown:
             raise ObsError(f"unknown dataset name(s) {unknown!r}: known {', '.join(DATASETS)}")
-
-
-@dataclass
-class ExportResult:
-    sequence: int
-    published: list[str] = field(default_factory=list)
-    failed: list[dict] = field(default_factory=list)
-    datasets: dict[str, dict] = field(default_factory=dict)
-    pruned: list[str] = field(default_factory=list)
-    artefacts: list[str] = field(default_factory=list)
-    # per dataset, its first WARNING_TEXTS warnings in words (the counts are in ``datasets``)
-    warnings: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def summary(self) -> dict:
-        return {"sequence": self.sequence, "published": self.published, "failed": self.failed,
-                "datasets": self.datasets, "history_pruned": len(self.pruned)}
 
 
 def select(dataset: str) -> list[str]:

@@ -5,20 +5,27 @@ table per dataset and the plots. The notebook only calls these; how numbers look
 
 Wide or long datasets are summarised on the page (per strategy, per week, per source);
 the full data is in the Parquet and JSON files beside it.
+
+The datasets are read as ``pyarrow.Table`` (``DashboardRun.frame``) and summarised with
+plain Python (the small ones) and numpy (turnover: one vectorised pass over its run-week
+rows); the kernel imports neither pandas nor the export code unless it exports itself
+(``run_export``). Each function also takes a pandas DataFrame (an analyst's own).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ..config import load_config
 from ..errors import ObsError
-from ..inputs import data_label as default_data_label
-from ..inputs import resolve_data_root
 from ..presentation import (
     PLOT_WIDTH_IN,
     Col,
@@ -40,11 +47,14 @@ from ..presentation import (
     severity_counts,
     utc_time_axis,
 )
-from ..runlog import new_job_id
 from ..storage import atomic_write_json, read_json, scratch_dir
-from ..timeutil import parse_ts, utcnow, week_start_of
+from ..timeutil import UTC, parse_ts, utcnow, week_start_of
 from . import DATASETS, DEFAULT_PIP_VALUE
-from .bundle import ExportRequest, ExportResult, bundle_dir, export_bundle
+from .layout import bundle_dir
+from .result import ExportResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RESULT_FILE = "export_result.json"
 PUBLISHED_FILES = ("dashboard_bundle.ipynb", "manifest.json")  # a folder holding them is a published bundle
@@ -63,10 +73,10 @@ class DashboardRun:
     owner: str = "obs-oncall"
     slo_ms: float | None = None
 
-    def frame(self, name: str) -> pd.DataFrame:
-        """The published Parquet file of dataset ``name`` (empty frame when none)."""
-        p = bundle_dir(self.work_root) / f"{name}.parquet"
-        return pd.read_parquet(p) if p.exists() else pd.DataFrame()
+    def frame(self, name: str) -> pa.Table:
+        """The published Parquet file of dataset ``name`` as a ``pyarrow.Table`` (``.to_pandas()``
+        for a DataFrame); an empty table when there is none."""
+        return read_dataset(bundle_dir(self.work_root) / f"{name}.parquet")
 
     @property
     def title(self) -> str:
@@ -114,6 +124,11 @@ def run_export(*, data_root: str = "", as_of: str = "", work_root: str = "", out
     one), else a temp folder removed when the kernel exits. ``out_dir`` may not be a
     published bundle folder. Raises ``ObsError`` for a missing data root or a held
     export lock."""
+    from ..inputs import data_label as default_data_label
+    from ..inputs import resolve_data_root
+    from ..runlog import new_job_id
+    from .bundle import ExportRequest, export_bundle  # the export: only when the notebook exports itself
+
     now = parse_ts(as_of) if as_of else utcnow()
     if out_dir and any((Path(out_dir) / n).exists() for n in PUBLISHED_FILES):
         raise ObsError(f"out_dir {out_dir} holds a published dashboard bundle; write a re-run elsewhere "
@@ -147,61 +162,124 @@ def load_result(path: Path) -> ExportResult:
     return ExportResult(**read_json(path))
 
 
+DICTIONARY_COLUMNS = ("run_id",)  # repeated on every run-week row: read as one string per run plus codes
+
+
+def read_dataset(path: Path) -> pa.Table:
+    """A dataset's Parquet file as a ``pyarrow.Table`` (an empty one when the file is absent);
+    ``DICTIONARY_COLUMNS`` dictionary-encoded (a pandas Categorical in ``to_pandas()``).
+    ``ParquetFile.read``, not ``pq.read_table``: the latter imports pyarrow.dataset and pandas."""
+    if not Path(path).exists():
+        return pa.table({})
+    names = pq.ParquetFile(path).schema_arrow.names
+    return pq.ParquetFile(path, read_dictionary=[c for c in DICTIONARY_COLUMNS if c in names]).read()
+
+
+def _table(data: pa.Table | pd.DataFrame) -> pa.Table:
+    """``data`` as a ``pyarrow.Table`` (a pandas DataFrame converted, its index dropped)."""
+    return data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _present(values) -> list:
+    """``values`` without the missing ones (None, NaN)."""
+    return [v for v in values if not _missing(v)]
+
+
+def _min(values) -> float | None:
+    """The smallest present value; None when there is none (as pandas' ``min`` skips NaN)."""
+    vals = _present(values)
+    return min(vals) if vals else None
+
+
+def _max(values) -> float | None:
+    vals = _present(values)
+    return max(vals) if vals else None
+
+
+def _by(rows: list[dict], *keys: str) -> dict[Any, list[dict]]:
+    """``rows`` grouped by ``keys`` (one key: the value, else a tuple), groups in key order,
+    each group in the rows' order (pandas ``groupby``)."""
+    out: dict[Any, list[dict]] = {}
+    for r in rows:
+        k = r[keys[0]] if len(keys) == 1 else tuple(r[k] for k in keys)
+        out.setdefault(k, []).append(r)
+    return dict(sorted(out.items()))
+
+
+def _sorted_desc(rows: list[dict], key: str) -> list[dict]:
+    """``rows`` by ``key``, largest first, missing values last, ties in their order."""
+    have = [r for r in rows if not _missing(r.get(key))]
+    return sorted(have, key=lambda r: r[key], reverse=True) + [r for r in rows if _missing(r.get(key))]
+
+
 # --- summary -------------------------------------------------------------------------------
 
-def _latest_per_series(ev: pd.DataFrame) -> pd.DataFrame:
-    return ev.sort_values("generated_at").groupby(["strategy", "symbol", "mode"], as_index=False).last()
+def _ev_series(rows: list[dict]) -> dict[tuple, list[dict]]:
+    """ev_history rows per (strategy, symbol, mode), keys sorted, each series oldest first."""
+    return _by(sorted(rows, key=lambda r: r["generated_at"]), "strategy", "symbol", "mode")
 
 
-def key_figures(run: DashboardRun, frames: dict[str, pd.DataFrame]) -> list[Figure]:
+def _latest(series: dict[tuple, list[dict]]) -> list[dict]:
+    """The latest snapshot of each series (its row as written)."""
+    return [g[-1] for g in series.values()]
+
+
+def key_figures(run: DashboardRun, frames: dict[str, pa.Table]) -> list[Figure]:
     """Datasets published, the EV gate per strategy, execution health, turnover of the
     latest week and latency over the last day of rollups."""
     res = run.result
     figs = [Figure("Datasets published", f"{len(res.published)} of {len(DATASETS)}", "", wide=True,
                    status="critical" if res.failed else "ok", lines=tuple(f"{n}\t{fmt_num((res.datasets.get(n) or {}).get('rows'), 0) or '–'} rows"
                                           for n in DATASETS))]
-    ev = frames.get("ev_history", pd.DataFrame())
-    if ev.empty:
+    ev = _table(frames.get("ev_history", pa.table({})))
+    if not ev.num_rows:
         figs.append(Figure("EV gate: latest win-rate LCB", "no data", detail="no state-archive snapshots",
                            status="unknown"))
     else:
-        latest = _latest_per_series(ev).groupby("strategy")["win_rate_lcb"].min().sort_values()
-        lines = tuple(f"{name}\t{fmt_pct(v, 1)} %" for name, v in latest.head(4).items())
-        more = f"{len(latest) - 4} more strategies below" if len(latest) > 4 else "lowest series of each strategy"
-        figs.append(Figure("EV gate: latest win-rate LCB", fmt_pct(latest.min(), 1), "% lowest", more, status="ok",
-                           lines=lines, wide=True))
-    sl = frames.get("slippage_telemetry", pd.DataFrame())
-    if sl.empty:
+        per = _by(_latest(_ev_series(ev.to_pylist())), "strategy")
+        lowest = sorted(((name, _min(r["win_rate_lcb"] for r in g)) for name, g in per.items()),
+                        key=lambda x: (x[1] is None, x[1] or 0.0))  # lowest first, no value last
+        lines = tuple(f"{name}\t{fmt_pct(v, 1)} %" for name, v in lowest[:4])
+        more = f"{len(lowest) - 4} more strategies below" if len(lowest) > 4 else "lowest series of each strategy"
+        figs.append(Figure("EV gate: latest win-rate LCB", fmt_pct(_min(v for _, v in lowest), 1), "% lowest", more,
+                           status="ok", lines=lines, wide=True))
+    sl = _table(frames.get("slippage_telemetry", pa.table({})))
+    if not sl.num_rows:
         figs.append(Figure("Slippage · reject rate", "no data", detail="no router telemetry", status="unknown"))
     else:
-        top = sl.sort_values("slippage_bps", ascending=False)
-        lines = tuple(f"{r.strategy}\t{fmt_num(r.slippage_bps, 1) or '–'} bps\t{fmt_pct(r.reject_rate, 1) or '–'} %"
-                      for r in top.head(4).itertuples())
-        figs.append(Figure("Slippage · reject rate", fmt_num(sl["slippage_bps"].max(), 1) or "–", "bps max slippage",
-                           f"{len(sl) - 4} more below" if len(sl) > 4 else "", status="ok", lines=lines, wide=True))
-    to = frames.get("turnover_summary", pd.DataFrame())
-    if to.empty:
+        rows = sl.to_pylist()
+        lines = tuple(f"{r['strategy']}\t{fmt_num(r['slippage_bps'], 1) or '–'} bps\t"
+                      f"{fmt_pct(r['reject_rate'], 1) or '–'} %" for r in _sorted_desc(rows, "slippage_bps")[:4])
+        figs.append(Figure("Slippage · reject rate", fmt_num(_max(r["slippage_bps"] for r in rows), 1) or "–",
+                           "bps max slippage", f"{len(rows) - 4} more below" if len(rows) > 4 else "", status="ok",
+                           lines=lines, wide=True))
+    to = _table(frames.get("turnover_summary", pa.table({})))
+    if not to.num_rows:
         figs.append(Figure("Turnover, last week", "no data", detail="no daily rows", status="unknown"))
     else:
-        last = to["week_start"].max()
-        wk = to[to["week_start"] == last]
-        figs.append(Figure("Turnover, last week", fmt_num(wk["avg_trades_per_day"].mean(), 2), "trades/day",
-                           f"mean of {wk['run_id'].nunique():,} runs · week of {fmt_time(last)[:10]}"))
-    lat = frames.get("latency_rollups", pd.DataFrame())
-    if lat.empty:
+        last = turnover_weeks(to)[-1]
+        figs.append(Figure("Turnover, last week", fmt_num(last["mean"], 2), "trades/day",
+                           f"mean of {last['runs']:,} runs · week of {fmt_time(last['week_start'])[:10]}"))
+    lat = _table(frames.get("latency_rollups", pa.table({})))
+    if not lat.num_rows:
         figs.append(Figure("Latency, 24 h", "no data", detail="no rollups: unknown, not zero", status="unknown"))
     else:
-        end = lat["hour_utc"].max()
-        day = lat[lat["hour_utc"] > end - pd.Timedelta(hours=24)]
-        over = int(day["breach_flag"].fillna(False).sum())
+        rows = lat.to_pylist()
+        end = max(r["hour_utc"] for r in rows)
+        day = [r for r in rows if r["hour_utc"] > end - timedelta(hours=24)]
+        over = sum(r["breach_flag"] is True for r in day)
         slo = f" · SLO {fmt_num(run.slo_ms, 0)} ms" if run.slo_ms else ""
-        figs.append(Figure("Latency, 24 h", fmt_num(day["p95_ms"].max(), 0), "ms",
+        figs.append(Figure("Latency, 24 h", fmt_num(_max(r["p95_ms"] for r in day), 0), "ms",
                            f"worst hourly p95 · {over} source-hour(s) over the SLO{slo}",
                            status="warning" if over else "ok"))
     return figs
 
 
-def summary(run: DashboardRun, frames: dict[str, pd.DataFrame] | None = None) -> Summary:
+def summary(run: DashboardRun, frames: dict[str, pa.Table] | None = None) -> Summary:
     """The first screen: status banner, key figures, the export's alerts."""
     frames = frames if frames is not None else {n: run.frame(n) for n in DATASETS}
     alerts = run.alerts()
@@ -219,88 +297,98 @@ def summary(run: DashboardRun, frames: dict[str, pd.DataFrame] | None = None) ->
 
 # --- tables --------------------------------------------------------------------------------
 
-def ev_reading(df: pd.DataFrame) -> str:
-    if df.empty:
+def _ev_reading(rows: list[dict], series: dict[tuple, list[dict]]) -> str:
+    if not rows:
         return "No EV-gate snapshots: ev_history is empty."
-    keys = df.groupby(["strategy", "symbol", "mode"]).size()
-    top = keys.idxmax()
-    return (f"{len(df):,} snapshots over {len(keys)} series of {df['strategy'].nunique()} strategies; most: "
-            f"{' '.join(top)} ({keys.max()}). Latest win-rate LCB range "
-            f"{fmt_pct(_latest_per_series(df)['win_rate_lcb'].min(), 1)}–"
-            f"{fmt_pct(_latest_per_series(df)['win_rate_lcb'].max(), 1)} %.")
+    top = max(series, key=lambda k: len(series[k]))  # the first of the largest, in key order
+    latest = [r["win_rate_lcb"] for r in _latest(series)]
+    return (f"{len(rows):,} snapshots over {len(series)} series of {len({r['strategy'] for r in rows})} strategies; "
+            f"most: {' '.join(top)} ({len(series[top])}). Latest win-rate LCB range "
+            f"{fmt_pct(_min(latest), 1)}–{fmt_pct(_max(latest), 1)} %.")
 
 
-def ev_table(df: pd.DataFrame) -> Table:
+def ev_reading(df: pa.Table | pd.DataFrame) -> str:
+    rows = _table(df).to_pylist()
+    return _ev_reading(rows, _ev_series(rows))
+
+
+def ev_table(df: pa.Table | pd.DataFrame) -> Table:
     """The latest snapshot per strategy, symbol and mode (archive aliases of a strategy
     merged under its id: ``strategy_table``)."""
     cols = [Col("strategy", "strategy", "id"), Col("symbol", "symbol", "id"), Col("mode", "mode", "id"),
             Col("n", "snapshots", "int"), Col("first", "first (UTC)", "time"),
             Col("generated_at", "latest (UTC)", "time"), Col("win_rate_lcb", "win-rate LCB (%)", "pct", 1),
             Col("win_rate_point", "posterior mean (%)", "pct", 1), Col("ev_trend_7d", "7-day change (pp)", "signed", 1)]
-    if df.empty:
-        return Table(cols, [], ev_reading(df), empty="No snapshots.")
-    g = df.sort_values("generated_at").groupby(["strategy", "symbol", "mode"])
-    latest = g.last().reset_index()
-    latest["n"] = g.size().to_numpy()
-    latest["first"] = g["generated_at"].min().to_numpy()
-    latest["ev_trend_7d"] = latest["ev_trend_7d"] * 100
-    return Table(cols, latest.to_dict("records"), ev_reading(df),
-                 f"All {len(df):,} snapshots: ev_history.parquet / ev_history.json.")
+    rows = _table(df).to_pylist()
+    series = _ev_series(rows)
+    if not rows:
+        return Table(cols, [], _ev_reading(rows, series), empty="No snapshots.")
+    latest = [{**g[-1], "n": len(g), "first": g[0]["generated_at"],
+               "ev_trend_7d": None if _missing(g[-1]["ev_trend_7d"]) else g[-1]["ev_trend_7d"] * 100}
+              for g in series.values()]
+    return Table(cols, latest, _ev_reading(rows, series), f"All {len(rows):,} snapshots: ev_history.parquet / ev_history.json.")
 
 
-def strategy_table(df: pd.DataFrame) -> Table:
+def strategy_table(df: pa.Table | pd.DataFrame) -> Table:
     """Which raw names (``strategy_source``) each canonical strategy id stands for."""
     cols = [Col("strategy", "strategy id", "id"), Col("sources", "names in the data (strategy_source)", "text")]
-    if df.empty or "strategy_source" not in df:
+    t = _table(df)
+    if not t.num_rows or "strategy_source" not in t.column_names:
         return Table(cols, [], empty="No strategies.")
-    rows = [{"strategy": k, "sources": ", ".join(sorted(set(g)))} for k, g in df.groupby("strategy")["strategy_source"]]
+    per = _by(t.select(["strategy", "strategy_source"]).to_pylist(), "strategy")
+    rows = [{"strategy": k, "sources": ", ".join(sorted({r["strategy_source"] for r in g} - {None}))}
+            for k, g in per.items()]
     return Table(cols, rows, "Strategy ids: the module name without the 'strategies.' prefix, the class name and a "
                              "_v<N> version tag.")
 
 
-def ev_hist(df: pd.DataFrame) -> dict[str, dict[str, list[tuple]]]:
-    """ev_history rows as ``presentation.plot_ev_gate``'s input."""
+def ev_hist(df: pa.Table | pd.DataFrame) -> dict[str, dict[str, list[tuple]]]:
+    """ev_history rows as ``presentation.plot_ev_gate``'s input (a missing LCB as NaN: a gap)."""
     out: dict[str, dict[str, list[tuple]]] = {}
-    for r in df.sort_values(["strategy", "symbol", "mode", "generated_at"]).itertuples():
-        out.setdefault(r.strategy, {}).setdefault(f"{r.symbol} {r.mode}", []).append(
-            (r.generated_at.to_pydatetime(), r.win_rate_lcb, None if pd.isna(r.win_rate_point) else r.win_rate_point))
+    for (strategy, symbol, mode), g in _ev_series(_table(df).to_pylist()).items():
+        out.setdefault(strategy, {})[f"{symbol} {mode}"] = [
+            (r["generated_at"], math.nan if _missing(r["win_rate_lcb"]) else r["win_rate_lcb"],
+             None if _missing(r["win_rate_point"]) else r["win_rate_point"]) for r in g]
     return out
 
 
-def plot_ev(df: pd.DataFrame):
+def plot_ev(df: pa.Table | pd.DataFrame):
     """EV gate per strategy over time, the week of the latest snapshot shaded."""
-    if df.empty:
+    t = _table(df)
+    if not t.num_rows:
         return plot_ev_gate({}, utcnow(), utcnow(), "")
-    start = week_start_of(df["generated_at"].max().to_pydatetime())
-    return plot_ev_gate(ev_hist(df), start, start + timedelta(days=7), "latest week")
+    start = week_start_of(max(t.column("generated_at").to_pylist()))
+    return plot_ev_gate(ev_hist(t), start, start + timedelta(days=7), "latest week")
 
 
-def slippage_table(df: pd.DataFrame) -> Table:
+def slippage_table(df: pa.Table | pd.DataFrame) -> Table:
     cols = [Col("strategy", "strategy", "id"), Col("strategy_source", "telemetry name", "id"),
             Col("slippage_bps", "slippage (bps)", "num", 1), Col("reject_rate", "reject rate (%)", "pct", 1),
             Col("slippage_zscore", "slippage z-score", "signed", 2), Col("fill_count", "fills", "int"),
             Col("window_days", "window (days)", "int"), Col("generated_at", "snapshot (UTC)", "time")]
-    if df.empty:
+    rows = _table(df).to_pylist()
+    if not rows:
         return Table(cols, [], "No router telemetry: slippage_telemetry is empty.", empty="No strategies.")
-    worst = df.sort_values("slippage_bps", ascending=False).iloc[0]
-    return Table(cols, df.to_dict("records"),
+    worst = _sorted_desc(rows, "slippage_bps")[0]
+    return Table(cols, rows,
                  f"Highest slippage: {worst['strategy']} at {fmt_num(worst['slippage_bps'], 1)} bps; snapshot time "
-                 f"from {df['generated_at_source'].iloc[0]}.")
+                 f"from {rows[0]['generated_at_source']}.")
 
 
-def plot_slippage(df: pd.DataFrame):
+def plot_slippage(df: pa.Table | pd.DataFrame):
     """Slippage (bps) and reject rate (percent, as in the table) per strategy, side by side."""
-    if df.empty:
+    rows = _table(df).to_pylist()
+    if not rows:
         return no_data_figure("Execution health per strategy", "No router telemetry: execution health unknown.")
-    d = df.sort_values("strategy")
-    names = list(d["strategy"])
+    d = sorted(rows, key=lambda r: r["strategy"])
+    names = [r["strategy"] for r in d]
     left = 0.3 + 0.075 * max(len(n) for n in names)
     fig, (a1, a2) = new_figure(PLOT_WIDTH_IN, 0.45 * len(names) + 1.3, left_in=left, right_in=0.5, ncols=2,
                                wspace=0.12, top_in=0.5)
     y = list(range(len(names)))[::-1]
     for ax, col, scale, colour, unit in ((a1, "slippage_bps", 1.0, "#1565c0", "slippage (bps)"),
                                          (a2, "reject_rate", 100.0, "#c62828", "reject rate (%)")):
-        vals = [None if pd.isna(v) else v * scale for v in d[col]]
+        vals = [None if _missing(r[col]) else r[col] * scale for r in d]
         ax.barh(y, [v or 0 for v in vals], height=0.55, color=colour, zorder=2)
         top = max([v for v in vals if v is not None] or [1.0])
         for yi, v in zip(y, vals, strict=True):
@@ -316,56 +404,177 @@ def plot_slippage(df: pd.DataFrame):
 TURNOVER_WEEKS = 12
 
 
-def turnover_weeks(df: pd.DataFrame) -> pd.DataFrame:
-    """Per week: runs, mean, median and 10th/90th percentile of trades per day, win rate, runs with
-    missing trading days and the worst drawdown (percent of equity)."""
-    g = df.groupby("week_start")
-    return pd.DataFrame({
-        "runs": g["run_id"].nunique(), "mean": g["avg_trades_per_day"].mean(),
-        "p10": g["avg_trades_per_day"].quantile(0.1),
-        "median": g["avg_trades_per_day"].median(), "p90": g["avg_trades_per_day"].quantile(0.9),
-        "fills": g["fills"].sum(), "wins": g["wins"].sum(), "missing": g["missing_day_count"].apply(lambda s: int((s > 0).sum())),
-        "drawdown": g["drawdown_pct"].min()}).reset_index().sort_values("week_start")
+def _bits(buffer: pa.Buffer, offset: int, n: int) -> np.ndarray:
+    """An Arrow bitmap (validity or boolean values) as ``n`` booleans."""
+    return np.unpackbits(np.frombuffer(buffer, np.uint8), bitorder="little")[offset:offset + n].astype(bool)
 
 
-def turnover_reading(df: pd.DataFrame) -> str:
-    if df.empty:
+def _chunk_values(a: pa.Array) -> np.ndarray:
+    if pa.types.is_dictionary(a.type):
+        a = a.indices
+    valid, data = a.buffers()[:2]
+    if pa.types.is_boolean(a.type):
+        out = _bits(data, a.offset, len(a)).astype(float)
+    else:  # ints, floats, timestamps (their integer count of the unit)
+        kind = "f" if pa.types.is_floating(a.type) else "i"
+        out = np.frombuffer(data, dtype=f"{kind}{a.type.bit_width // 8}")[a.offset:a.offset + len(a)].astype(float)
+    if valid is not None and a.null_count:
+        out[~_bits(valid, a.offset, len(a))] = np.nan
+    return out
+
+
+def _values(t: pa.Table, name: str) -> np.ndarray:
+    """Column ``name`` (numbers, booleans, timestamps in their unit, dictionary codes) as
+    float64 with NaN for null, straight from the Arrow buffers (``Array.to_numpy`` imports
+    pandas). Timestamps up to 2^53 units stay exact."""
+    col = t.column(name)
+    if pa.types.is_dictionary(col.type) and col.num_chunks > 1:
+        col = t.select([name]).unify_dictionaries().column(name)  # one dictionary: codes comparable across chunks
+    return np.concatenate([np.empty(0), *(_chunk_values(c) for c in col.chunks)])
+
+
+def _codes(t: pa.Table, name: str) -> np.ndarray:
+    """One integer per distinct value of column ``name`` (its dictionary codes when it has one)."""
+    if pa.types.is_dictionary(t.column(name).type):
+        return _values(t, name)
+    seen: dict[Any, int] = {}
+    return np.fromiter((seen.setdefault(v, len(seen)) for v in t.column(name).to_pylist()), dtype=float,
+                       count=t.num_rows)
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct values and each value's position among them (``np.unique`` with
+    ``return_inverse``, by one sort)."""
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    first = np.concatenate([[True], v[1:] != v[:-1]])
+    index = np.empty(len(values), dtype=np.int64)
+    index[order] = np.cumsum(first) - 1
+    return v[first], index
+
+
+def _utc(value: float, unit: str) -> datetime:
+    """A timestamp column's value (a count of ``unit`` since 1970) as an aware UTC datetime."""
+    per_us = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0.001}[unit]
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(value) * per_us)
+
+
+class _Groups:
+    """Rows split by a group index ``0..n-1``; the statistics skip NaN, as pandas' groupby does
+    (a group without a value gets NaN). Order statistics take ``sort(values)``, done once."""
+
+    def __init__(self, index: np.ndarray, n: int):
+        self.index, self.n = index, n
+
+    def sort(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The present values ordered by group then value; each group's count and first position."""
+        ok = ~np.isnan(values)
+        g, v = self.index[ok], values[ok]
+        count = np.bincount(g, minlength=self.n)
+        return v[np.lexsort((v, g))], count, np.cumsum(count) - count
+
+    def total(self, values: np.ndarray) -> np.ndarray:
+        return np.bincount(self.index, weights=np.where(np.isnan(values), 0.0, values), minlength=self.n)
+
+    def distinct(self, codes: np.ndarray) -> np.ndarray:
+        """Distinct non-negative integer ``codes`` per group (by sorting: ``np.unique`` hashes, slower here)."""
+        width = int(codes.max()) + 1
+        key = np.sort(self.index * width + codes)
+        return np.bincount(key[np.concatenate([[True], key[1:] != key[:-1]])] // width, minlength=self.n)
+
+    def mean(self, values: np.ndarray) -> np.ndarray:
+        ok = ~np.isnan(values)
+        count = np.bincount(self.index[ok], minlength=self.n)
+        sums = np.bincount(self.index[ok], weights=values[ok], minlength=self.n)
+        return np.divide(sums, count, out=np.full(self.n, np.nan), where=count > 0)
+
+    def minimum(self, s: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        return self.quantile(s, 0.0)
+
+    def quantile(self, s: tuple[np.ndarray, np.ndarray, np.ndarray], q: float) -> np.ndarray:
+        """Linear interpolation between the closest ranks (numpy's and pandas' default)."""
+        v, count, first = s
+        out, has = np.full(self.n, np.nan), count > 0
+        pos = q * (count[has] - 1)
+        lo = np.floor(pos).astype(np.int64)
+        a, b = v[first[has] + lo], v[first[has] + np.minimum(lo + 1, count[has] - 1)]
+        out[has] = np.where(pos == lo, a, a + (b - a) * (pos - lo))
+        return out
+
+    def median(self, s: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """The middle value, or the mean of the two middle values (pandas' groupby median)."""
+        v, count, first = s
+        out, has = np.full(self.n, np.nan), count > 0
+        out[has] = (v[first[has] + (count[has] - 1) // 2] + v[first[has] + count[has] // 2]) / 2
+        return out
+
+
+def turnover_weeks(df: pa.Table | pd.DataFrame) -> list[dict]:
+    """Per week, oldest first: runs, mean, median and 10th/90th percentile of trades per day,
+    fills, wins, runs with missing trading days and the worst drawdown (percent of equity).
+    One vectorised pass over the run-week rows (numpy)."""
+    t = _table(df)
+    if not t.num_rows:
+        return []
+    weeks, week_index = _distinct(_values(t, "week_start"))
+    g = _Groups(week_index, len(weeks))
+    trades = _values(t, "avg_trades_per_day")
+    ranked = g.sort(trades)
+    cols = {"runs": g.distinct(_codes(t, "run_id").astype(np.int64)), "mean": g.mean(trades),
+            "p10": g.quantile(ranked, 0.1), "median": g.median(ranked), "p90": g.quantile(ranked, 0.9),
+            "fills": g.total(_values(t, "fills")), "wins": g.total(_values(t, "wins")),
+            "missing": g.total(_values(t, "missing_day_count") > 0),
+            "drawdown": g.minimum(g.sort(_values(t, "drawdown_pct")))}
+    unit = t.schema.field("week_start").type.unit
+    return [{"week_start": _utc(w, unit), **{k: int(c[i]) if k in ("runs", "missing") else float(c[i])
+                                             for k, c in cols.items()}} for i, w in enumerate(weeks)]
+
+
+def turnover_reading(df: pa.Table | pd.DataFrame) -> str:
+    t = _table(df)
+    if not t.num_rows:
         return "No daily rows: turnover_summary is empty."
-    flagged = int((df["missing_day_count"] > 0).sum())
-    return (f"{df['run_id'].nunique():,} runs × {df['week_start'].nunique():,} weeks = {len(df):,} rows; median "
-            f"{fmt_num(df['avg_trades_per_day'].median(), 2)} trades/day; {flagged:,} run-week(s) with missing trading "
-            f"days; worst weekly drawdown {fmt_num(df['drawdown_pct'].min(), 3)} % of equity.")
+    trades, drawdown = _values(t, "avg_trades_per_day"), _values(t, "drawdown_pct")
+    trades, drawdown = trades[~np.isnan(trades)], drawdown[~np.isnan(drawdown)]
+    flagged = int((_values(t, "missing_day_count") > 0).sum())
+    runs, weeks = len(_distinct(_codes(t, "run_id"))[0]), len(_distinct(_values(t, "week_start"))[0])
+    return (f"{runs:,} runs × {weeks:,} weeks = {t.num_rows:,} rows; median "
+            f"{fmt_num(np.median(trades) if len(trades) else None, 2)} trades/day; {flagged:,} run-week(s) with "
+            f"missing trading days; worst weekly drawdown {fmt_num(drawdown.min() if len(drawdown) else None, 3)} % "
+            f"of equity.")
 
 
-def turnover_table(df: pd.DataFrame, weeks: int = TURNOVER_WEEKS) -> Table:
+def turnover_table(df: pa.Table | pd.DataFrame, weeks: int = TURNOVER_WEEKS) -> Table:
     """The last ``weeks`` weeks summarised across runs (the full table is in the files)."""
     cols = [Col("week_start", "week (Monday, UTC)", "date"), Col("runs", "runs", "int"),
             Col("mean", "trades/day mean", "num", 2), Col("median", "trades/day median", "num", 2),
             Col("p90", "trades/day p90", "num", 2), Col("win_rate", "win rate (%)", "pct", 1),
             Col("missing", "runs missing days", "int"), Col("drawdown", "worst drawdown (% of equity)", "num", 3)]
-    if df.empty:
-        return Table(cols, [], turnover_reading(df), empty="No rows.")
-    w = turnover_weeks(df).tail(weeks).iloc[::-1]
-    w["win_rate"] = (w["wins"] / w["fills"]).where(w["fills"] > 0)
-    return Table(cols, w.to_dict("records"), turnover_reading(df),
-                 f"The last {len(w)} weeks, newest first; all {len(df):,} run-week rows: turnover_summary.parquet.")
+    t = _table(df)
+    if not t.num_rows:
+        return Table(cols, [], turnover_reading(t), empty="No rows.")
+    w = [{**r, "win_rate": r["wins"] / r["fills"] if r["fills"] > 0 else None}
+         for r in turnover_weeks(t)[-weeks:][::-1]]
+    return Table(cols, w, turnover_reading(t),
+                 f"The last {len(w)} weeks, newest first; all {t.num_rows:,} run-week rows: turnover_summary.parquet.")
 
 
-def plot_turnover(df: pd.DataFrame, weeks: int = 26):
+def plot_turnover(df: pa.Table | pd.DataFrame, weeks: int = 26):
     """Trades per day across runs, by week (the last ``weeks``): the mean and the median,
     the 10th–90th percentile band; dates in UTC."""
-    if df.empty:
+    w = turnover_weeks(df)[-weeks:]
+    if not w:
         return no_data_figure("Turnover across runs by week", "No daily rows: turnover unknown.")
-    w = turnover_weeks(df).tail(weeks)
-    t = [x.to_pydatetime() for x in w["week_start"]]
+    t = [r["week_start"] for r in w]
+    col = {k: [r[k] for r in w] for k in ("p10", "p90", "mean", "median")}
     labels = ["10th–90th percentile", "mean", "median"]
     fig, (ax,) = new_figure(PLOT_WIDTH_IN, 3.4, right_in=legend_width_in(labels) + 0.2)
-    ax.fill_between(t, w["p10"], w["p90"], color="#90caf9", alpha=0.6, label=labels[0])
-    ax.plot(t, w["mean"], color="#0d47a1", marker=markers_for(len(t)), markersize=4, label="mean")
-    ax.plot(t, w["median"], color="#ef6c00", linestyle="--", marker=markers_for(len(t), "s"), markersize=3,
+    ax.fill_between(t, col["p10"], col["p90"], color="#90caf9", alpha=0.6, label=labels[0])
+    ax.plot(t, col["mean"], color="#0d47a1", marker=markers_for(len(t)), markersize=4, label="mean")
+    ax.plot(t, col["median"], color="#ef6c00", linestyle="--", marker=markers_for(len(t), "s"), markersize=3,
             label="median")
     ax.set_ylabel("trades per day")
-    ax.set_ylim(0, max(1e-9, float(w[["p90", "mean"]].max().max())) * 1.2)
+    ax.set_ylim(0, max(1e-9, _max([*col["p90"], *col["mean"]]) or 0.0) * 1.2)
     ax.set_title(f"Trades per day across runs, by week (last {len(w)} weeks with data)", loc="left", fontsize=11)
     utc_time_axis(ax, "week starting (UTC)")
     ax.grid(axis="y", alpha=0.3)
@@ -373,40 +582,42 @@ def plot_turnover(df: pd.DataFrame, weeks: int = 26):
     return fig
 
 
-def latency_table(df: pd.DataFrame) -> Table:
+def latency_table(df: pa.Table | pd.DataFrame) -> Table:
     """Per source: hours, the latest hour's p95, the worst hour and the hours over the SLO."""
     cols = [Col("source", "source", "id"), Col("hours", "hours", "int"), Col("last", "latest hour (UTC)", "time"),
             Col("last_p95", "latest p95 (ms)", "num", 0), Col("max_p95", "worst hourly p95 (ms)", "num", 0),
             Col("breaches", "hours over SLO", "int")]
-    if df.empty:
+    all_rows = _table(df).to_pylist()
+    if not all_rows:
         return Table(cols, [], "No latency rollups: latency unknown, not zero.", empty="No rollups.")
-    rows = []
-    for src, g in df.sort_values("hour_utc").groupby("source"):
-        rows.append({"source": src, "hours": len(g), "last": g["hour_utc"].iloc[-1], "last_p95": g["p95_ms"].iloc[-1],
-                     "max_p95": g["p95_ms"].max(), "breaches": int(g["breach_flag"].fillna(False).sum())})
-    return Table(cols, rows, f"{len(df):,} hourly rollup rows over {len(rows)} source(s).",
+    rows = [{"source": src, "hours": len(g), "last": g[-1]["hour_utc"], "last_p95": g[-1]["p95_ms"],
+             "max_p95": _max(r["p95_ms"] for r in g), "breaches": sum(r["breach_flag"] is True for r in g)}
+            for src, g in _by(sorted(all_rows, key=lambda r: r["hour_utc"]), "source").items()]
+    return Table(cols, rows, f"{len(all_rows):,} hourly rollup rows over {len(rows)} source(s).",
                  "All rows: latency_rollups.parquet.")
 
 
-def plot_latency(df: pd.DataFrame, slo_ms: float | None = None, days: int = 7):
+def plot_latency(df: pa.Table | pd.DataFrame, slo_ms: float | None = None, days: int = 7):
     """Hourly p95 (ms) per source over the last ``days`` days of rollups (UTC), hours over
     the SLO marked, the SLO dashed."""
-    if df.empty:
+    rows = _table(df).to_pylist()
+    if not rows:
         return no_data_figure("Hourly p95 latency per source", "No latency rollups: latency unknown, not zero.")
-    end = df["hour_utc"].max()
-    d = df[df["hour_utc"] > end - pd.Timedelta(days=days)].sort_values("hour_utc")
-    labels = [*d["source"].unique(), "hour over SLO", "SLO"]
+    end = max(r["hour_utc"] for r in rows)
+    d = sorted((r for r in rows if r["hour_utc"] > end - timedelta(days=days)), key=lambda r: r["hour_utc"])
+    labels = [*dict.fromkeys(r["source"] for r in d), "hour over SLO", "SLO"]
     fig, (ax,) = new_figure(PLOT_WIDTH_IN, 3.6, right_in=legend_width_in(labels) + 0.2)
-    for src, g in d.groupby("source"):
-        ax.plot([t.to_pydatetime() for t in g["hour_utc"]], g["p95_ms"], marker=markers_for(len(g)), markersize=4,
-                label=src)
-    bad = d[d["breach_flag"].fillna(False).astype(bool)]
-    if len(bad):
-        ax.scatter([t.to_pydatetime() for t in bad["hour_utc"]], bad["p95_ms"], s=40, facecolors="none",
-                   edgecolors="red", zorder=5, label="hour over SLO")
+    nan = math.nan
+    for src, g in _by(d, "source").items():
+        ax.plot([r["hour_utc"] for r in g], [nan if _missing(r["p95_ms"]) else r["p95_ms"] for r in g],
+                marker=markers_for(len(g)), markersize=4, label=src)
+    bad = [r for r in d if r["breach_flag"] is True]
+    if bad:
+        ax.scatter([r["hour_utc"] for r in bad], [nan if _missing(r["p95_ms"]) else r["p95_ms"] for r in bad], s=40,
+                   facecolors="none", edgecolors="red", zorder=5, label="hour over SLO")
     if slo_ms:
         ax.axhline(slo_ms, color="red", linestyle="--", linewidth=1.2, label=f"SLO {fmt_num(slo_ms, 0)} ms")
-    vals = [v for v in [*d["p95_ms"].dropna(), slo_ms] if v]
+    vals = [v for v in [*_present(r["p95_ms"] for r in d), slo_ms] if v]
     if vals and max(vals) / max(min(vals), 1e-9) > 50:
         log_scale_ms(ax)
     else:
@@ -420,4 +631,5 @@ def plot_latency(df: pd.DataFrame, slo_ms: float | None = None, days: int = 7):
 
 
 __all__ = ["DashboardRun", "ev_table", "key_figures", "load_result", "plot_ev", "plot_latency", "plot_slippage",
-           "plot_turnover", "run_export", "slippage_table", "strategy_table", "summary", "turnover_table", "latency_table"]
+           "plot_turnover", "read_dataset", "run_export", "slippage_table", "strategy_table", "summary", "turnover_table",
+           "turnover_weeks", "latency_table"]
