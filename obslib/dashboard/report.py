@@ -15,6 +15,7 @@ rows); the kernel imports neither pandas nor the export code unless it exports i
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -509,11 +510,21 @@ class _Groups:
         return out
 
 
+_last_weeks: tuple[weakref.ref, list[dict]] | None = None  # the summary, table and plot share one table's weeks
+
+
 def turnover_weeks(df: pa.Table | pd.DataFrame) -> list[dict]:
     """Per week, oldest first: runs, mean, median and 10th/90th percentile of trades per day,
     fills, wins, runs with missing trading days and the worst drawdown (percent of equity).
-    One vectorised pass over the run-week rows (numpy)."""
+    One vectorised pass over the run-week rows (numpy), remembered for the last table."""
+    global _last_weeks
     t = _table(df)
+    if _last_weeks is None or _last_weeks[0]() is not t:
+        _last_weeks = (weakref.ref(t), _turnover_weeks(t))
+    return [dict(r) for r in _last_weeks[1]]
+
+
+def _turnover_weeks(t: pa.Table) -> list[dict]:
     if not t.num_rows:
         return []
     weeks, week_index = _distinct(_values(t, "week_start"))
