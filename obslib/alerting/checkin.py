@@ -46,7 +46,7 @@ class CheckIn:
             return
         import requests
 
-        from ..webhook import post_within
+        from ..http_attempt import post_within
 
         try:
             with requests.Session() as s:
