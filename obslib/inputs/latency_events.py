@@ -259,6 +259,11 @@ def complete_lines(data: bytes) -> tuple[list[bytes], int]:
     return data[:cut].split(b"\n")[:-1], len(data) - cut
 
 
+def torn_bytes(data: bytes) -> int:
+    """The bytes after the last newline (``complete_lines(data)[1]``, without splitting)."""
+    return len(data) - (data.rfind(b"\n") + 1)
+
+
 def read_latency_parts(data_root: Path, start: datetime, end: datetime, problems: list[Problem], *,
                        slo_of: Callable[[str], float], window_s: int = 900, naive_utc: bool = False,
                        counts: dict | None = None,

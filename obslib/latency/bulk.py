@@ -24,8 +24,6 @@ the rows written are byte-identical (tested: fast path vs per-line path).
 
 from __future__ import annotations
 
-import bisect
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,14 +31,10 @@ from datetime import datetime
 import numpy as np
 
 from ..inputs.latency_events import ERROR_STATUSES, MAX_LINE_BYTES, OK_STATUSES, _source
-from .model import Part
-from .sketch import EXACT_MAX, Sketch
+from .table import PartTable
+from .texts import PLAIN_RE, ValueTexts
 
-_TS_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$"
 _NUM_RE = r"^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
-_ERR_RE = "^(?:" + "|".join(re.escape(x) for x in sorted(ERROR_STATUSES)) + ")$"
-_OK_RE = "^(?:" + "|".join(re.escape(x) for x in sorted(OK_STATUSES)) + ")$"  # "" included
-_YEAR1 = -62135596800  # 0001-01-01T00:00:00Z
 MIN_LINES = 1000  # below this the per-line path is as fast
 
 
@@ -48,7 +42,8 @@ MIN_LINES = 1000  # below this the per-line path is as fast
 class Block:
     """Events of a block as columns: ``ts`` epoch seconds (int64), ``lat`` ms (float64,
     NaN = none), ``error`` (bool), ``code`` index into ``sources`` (the row's source as
-    the per-line rule gives it, None for an empty cell), ``lines`` lines consumed."""
+    the per-line rule gives it, None for an empty cell), ``lines`` lines consumed,
+    ``texts`` each latency's text as the exact sketch writes it."""
 
     ts: np.ndarray
     lat: np.ndarray
@@ -56,6 +51,7 @@ class Block:
     code: np.ndarray
     sources: list[str | None]
     lines: int
+    texts: ValueTexts | None = None  # the latencies' sketch text (``texts``), per event
 
     @property
     def size(self) -> int:
@@ -76,6 +72,49 @@ def _np(arr, dtype) -> np.ndarray:
         return bits[arr.offset:arr.offset + len(arr)].astype(bool)
     dt = np.dtype(dtype)
     return np.frombuffer(buf, dtype=dt, count=len(arr), offset=arr.offset * dt.itemsize).copy()
+
+
+def _strings(arr) -> tuple[np.ndarray, np.ndarray]:
+    """A null-free pyarrow string array's bytes (uint8) and offsets (int64, n + 1)."""
+    off = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+    data = arr.buffers()[2]
+    return (np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)), off.astype(np.int64)
+
+
+_TS_SHAPE = np.frombuffer(b"0000-00-00T00:00:00Z", dtype=np.uint8)
+_DIGIT_AT = _TS_SHAPE == ord("0")
+
+
+def _epoch_seconds(buf: np.ndarray, off: np.ndarray) -> np.ndarray | None:
+    """Epoch seconds of timestamp cells (``buf`` bytes, ``off`` offsets), or None unless
+    every cell is exactly ``YYYY-MM-DDTHH:MM:SSZ`` (ASCII digits) naming a real UTC time
+    of years 1..9999 with seconds 0..59 (what ``datetime.fromisoformat`` accepts)."""
+    n = off.size - 1
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not bool((np.diff(off) == 20).all()) or int(off[0]) + 20 * n > buf.size:
+        return None
+    c = buf[int(off[0]):int(off[0]) + 20 * n].reshape(n, 20)
+    if not bool((c[:, ~_DIGIT_AT] == _TS_SHAPE[~_DIGIT_AT]).all()):
+        return None
+    d = c[:, _DIGIT_AT] - np.uint8(ord("0"))  # (n, 14); a byte below "0" wraps above 9
+    if not bool((d <= 9).all()):
+        return None
+    d = d.T.astype(np.int64)
+    y = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]
+    mo, dd, hh, mi, ss = (d[i] * 10 + d[i + 1] for i in (4, 6, 8, 10, 12))
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    mdays = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(mo, 0, 12)] + (leap & (mo == 2))
+    if not bool(((y >= 1) & (mo >= 1) & (mo <= 12) & (dd >= 1) & (dd <= mdays) & (hh <= 23) & (mi <= 59)
+                 & (ss <= 59)).all()):
+        return None
+    # days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)
+    yy = y - (mo <= 2)
+    era = yy // 400
+    yoe = yy - era * 400
+    doy = (153 * (mo + np.where(mo > 2, -3, 9)) + 2) // 5 + dd - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return days * 86400 + hh * 3600 + mi * 60 + ss
 
 
 def parse_block(block: bytes, header: list[str], *, i_ts: int, i_lat: int, i_status: int, i_src: int | None,
@@ -119,48 +158,33 @@ def parse_block(block: bytes, header: list[str], *, i_ts: int, i_lat: int, i_sta
     def all_true(arr) -> bool:
         return arr.null_count == 0 and bool(pc.all(arr).as_py())
 
-    ts_s = col(i_ts)
-    if not all_true(pc.match_substring_regex(ts_s, _TS_RE)):
+    ts = _epoch_seconds(*_strings(col(i_ts)))
+    if ts is None:
         return None
-    tsv = pc.strptime(ts_s, format="%Y-%m-%dT%H:%M:%SZ", unit="s", error_is_null=True)
-    if tsv.null_count:
-        return None
-    # strptime normalises (Feb 30 -> Mar 1): every field must read back as written
-    for fn, a, z in ((pc.year, 0, 4), (pc.month, 5, 7), (pc.day, 8, 10), (pc.hour, 11, 13), (pc.minute, 14, 16),
-                     (pc.second, 17, 19)):
-        written = pc.cast(pc.utf8_slice_codeunits(ts_s, a, z), pa.int64())
-        if not all_true(pc.equal(fn(tsv), written)):
-            return None
-    ts = _np(tsv.cast(pa.int64()), np.int64)
-    if ts.size and int(ts.min()) < _YEAR1:
-        return None  # a date that does not exist (strptime normalises it)
     if now is not None and ts.size and int(ts.max()) > now.timestamp():
         return None  # held or future rows: the per-line path decides
-    st = col(i_status)
-    if not all_true(pc.string_is_ascii(st)):
+    st = col(i_status).dictionary_encode()  # a few distinct statuses, checked one by one
+    words = st.dictionary.to_pylist()
+    if not all(w.isascii() and w.lower() in OK_STATUSES | ERROR_STATUSES for w in words):
         return None
-    # (no Python scalars in pyarrow calls: converting one imports pandas, ~0.3 s)
-    is_err = pc.match_substring_regex(st, _ERR_RE, ignore_case=True)
-    is_ok = pc.match_substring_regex(st, _OK_RE, ignore_case=True)
-    if not all_true(pc.or_(is_err, is_ok)):
-        return None
-    error = _np(is_err, bool)
+    error = np.array([w.lower() in ERROR_STATUSES for w in words], dtype=bool)[_np(st.indices, np.int32)]
     lat_s = col(i_lat)
-    is_empty = pc.match_substring_regex(lat_s, "^$")
-    empty = _np(is_empty, bool)
+    lat_buf, lat_off = _strings(lat_s)
+    empty = lat_off[1:] == lat_off[:-1]
     if (empty & ~error).any():
         return None  # "no latency_ms": a bad row
-    if not all_true(pc.or_(is_empty, pc.match_substring_regex(lat_s, _NUM_RE))):
+    plain = _np(pc.match_substring_regex(lat_s, PLAIN_RE), bool)  # a subset of the strict number rule
+    if not (plain | empty).all() and not (_np(pc.match_substring_regex(lat_s, _NUM_RE), bool) | empty).all():
         return None
     try:
-        lat = _np(pc.cast(pc.replace_substring_regex(lat_s, pattern="^$", replacement="0"), pa.float64()),
-                  np.float64)
+        cells = pc.replace_substring_regex(lat_s, pattern="^$", replacement="0") if empty.any() else lat_s
+        lat = _np(pc.cast(cells, pa.float64()), np.float64)
     except (pa.ArrowInvalid, ValueError):
         return None
-    lat = lat.astype(np.float64, copy=True)
     if not np.isfinite(lat).all() or (lat < 0).any():
         return None
     lat[empty] = np.nan
+    texts = ValueTexts.from_cells(lat_buf, lat_off, plain, lat, ~empty)
     if i_src is None:
         code = np.zeros(ts.size, dtype=np.int64)
         sources: list[str | None] = [None]
@@ -171,46 +195,43 @@ def parse_block(block: bytes, header: list[str], *, i_ts: int, i_lat: int, i_sta
         except ValueError:
             return None
         code = _np(enc.indices, np.int32).astype(np.int64)
-    return Block(ts, lat, error, code, sources, nlines)
+    return Block(ts, lat, error, code, sources, nlines, texts)
 
 
 def parts_from_block(b: Block, name_of: Callable[[str | None], str | None], *, window_s: int,
-                     slo_of: Callable[[str], float]) -> list[Part]:
+                     slo_of: Callable[[str], float]) -> PartTable:
     """The window parts of the block's events, each named ``name_of(row source)`` (None:
-    not counted), exactly as ``model.parts_from_events`` builds them: sorted by (start,
-    source), latencies of non-error events sorted, errors counted, ``bad`` above the SLO."""
+    not counted), exactly as ``model.parts_from_events`` builds them, as a ``PartTable``:
+    sorted by (start, source), latencies of non-error events sorted, errors counted,
+    ``bad`` above the SLO."""
     names_of_code = [name_of(s) for s in b.sources]
     uniq = sorted({n for n in names_of_code if n is not None})
     if not uniq or b.size == 0:
-        return []
+        return PartTable.empty()
     rank_of = {n: i for i, n in enumerate(uniq)}
     rank = np.array([rank_of[n] if n is not None else -1 for n in names_of_code], dtype=np.int64)
     r = rank[b.code]
     keep = r >= 0
     ts, lat, err, r = b.ts[keep], b.lat[keep], b.error[keep], r[keep]
     if ts.size == 0:
-        return []
+        return PartTable.empty()
     win = ts - ts % window_s
     w0 = int(win.min())
-    key = ((win - w0) // window_s) * len(uniq) + r
-    uk = np.unique(key)
-    valid = ~err & ~np.isnan(lat)
-    kv, vv = key[valid], lat[valid]
-    o = np.lexsort((vv, kv))
-    kv, vv = kv[o], vv[o]
-    lo = np.searchsorted(kv, uk, "left").tolist()
-    hi = np.searchsorted(kv, uk, "right").tolist()
-    nerr = np.bincount(np.searchsorted(uk, key[err]), minlength=uk.size).tolist()
-    vals = vv.tolist()
-    slos = [slo_of(n) for n in uniq]
     nn = len(uniq)
-    out = []
-    for i, k in enumerate(uk.tolist()):
-        src_i = k % nn
-        a, z = lo[i], hi[i]
-        lats = vals[a:z]
-        n = z - a
-        bad = n - bisect.bisect_right(lats, slos[src_i])
-        sk = Sketch(n, None, None, lats, lats[-1] if n else None) if n <= EXACT_MAX else Sketch.of(lats)
-        out.append(Part(uniq[src_i], w0 + (k // nn) * window_s, window_s, n + nerr[i], bad, nerr[i], sk))
-    return out
+    key = ((win - w0) // window_s) * nn + r
+    valid = ~err & ~np.isnan(lat)
+    # one stable sort by (part, latency), the events without a latency last in their part
+    o = np.lexsort((np.where(valid, lat, np.inf), key))
+    ks = key[o]
+    first = np.concatenate(([True], ks[1:] != ks[:-1]))
+    uk = ks[first]  # (window, source) order
+    part = np.cumsum(first) - 1
+    vs = valid[o]
+    pv, vv = part[vs], lat[o][vs]
+    texts = b.texts.take(np.flatnonzero(keep)[o][vs]) if b.texts is not None else None
+    count = np.bincount(pv, minlength=uk.size)
+    nerr = np.bincount(part[err[o]], minlength=uk.size)
+    slos = np.array([slo_of(n) for n in uniq], dtype=np.float64)
+    bad = np.bincount(pv[vv > slos[uk[pv] % nn]], minlength=uk.size)
+    return PartTable.from_sorted_values(uniq, uk % nn, w0 + (uk // nn) * window_s, np.full(uk.size, window_s),
+                                        count + nerr, bad, nerr, count, vv, texts)

@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..inputs import Problem
-from ..inputs.latency_events import LineParser, complete_lines, detect_format  # noqa: F401 (re-export)
+from ..inputs.latency_events import LineParser, complete_lines, detect_format, torn_bytes  # noqa: F401 (re-export)
 from ..storage import sha256_bytes
 from ..timeutil import UTC, parse_ts, to_rfc3339
 from .bulk import Block, parse_block
@@ -264,7 +264,7 @@ def read_new_events(path: str | os.PathLike, cursor: Cursor | None, *, rel_path:
         new_cursor = Cursor(st.st_dev, st.st_ino, new_offset, line0 + nlines, fp_len, _sha_range(fh, 0, fp_len),
                             fp_len, _sha_range(fh, new_offset - fp_len, fp_len),
                             to_rfc3339(new_hwm) if new_hwm else None, st.st_size)
-    _, torn = complete_lines(data)
+    torn = torn_bytes(data)
     res = ReadResult(scan.events, new_cursor, parser.fmt, scan.problems, replaced, continued, torn, skipped,
                      scan.held, scan.future, parts=scan.parts, bulk=scan.bulk)
     return _combine(pre, res, rotated_from, lost)
@@ -286,7 +286,7 @@ def _finish_old(old: Path, cursor: Cursor, rel_path: str, now, skew, naive_utc, 
         data = fh.read(max(0, st.st_size - start))
         scan = _Scan(parser, parser.rel_path, now, skew)
         used, nlines, _ = scan.run(data, cursor.lines if cursor.offset >= header_end else 1)
-        _, torn = complete_lines(data)
+        torn = torn_bytes(data)
         if torn and not scan.held:
             scan.problems.append(Problem("malformed", parser.rel_path, f"incomplete last line ({torn} bytes) in "
                                          "a rotated file", cursor.lines + nlines + 1))

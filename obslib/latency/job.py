@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..config import Config
 from ..errors import LockTimeout
 from ..heartbeat import write_heartbeat
@@ -37,11 +39,12 @@ from .store import (
     STATE_SCHEMA_VERSION,
     apply_journal,
     file_size,
-    format_part,
+    format_parts,
     read_json_or,
     write_journal,
 )
 from .streaks import Decision, StreakState, WindowFacts, evaluate_source
+from .table import PartTable
 
 LOOKBACK_WINDOWS = 24  # at most 6 h (at 15-minute windows) of closed windows evaluated per run
 
@@ -192,18 +195,18 @@ def _sample_locked(cfg: Config, paths: LatencyPaths, ctx: Any, now: datetime, da
         if s.status == "error":  # an unreadable source is an error event now (streak: critical)
             s.parts = parts_from_events([Event(now, None, True, src.name)], window_s=wsec, slo_of=lat.slo_of)
         samples.append(s)
-        for p in s.parts:
-            window_of[p.source] = wsec
+        for name in (s.parts.present() if isinstance(s.parts, PartTable) else [p.source for p in s.parts]):
+            window_of[name] = wsec
         window_of.setdefault(src.name, wsec)
         if src.kind == "event_log" and s.cursor is not None:
             new_offsets[src.name] = {"path": src_path, "cursor": s.cursor.to_dict()}
-    parts = sorted((p for s in samples for p in s.parts), key=lambda p: (p.start, p.source))
-    rows = "".join(format_part(p, slo_ms=lat.slo_of(p.source), job_id=ctx.job_id, sampled_at=ts) for p in parts)
-    new_starts: dict[str, int] = {}
-    for p in parts:
-        new_starts[p.source] = min(new_starts.get(p.source, p.start), p.start)
-    recent = _recent_parts(state_doc.get("recent") or {}) + parts
-    configured = {s.name for s in cfg.latency_sources(data_root) if not s.by_source_column}
+    parts = PartTable.concat([PartTable.from_parts(s.parts) for s in samples]).ordered()  # by (start, source)
+    rows = format_parts(parts, slo_of=lat.slo_of, job_id=ctx.job_id, sampled_at=ts)
+    new_starts = _first_starts(parts)
+    # the alert rules look at most LOOKBACK_WINDOWS back: only those parts become objects
+    recent = _recent_parts(state_doc.get("recent") or {}) + parts.to_parts(
+        _lookback(parts, window_of, _window_s(lat.window_minutes), now))
+    configured = {s.name for s in cfg.latency_sources(data_root) if not s.by_source_column} | set(new_starts)
     rules, latest, decisions, keep = evaluate_windows(cfg, dict(state_doc.get("rules") or {}), recent, window_of,
                                                       now, new_starts, configured)
     payload = build_payload(decisions, now=now, job_id=ctx.job_id, owner=cfg.owner, runbook=cfg.runbook,
@@ -212,11 +215,11 @@ def _sample_locked(cfg: Config, paths: LatencyPaths, ctx: Any, now: datetime, da
              "rules": dict(sorted(rules.items())), "recent": _recent_doc(keep)}
     size_before = file_size(paths.live)
     rows_start = size_before or len(HEADER.encode("ascii"))
-    write_journal(paths, job_id=ctx.job_id, append=rows,
+    journal = write_journal(paths, job_id=ctx.job_id, append=rows,
                   offsets={"schema_version": STATE_SCHEMA_VERSION, "sources": new_offsets}, state=state,
                   outbox_name=outbox_name(payload) if payload else None, outbox_payload=payload)
     checkpoint("journal_written")
-    apply_journal(paths)
+    apply_journal(paths, journal)
     rollup = update_rollups(paths, now=now, slo_of=lat.slo_of, raw_retention_days=lat.raw_retention_days,
                             rollup_retention_days=lat.rollup_retention_days,
                             fresh=(rows_start, rows_start + len(rows.encode("utf-8")), parts))
@@ -262,6 +265,24 @@ def _sample_locked(cfg: Config, paths: LatencyPaths, ctx: Any, now: datetime, da
     refresh_sidecars([paths.live], generated_at=now, job_id=ctx.job_id)  # <csv>.provenance.json (lock held)
     refresh_sidecars([paths.rollup], generated_at=now, job_id=ctx.job_id, inputs=[paths.live], root=paths.ops_dir.parent)
     return summary
+
+
+def _first_starts(parts: PartTable) -> dict[str, int]:
+    """The earliest window start (epoch s) per source among ``parts``."""
+    if not len(parts):
+        return {}
+    first = np.full(len(parts.names), np.iinfo(np.int64).max)
+    np.minimum.at(first, parts.src, parts.start)
+    return {parts.names[i]: int(first[i]) for i in np.unique(parts.src).tolist()}
+
+
+def _lookback(parts: PartTable, window_of: dict[str, int], default_s: int, now: datetime) -> np.ndarray:
+    """Mask of the parts the alert rules can still read: window start at or after the
+    source's last closed window end less ``LOOKBACK_WINDOWS`` windows (``evaluate_windows``
+    reads no further back, and keeps less)."""
+    now_s = epoch(now)
+    w = np.array([window_of.get(n, default_s) for n in parts.names], dtype=np.int64)
+    return parts.start >= (now_s - now_s % w - LOOKBACK_WINDOWS * w)[parts.src]
 
 
 def _rel(path: str | None, root: Path) -> str | None:

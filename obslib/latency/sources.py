@@ -27,6 +27,7 @@ from ..timeutil import parse_ts
 from .bulk import parts_from_block
 from .events import Cursor, read_new_events
 from .model import Event, Part, parts_from_events
+from .table import PartTable
 
 TAIL_BYTES = 64 * 1024
 
@@ -34,14 +35,14 @@ TAIL_BYTES = 64 * 1024
 @dataclass
 class SourceSample:
     """One source's read for one run: ``parts`` the window parts of the new events (named
-    by source), ``status`` ``ok`` or ``error`` (the source could not be read), ``detail``
+    by source; a ``PartTable`` after a vectorised read), ``status`` ``ok`` or ``error`` (the source could not be read), ``detail``
     what was noticed, ``problems`` bad rows, ``cursor`` to persist, ``counts`` of held,
     dropped and lost input (see ``events.ReadResult``)."""
 
     source: str
     kind: str
     status: str
-    parts: list[Part] = field(default_factory=list)
+    parts: list[Part] | PartTable = field(default_factory=list)
     detail: str = ""
     problems: list[Problem] = field(default_factory=list)
     cursor: Cursor | None = None
@@ -49,6 +50,8 @@ class SourceSample:
 
     @property
     def events(self) -> int:
+        if isinstance(self.parts, PartTable):
+            return self.parts.total_events
         return sum(p.events for p in self.parts)
 
 
@@ -77,16 +80,17 @@ def sample_event_log(src: LatencySource, cursor: Cursor | None, now: datetime, *
         if name is not None:
             e.source = name
             mine.append(e)
-    parts = parts_from_events(mine, window_s=window_s, slo_of=slo_of)
-    if res.bulk is not None:  # the whole read was one vectorised block: ``mine`` is empty
-        parts = parts_from_block(res.bulk, lambda s: _name_of(src, s), window_s=window_s, slo_of=slo_of)
+    parts: list[Part] | PartTable = parts_from_events(mine, window_s=window_s, slo_of=slo_of)
     for p in res.parts:  # a log in the kit's own sample layout
         name = _name_of(src, p.source)
         if name is not None:
             p.source = name
             parts.append(p)
+    if res.bulk is not None:  # the whole read was one vectorised block: ``mine`` is empty
+        parts = PartTable.concat([parts_from_block(res.bulk, lambda s: _name_of(src, s), window_s=window_s,
+                                                   slo_of=slo_of), PartTable.from_parts(parts)])
     notes = []
-    errors = sum(p.errors for p in parts)
+    errors = int(parts.errors.sum()) if isinstance(parts, PartTable) else sum(p.errors for p in parts)
     if errors:
         notes.append(f"{errors} error event(s)")
     if res.rotated_from:

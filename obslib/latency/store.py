@@ -28,10 +28,13 @@ killed run is visible.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..storage import atomic_write_bytes, atomic_write_json, canonical_json_bytes, fsync_dir, read_json
 from ..timeutil import UTC, parse_ts, to_rfc3339
@@ -39,6 +42,7 @@ from ._faults import checkpoint
 from .model import HOUR_S, Part, epoch, floor_to
 from .paths import LatencyPaths
 from .sketch import Sketch
+from .table import PartTable
 
 OLD_COLUMNS = ["timestamp_utc", "source", "latency_ms", "p95_latency_ms", "status", "samples_in_window", "job_id"]
 RAW_COLUMNS = OLD_COLUMNS + ["window_s", "bad_events", "error_events", "max_ms", "sampled_at", "sketch"]
@@ -53,25 +57,72 @@ def fmt_ms(v: float | None) -> str:
 
 def part_status(part: Part, slo_ms: float) -> str:
     """``error`` (an error event), ``breach`` (p95 > SLO), ``ok``; ``no_data`` when empty."""
-    if part.errors:
-        return "error"
-    p95 = part.sketch.quantile(0.95)
-    if p95 is None:
-        return "no_data"
-    return "breach" if p95 > slo_ms else "ok"
+    return _status(part.errors, part.sketch.quantile(0.95), slo_ms)
+
+
+def _check_source(name: str) -> None:
+    if any(c in name for c in ',"\n\r'):
+        raise ValueError(f"latency source name {name!r} must not contain commas, quotes or newlines")
+
+
+# one sample row: start, source, p50, p95, status, events, job_id, span_s, bad, errors, max,
+# sampled_at, sketch; a part without latencies (errors only) has no p50/p95/max
+_ROW = "%s,%s,%.3f,%.3f,%s,%d,%s,%d,%d,%d,%.3f,%s,%s\n"
+_ROW_NO_LATENCY = "%s,%s,,,%s,%d,%s,%d,%d,%d,,%s,%s\n"
+_FLOAT_FIELDS = (2, 3, 10)
+
+
+def _status(errors: int, p95: float | None, slo_ms: float) -> str:
+    """``part_status``'s rule."""
+    return "error" if errors else "no_data" if p95 is None else "breach" if p95 > slo_ms else "ok"
 
 
 def format_part(part: Part, *, slo_ms: float, job_id: str, sampled_at: str) -> str:
     """One raw CSV line (newline-terminated) for a window part. Source names are
     identifiers (checked at config load and per row), so nothing needs quoting."""
-    if any(c in part.source for c in ',"\n\r'):
-        raise ValueError(f"latency source name {part.source!r} must not contain commas, quotes or newlines")
+    _check_source(part.source)
     sk = part.sketch
-    p95 = sk.quantile(0.95)  # part_status's rule, without computing p95 twice
-    status = "error" if part.errors else "no_data" if p95 is None else "breach" if p95 > slo_ms else "ok"
-    return (f"{_start_text(part.start)},{part.source},{fmt_ms(sk.quantile(0.5))},"
-            f"{fmt_ms(p95)},{status},{part.events},{job_id},{part.span_s},"
-            f"{part.bad},{part.errors},{fmt_ms(sk.max)},{sampled_at},{sk.to_text()}\n")
+    p95 = sk.quantile(0.95)
+    row = [_start_text(part.start), part.source, sk.quantile(0.5), p95, _status(part.errors, p95, slo_ms),
+           part.events, job_id, part.span_s, part.bad, part.errors, sk.max, sampled_at, sk.to_text()]
+    if sk.count:
+        return _ROW % tuple(row)
+    return _ROW_NO_LATENCY % tuple(x for i, x in enumerate(row) if i not in _FLOAT_FIELDS)
+
+
+def format_parts(parts: PartTable, *, slo_of: Callable[[str], float], job_id: str, sampled_at: str) -> str:
+    """``"".join(format_part(p, slo_ms=slo_of(p.source), ...) for p in parts)``, the same
+    bytes, with the parts' statistics computed for all of them at once (``PartTable``) and
+    every row formatted by one ``%`` over the rows' fields."""
+    k = len(parts)
+    if k == 0:
+        return ""
+    for n in parts.present():
+        _check_source(n)
+    st = parts.group_stats(np.arange(k), k, (0.5, 0.95))
+    has = st.count > 0
+    p95 = st.quantiles[0.95]
+    slo = np.array([slo_of(n) for n in parts.names], dtype=np.float64)[parts.src]
+    status = np.where(parts.errors > 0, "error", np.where(~has, "no_data", np.where(p95 > slo, "breach", "ok")))
+    starts, inv = np.unique(parts.start, return_inverse=True)
+    cols = [np.array([_start_text(a) for a in starts.tolist()], dtype=object)[inv],
+            np.array(parts.names, dtype=object)[parts.src], st.quantiles[0.5], p95, status, parts.events, job_id,
+            parts.span, parts.bad, parts.errors, st.max, sampled_at, st.text]
+    return format_rows(cols, has, _ROW, _ROW_NO_LATENCY, _FLOAT_FIELDS)
+
+
+def format_rows(cols: list, has: np.ndarray, row: str, row_without: str, float_fields: tuple[int, ...]) -> str:
+    """Rows ``row % fields`` (``row_without`` and no ``float_fields`` where not ``has``),
+    one ``%`` for all: ``cols`` are per-row arrays or one value for every row."""
+    k = has.size
+    m = np.empty((k, len(cols)), dtype=object)
+    for j, c in enumerate(cols):
+        m[:, j] = c.tolist() if isinstance(c, np.ndarray) and c.dtype != object else c
+    if has.all():
+        return (row * k) % tuple(m.ravel().tolist())
+    keep = np.ones(m.shape, dtype=bool)
+    keep[np.ix_(~has, list(float_fields))] = False
+    return "".join(np.where(has, row, row_without).tolist()) % tuple(m[keep].tolist())
 
 
 @lru_cache(maxsize=8192)
@@ -151,14 +202,16 @@ def first_row_time(path: Path):
 
 
 def write_journal(paths: LatencyPaths, *, job_id: str, append: str, offsets: dict, state: dict,
-                  outbox_name: str | None, outbox_payload: dict | None) -> None:
-    """Record the run's whole commit atomically (see the module docstring)."""
+                  outbox_name: str | None, outbox_payload: dict | None) -> dict:
+    """Record the run's whole commit atomically (see the module docstring). Returns the
+    journal (for ``apply_journal``, which then need not read it back)."""
     size = file_size(paths.live)
     if size == 0:
         append = HEADER + append
     journal = {"job_id": job_id, "live_size_before": size, "append": append, "offsets": offsets,
                "state": state, "outbox_name": outbox_name, "outbox_payload": outbox_payload}
     atomic_write_bytes(paths.journal, canonical_json_bytes(journal))
+    return journal
 
 
 def _append_at(path: Path, size_before: int, data: bytes) -> None:
@@ -181,9 +234,11 @@ def _append_at(path: Path, size_before: int, data: bytes) -> None:
         os.close(fd)
 
 
-def apply_journal(paths: LatencyPaths) -> str | None:
-    """Finish a pending commit, if any. Returns the journal's job id (None when none)."""
-    j = read_json_or(paths.journal, None)
+def apply_journal(paths: LatencyPaths, written: dict | None = None) -> str | None:
+    """Finish a pending commit, if any. Returns the journal's job id (None when none).
+    ``written``: the journal this process has just written (``write_journal``), used
+    instead of reading the file back."""
+    j = written if written is not None else read_json_or(paths.journal, None)
     if j is None:
         return None
     _append_at(paths.live, int(j["live_size_before"]), j["append"].encode("utf-8"))
