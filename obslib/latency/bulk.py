@@ -134,8 +134,15 @@ def parse_block(block: bytes, header: list[str], *, i_ts: int, i_lat: int, i_sta
     except UnicodeDecodeError:
         return None
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pacsv
+
+    try:  # the kernels themselves: ``pyarrow.compute`` builds ~1000 Python wrappers on import (~25 ms)
+        import pyarrow._compute as pcx
+    except ImportError:  # pragma: no cover - a pyarrow without the private module
+        import pyarrow.compute as pcx
+
+    def call(name: str, arr, options=None):
+        return pcx.call_function(name, [arr], options)
 
     names = [f"c{i}" for i in range(len(header))]
     want = [i_ts, i_lat, i_status] + ([i_src] if i_src is not None else [])
@@ -155,15 +162,12 @@ def parse_block(block: bytes, header: list[str], *, i_ts: int, i_lat: int, i_sta
     def col(i: int):
         return tbl.column(names[i]).combine_chunks()
 
-    def all_true(arr) -> bool:
-        return arr.null_count == 0 and bool(pc.all(arr).as_py())
-
     ts = _epoch_seconds(*_strings(col(i_ts)))
     if ts is None:
         return None
     if now is not None and ts.size and int(ts.max()) > now.timestamp():
         return None  # held or future rows: the per-line path decides
-    st = col(i_status).dictionary_encode()  # a few distinct statuses, checked one by one
+    st = call("dictionary_encode", col(i_status))  # a few distinct statuses, checked one by one
     words = st.dictionary.to_pylist()
     if not all(w.isascii() and w.lower() in OK_STATUSES | ERROR_STATUSES for w in words):
         return None
@@ -173,12 +177,14 @@ def parse_block(block: bytes, header: list[str], *, i_ts: int, i_lat: int, i_sta
     empty = lat_off[1:] == lat_off[:-1]
     if (empty & ~error).any():
         return None  # "no latency_ms": a bad row
-    plain = _np(pc.match_substring_regex(lat_s, PLAIN_RE), bool)  # a subset of the strict number rule
-    if not (plain | empty).all() and not (_np(pc.match_substring_regex(lat_s, _NUM_RE), bool) | empty).all():
+    plain = _np(call("match_substring_regex", lat_s, options=pcx.MatchSubstringOptions(PLAIN_RE)), bool)
+    if not (plain | empty).all() and not (  # (plain cells are a subset of the strict number rule)
+            _np(call("match_substring_regex", lat_s, options=pcx.MatchSubstringOptions(_NUM_RE)), bool) | empty).all():
         return None
     try:
-        cells = pc.replace_substring_regex(lat_s, pattern="^$", replacement="0") if empty.any() else lat_s
-        lat = _np(pc.cast(cells, pa.float64()), np.float64)
+        cells = call("replace_substring_regex", lat_s, options=pcx.ReplaceSubstringOptions("^$", "0")) \
+            if empty.any() else lat_s
+        lat = _np(call("cast", cells, options=pcx.CastOptions(pa.float64())), np.float64)
     except (pa.ArrowInvalid, ValueError):
         return None
     if not np.isfinite(lat).all() or (lat < 0).any():
@@ -189,7 +195,7 @@ def parse_block(block: bytes, header: list[str], *, i_ts: int, i_lat: int, i_sta
         code = np.zeros(ts.size, dtype=np.int64)
         sources: list[str | None] = [None]
     else:
-        enc = col(i_src).dictionary_encode()
+        enc = call("dictionary_encode", col(i_src))
         try:
             sources = [_source(v) for v in enc.dictionary.to_pylist()]
         except ValueError:

@@ -181,8 +181,14 @@ def read_rollup(path: Path) -> dict[tuple[int, str], str]:
         parts = line.split(",")
         if len(parts) not in (len(ROLLUP_COLUMNS), 8) or not line.endswith("\n"):
             raise InputError(path.name, "malformed rollup row", line=i)
-        out[(_epoch_hour(parse_ts(parts[0])), parts[1])] = line
+        out[(_hour_of_text(parts[0]), parts[1])] = line
     return out
+
+
+@lru_cache(maxsize=8192)
+def _hour_of_text(text: str) -> int:
+    """The epoch hour of a rollup row's ``hour_utc`` (cached: a file repeats each hour per source)."""
+    return _epoch_hour(parse_ts(text))
 
 
 def _line_parts(lines: dict[tuple[int, str], str], keys: set, problems: list[Problem], what: str) -> list[Part]:

@@ -13,7 +13,7 @@ be persisted (``ops/signal_latency_state.json``) and survive restarts.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 SEVERITY_RANK = {"ok": 0, "warning": 1, "critical": 2}
@@ -30,13 +30,20 @@ class StreakState:
     last_sample_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f: getattr(self, f) for f in _STREAK_FIELDS}  # (asdict's deep copy: flat values only)
+
+    def copy(self) -> StreakState:
+        return StreakState(self.severity, self.streak, self.streak_started_at, self.last_breach_at,
+                           self.last_sample_at)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> StreakState:
         d = d or {}
         return cls(**{k: d.get(k) for k in ("severity", "streak_started_at", "last_breach_at", "last_sample_at")
                       if k in d}, streak=int(d.get("streak", 0) or 0))
+
+
+_STREAK_FIELDS = tuple(f.name for f in fields(StreakState))
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ def step(state: StreakState, *, source: str, timestamp: str, p95_ms: float | Non
     the sample status (``error`` forces critical, ``no_data`` is neutral). Returns the new
     state and the notification for a severity change (or None).
     """
-    st = StreakState(**state.to_dict())
+    st = state.copy()
     st.last_sample_at = timestamp
     status = (status or "").lower()
     if status == "no_data" or (p95_ms is None and status != "error"):
