@@ -31,6 +31,7 @@ from datetime import datetime
 import numpy as np
 
 from ..inputs.latency_events import ERROR_STATUSES, MAX_LINE_BYTES, OK_STATUSES, _source
+from .model import HOUR_S
 from .table import PartTable
 from .texts import PLAIN_RE, ValueTexts
 
@@ -226,8 +227,11 @@ def parts_from_block(b: Block, name_of: Callable[[str | None], str | None], *, w
     nn = len(uniq)
     key = ((win - w0) // window_s) * nn + r
     valid = ~err & ~np.isnan(lat)
-    # one stable sort by (part, latency), the events without a latency last in their part
-    o = np.lexsort((np.where(valid, lat, np.inf), key))
+    # one stable sort by (hour, source, latency, window), the events without a latency last;
+    # then by window (stable): by (part, latency), as each part's list.sort
+    hour = win // HOUR_S
+    o_h = np.lexsort((key, np.where(valid, lat, np.inf), (hour - int(hour.min())) * nn + r))
+    o = o_h[np.argsort(key[o_h], kind="stable")]
     ks = key[o]
     first = np.concatenate(([True], ks[1:] != ks[:-1]))
     uk = ks[first]  # (window, source) order
@@ -235,9 +239,12 @@ def parts_from_block(b: Block, name_of: Callable[[str | None], str | None], *, w
     vs = valid[o]
     pv, vv = part[vs], lat[o][vs]
     texts = b.texts.take(np.flatnonzero(keep)[o][vs]) if b.texts is not None else None
+    at = np.full(o.size, -1, dtype=np.int64)
+    at[o[vs]] = np.arange(int(vs.sum()))  # event -> its position in the parts' values
+    by_hour = at[o_h[valid[o_h]]]
     count = np.bincount(pv, minlength=uk.size)
     nerr = np.bincount(part[err[o]], minlength=uk.size)
     slos = np.array([slo_of(n) for n in uniq], dtype=np.float64)
     bad = np.bincount(pv[vv > slos[uk[pv] % nn]], minlength=uk.size)
     return PartTable.from_sorted_values(uniq, uk % nn, w0 + (uk // nn) * window_s, np.full(uk.size, window_s),
-                                        count + nerr, bad, nerr, count, vv, texts)
+                                        count + nerr, bad, nerr, count, vv, texts, by_hour)

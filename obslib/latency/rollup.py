@@ -138,7 +138,7 @@ def compute_rollups(parts: list[Part] | PartTable, slo_of: Callable[[str], float
     if not len(t):
         return {}
     codes, gid = t.hour_codes()
-    st = t.group_stats(gid, codes.size, (0.5, 0.95, 0.99))
+    st = t.group_stats(gid, codes.size, (0.5, 0.95, 0.99), by_value=t.by_hour)
     nn = len(t.names)
     hour, src = codes // nn, codes % nn
     has = st.count > 0

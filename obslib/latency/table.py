@@ -40,7 +40,9 @@ class PartTable:
     ``count`` latencies in its sketch, ``mx`` the sketch's exact maximum (ms, NaN when
     empty), ``off`` where its sorted latencies start in ``vals`` (ms, float64), and ``sk``
     (object) the ``Sketch`` of a part known only by its buckets (None elsewhere); ``vt``
-    (optional) the text of each of ``vals`` as the sketch writes it."""
+    (optional) the text of each of ``vals`` as the sketch writes it; ``by_hour`` (optional)
+    the positions of ``vals`` in (hour, source, latency, window) order, for the parts as
+    built (``take`` and ``concat`` drop it)."""
 
     names: list[str]
     src: np.ndarray
@@ -55,6 +57,7 @@ class PartTable:
     vals: np.ndarray
     sk: np.ndarray
     vt: ValueTexts | None = None
+    by_hour: np.ndarray | None = None
 
     # --- building -----------------------------------------------------------------------
     @classmethod
@@ -64,7 +67,8 @@ class PartTable:
 
     @classmethod
     def from_sorted_values(cls, names: list[str], src, start, span, events, bad, errors, count,
-                           vals: np.ndarray, vt: ValueTexts | None = None) -> PartTable:
+                           vals: np.ndarray, vt: ValueTexts | None = None,
+                           by_hour: np.ndarray | None = None) -> PartTable:
         """Parts whose latencies are all known: ``vals`` holds each part's sorted latencies,
         part after part, ``count[i]`` of them for part ``i``."""
         count = np.asarray(count, dtype=_I64)
@@ -74,7 +78,7 @@ class PartTable:
         mx[has] = vals[off[has] + count[has] - 1]
         a = [np.asarray(x, dtype=_I64) for x in (src, start, span, events, bad, errors)]
         return cls(list(names), *a, count, mx, off, np.asarray(vals, dtype=np.float64),
-                   np.full(count.size, None, dtype=object), vt)
+                   np.full(count.size, None, dtype=object), vt, by_hour)
 
     @classmethod
     def from_parts(cls, parts: Sequence[Part] | PartTable) -> PartTable:
@@ -125,6 +129,8 @@ class PartTable:
 
     def take(self, idx: np.ndarray) -> PartTable:
         """The parts ``idx`` (indices or a boolean mask), in that order."""
+        if idx.dtype == bool and bool(idx.all()):
+            return self
         c = {f: getattr(self, f)[idx] for f in ("src", "start", "span", "events", "bad", "errors", "count", "mx",
                                                "off", "sk")}
         return PartTable(self.names, vals=self.vals, vt=self.vt, **c)
@@ -188,10 +194,12 @@ class PartTable:
         return hit[inv]
 
     # --- merging --------------------------------------------------------------------------
-    def group_stats(self, gid: np.ndarray, ngroups: int, qs: Sequence[float]) -> GroupStats:
+    def group_stats(self, gid: np.ndarray, ngroups: int, qs: Sequence[float],
+                    by_value: np.ndarray | None = None) -> GroupStats:
         """Merge the parts per group (``gid[i]`` in ``0..ngroups-1``; within a group in
         table order): counts, and of the merged sketch its max, the ``qs`` quantiles
-        (``Sketch.quantile``), method and text."""
+        (``Sketch.quantile``), method and text. ``by_value`` (optional): the positions of
+        ``vals`` already sorted by (group, latency, table order)."""
         gid = np.asarray(gid, dtype=_I64)
         cnt = np.bincount(gid, weights=self.count, minlength=ngroups).astype(_I64)
         sums = {c: np.bincount(gid, weights=getattr(self, c), minlength=ngroups).astype(_I64)
@@ -201,7 +209,7 @@ class PartTable:
                          np.where(cnt <= EXACT_MAX, METHOD_EXACT, METHOD_SKETCH).astype(object),
                          np.full(ngroups, "", dtype=object))
         exact = cnt <= EXACT_MAX
-        self._exact_groups(gid, exact, out)
+        self._exact_groups(gid, exact, out, by_value)
         big = np.flatnonzero(~exact[gid])
         if big.size:  # the bucket sketches: Sketch.merge_all itself, group by group
             big = big[np.argsort(gid[big], kind="stable")]
@@ -214,15 +222,20 @@ class PartTable:
                     out.quantiles[q][g] = s.quantile(q)
         return out
 
-    def _exact_groups(self, gid: np.ndarray, exact: np.ndarray, out: GroupStats) -> None:
+    def _exact_groups(self, gid: np.ndarray, exact: np.ndarray, out: GroupStats, by_value: np.ndarray | None
+                      ) -> None:
         """The groups of at most ``EXACT_MAX`` latencies (every part's values are known)."""
         parts = np.flatnonzero(exact[gid] & (self.count > 0))
         if parts.size == 0:
             return
-        n = self.count[parts]
-        pos = np.arange(int(n.sum()), dtype=_I64) + np.repeat(self.off[parts] - _exclusive_cumsum(n), n)
-        if parts.size > 1 and not bool((np.diff(gid[parts]) > 0).all()):
-            pos = pos[np.lexsort((self.vals[pos], np.repeat(gid[parts], n)))]  # stable: 0.0/-0.0 keep order
+        if by_value is not None:  # (vals laid out part after part)
+            owner = np.repeat(np.arange(len(self)), self.count)
+            pos = by_value[exact[gid[owner[by_value]]]]
+        else:
+            n = self.count[parts]
+            pos = np.arange(int(n.sum()), dtype=_I64) + np.repeat(self.off[parts] - _exclusive_cumsum(n), n)
+            if parts.size > 1 and not bool((np.diff(gid[parts]) > 0).all()):
+                pos = pos[np.lexsort((self.vals[pos], np.repeat(gid[parts], n)))]  # stable: 0.0/-0.0 keep order
         v = self.vals[pos]
         groups = np.flatnonzero(exact & (out.count > 0))
         gn = out.count[groups]
