@@ -27,6 +27,7 @@ killed run is visible.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from datetime import datetime
@@ -107,21 +108,31 @@ def format_parts(parts: PartTable, *, slo_of: Callable[[str], float], job_id: st
     starts, inv = np.unique(parts.start, return_inverse=True)
     cols = [np.array([_start_text(a) for a in starts.tolist()], dtype=object)[inv],
             np.array(parts.names, dtype=object)[parts.src], st.quantiles[0.5], p95, status, parts.events, job_id,
-            parts.span, parts.bad, parts.errors, st.max, sampled_at, st.text]
+            int(parts.span[0]) if bool((parts.span == parts.span[0]).all()) else parts.span, parts.bad, parts.errors,
+            st.max, sampled_at, st.text]
     return format_rows(cols, has, _ROW, _ROW_NO_LATENCY, _FLOAT_FIELDS)
 
 
 def format_rows(cols: list, has: np.ndarray, row: str, row_without: str, float_fields: tuple[int, ...]) -> str:
     """Rows ``row % fields`` (``row_without`` and no ``float_fields`` where not ``has``),
-    one ``%`` for all: ``cols`` are per-row arrays or one value for every row."""
+    one ``%`` for all: ``cols`` are per-row arrays, or one value for every row (written
+    into the row templates once)."""
     k = has.size
-    m = np.empty((k, len(cols)), dtype=object)
+    specs, specs_without = row[:-1].split(","), row_without[:-1].split(",")
+    per_row: dict[int, list] = {}
     for j, c in enumerate(cols):
-        m[:, j] = c.tolist() if isinstance(c, np.ndarray) and c.dtype != object else c
+        if isinstance(c, np.ndarray):
+            per_row[j] = c.tolist() if c.dtype != object else list(c)
+        else:  # a constant: its text in the templates
+            specs[j] = specs_without[j] = (specs[j] % c).replace("%", "%%")
+    row, row_without = ",".join(specs) + "\n", ",".join(specs_without) + "\n"
     if has.all():
-        return (row * k) % tuple(m.ravel().tolist())
+        return (row * k) % tuple(itertools.chain.from_iterable(zip(*per_row.values(), strict=True)))
+    m = np.empty((k, len(per_row)), dtype=object)
+    for i, c in enumerate(per_row.values()):
+        m[:, i] = c
     keep = np.ones(m.shape, dtype=bool)
-    keep[np.ix_(~has, list(float_fields))] = False
+    keep[np.ix_(~has, [list(per_row).index(j) for j in float_fields])] = False
     return "".join(np.where(has, row, row_without).tolist()) % tuple(m[keep].tolist())
 
 
