@@ -4,6 +4,9 @@ Modules (one job each):
 
 - ``model``    the latency model: events, window parts, THE query (docs/architecture.md);
 - ``sketch``   the deterministic mergeable sketch (DDSketch mapping, alpha 1 %, exact <= 64);
+- ``table``    many window parts as numpy columns, merged per group at once (first runs);
+- ``texts``    exact sketch texts of many values at once (``repr``'s text, vectorised);
+- ``bulk``     the vectorised first read of an event log (pyarrow parse, numpy grouping);
 - ``sources``  read one source (``event_log`` / ``feed_freshness`` / ``http_probe``) into parts;
 - ``events``   incremental reader of an event log (complete lines, rename-rotation, skew);
 - ``store``    the live raw file ``ops/signal_latency.csv`` and the write-ahead journal;
