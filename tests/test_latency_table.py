@@ -159,3 +159,22 @@ def test_table_stats_and_texts_equal_object_path(seed):
         _ref_rows(back + batches[0], slo_of=slo_of, job_id="j", sampled_at="s")
     ordered = mixed.ordered()
     assert [(p.start, p.source) for p in ordered] == sorted((p.start, p.source) for p in back + batches[0])
+
+
+def test_block_timestamps_equal_datetime():
+    """The block reader's numpy timestamp parse: epoch seconds as ``datetime`` gives them;
+    anything ``YYYY-MM-DDTHH:MM:SSZ`` that names no real time is refused (per-line path)."""
+    from datetime import datetime, timezone
+
+    rng = random.Random(5)
+    base = datetime(1, 1, 1, tzinfo=timezone.utc)
+    times = [base + timedelta(seconds=rng.randrange(0, 315537897599)) for _ in range(20000)]
+    times += [datetime(y, m, d, tzinfo=timezone.utc) for y, m, d in ((2000, 2, 29), (1900, 2, 28), (9999, 12, 31),
+                                                                      (1, 1, 1), (1970, 1, 1), (2024, 12, 31))]
+    text = "".join(f"{t.year:04d}-{t:%m-%dT%H:%M:%S}Z" for t in times).encode()
+    got = bulk._epoch_seconds(np.frombuffer(text, np.uint8), np.arange(len(times) + 1) * 20)
+    assert got.tolist() == [int(t.timestamp()) for t in times]
+    for bad in ("1900-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "0000-01-01T00:00:00Z", "2025-13-01T00:00:00Z",
+                "2025-04-31T00:00:00Z", "2025-01-01T24:00:00Z", "2025-01-01T00:60:00Z", "2025-01-01T00:00:60Z",
+                "2025-01-01 00:00:00Z", "2025/01-01T00:00:00Z", "2025-01-0aT00:00:00Z", "2025-01-01T00:00:0\x00Z"):
+        assert bulk._epoch_seconds(np.frombuffer(bad.encode(), np.uint8), np.array([0, 20])) is None, bad

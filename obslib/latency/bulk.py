@@ -101,9 +101,9 @@ def _epoch_seconds(buf: np.ndarray, off: np.ndarray) -> np.ndarray | None:
     d = c[:, _DIGIT_AT] - np.uint8(ord("0"))  # (n, 14); a byte below "0" wraps above 9
     if not bool((d <= 9).all()):
         return None
-    d = d.T.astype(np.int64)
-    y = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]
-    mo, dd, hh, mi, ss = (d[i] * 10 + d[i + 1] for i in (4, 6, 8, 10, 12))
+    d = d.astype(np.int32)
+    y = d[:, 0] * 1000 + d[:, 1] * 100 + d[:, 2] * 10 + d[:, 3]
+    mo, dd, hh, mi, ss = (d[:, i] * 10 + d[:, i + 1] for i in (4, 6, 8, 10, 12))
     leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
     mdays = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])[np.clip(mo, 0, 12)] + (leap & (mo == 2))
     if not bool(((y >= 1) & (mo >= 1) & (mo <= 12) & (dd >= 1) & (dd <= mdays) & (hh <= 23) & (mi <= 59)
@@ -114,8 +114,8 @@ def _epoch_seconds(buf: np.ndarray, off: np.ndarray) -> np.ndarray | None:
     era = yy // 400
     yoe = yy - era * 400
     doy = (153 * (mo + np.where(mo > 2, -3, 9)) + 2) // 5 + dd - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    return days * 86400 + hh * 3600 + mi * 60 + ss
+    days = (era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468).astype(np.int64)
+    return days * 86400 + (hh * 3600 + mi * 60 + ss)
 
 
 def parse_block(block: bytes, header: list[str], *, i_ts: int, i_lat: int, i_status: int, i_src: int | None,
@@ -230,7 +230,13 @@ def parts_from_block(b: Block, name_of: Callable[[str | None], str | None], *, w
     # one stable sort by (hour, source, latency, window), the events without a latency last;
     # then by window (stable): by (part, latency), as each part's list.sort
     hour = win // HOUR_S
-    o_h = np.lexsort((key, np.where(valid, lat, np.inf), (hour - int(hour.min())) * nn + r))
+    hkey = (hour - int(hour.min())) * nn + r
+    lv = np.where(valid, lat, np.inf)
+    if np.signbit(lv).any():  # a -0.0: equal latencies (0.0, -0.0) must keep their order
+        o_h = np.lexsort((key, lv, hkey))
+    else:  # equal latencies are the same double with the same text: any order of them will do
+        o_v = np.argsort(lv)
+        o_h = o_v[np.argsort(hkey[o_v], kind="stable")]
     o = o_h[np.argsort(key[o_h], kind="stable")]
     ks = key[o]
     first = np.concatenate(([True], ks[1:] != ks[:-1]))
