@@ -62,7 +62,7 @@ class Block:
         return int(self.ts.max()) if self.ts.size else None
 
 
-def _np(arr, dtype) -> np.ndarray:
+def numpy_of(arr, dtype) -> np.ndarray:
     """A null-free pyarrow Array as a numpy copy, straight from its buffers (``to_numpy``
     would import pandas: ~0.2 s of a first run)."""
     if arr.null_count:
@@ -172,20 +172,20 @@ def parse_block(block: bytes, header: list[str], *, i_ts: int, i_lat: int, i_sta
     words = st.dictionary.to_pylist()
     if not all(w.isascii() and w.lower() in OK_STATUSES | ERROR_STATUSES for w in words):
         return None
-    error = np.array([w.lower() in ERROR_STATUSES for w in words], dtype=bool)[_np(st.indices, np.int32)]
+    error = np.array([w.lower() in ERROR_STATUSES for w in words], dtype=bool)[numpy_of(st.indices, np.int32)]
     lat_s = col(i_lat)
     lat_buf, lat_off = _strings(lat_s)
     empty = lat_off[1:] == lat_off[:-1]
     if (empty & ~error).any():
         return None  # "no latency_ms": a bad row
-    plain = _np(call("match_substring_regex", lat_s, options=pcx.MatchSubstringOptions(PLAIN_RE)), bool)
+    plain = numpy_of(call("match_substring_regex", lat_s, options=pcx.MatchSubstringOptions(PLAIN_RE)), bool)
     if not (plain | empty).all() and not (  # (plain cells are a subset of the strict number rule)
-            _np(call("match_substring_regex", lat_s, options=pcx.MatchSubstringOptions(_NUM_RE)), bool) | empty).all():
+            numpy_of(call("match_substring_regex", lat_s, options=pcx.MatchSubstringOptions(_NUM_RE)), bool) | empty).all():
         return None
     try:
         cells = call("replace_substring_regex", lat_s, options=pcx.ReplaceSubstringOptions("^$", "0")) \
             if empty.any() else lat_s
-        lat = _np(call("cast", cells, options=pcx.CastOptions(pa.float64())), np.float64)
+        lat = numpy_of(call("cast", cells, options=pcx.CastOptions(pa.float64())), np.float64)
     except (pa.ArrowInvalid, ValueError):
         return None
     if not np.isfinite(lat).all() or (lat < 0).any():
@@ -201,7 +201,7 @@ def parse_block(block: bytes, header: list[str], *, i_ts: int, i_lat: int, i_sta
             sources = [_source(v) for v in enc.dictionary.to_pylist()]
         except ValueError:
             return None
-        code = _np(enc.indices, np.int32).astype(np.int64)
+        code = numpy_of(enc.indices, np.int32).astype(np.int64)
     return Block(ts, lat, error, code, sources, nlines, texts)
 
 

@@ -348,32 +348,41 @@ class DenseGroups:
         self.ngroups = 0
         self.kmin = 0
         self.width = 0
-        self.counts = np.zeros((0, 0), dtype=np.int64)
+        self._counts = np.zeros((0, 0), dtype=np.int32)  # rows beyond ngroups: room to grow
         self.count = np.zeros(0, dtype=np.int64)
         self.max = np.zeros(0)
         self.exact: dict[int, list[float]] = {}
+        self._cum: np.ndarray | None = None
         self._grow(ngroups, None, None)
         if gid is not None and values is not None:
             self.add(gid, values)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """The (group x bucket) count matrix (int32, int64 once a group could overflow it)."""
+        return self._counts[:self.ngroups]
 
     @property
     def zero(self) -> np.ndarray:
         return self.count - self.counts.sum(axis=1)
 
     def _grow(self, ngroups: int, kmin: int | None, kmax: int | None) -> None:
+        """Room for ``ngroups`` groups and keys ``kmin..kmax``: rows grow by half again (a
+        time-ordered feed adds groups batch after batch), keys by what is needed."""
         g = max(ngroups, self.ngroups)
         lo = self.kmin if self.width else (kmin if kmin is not None else 0)
         hi = self.kmin + self.width - 1 if self.width else (kmax if kmax is not None else -1)
         if kmin is not None:
             lo, hi = min(lo, kmin), max(hi, kmax)
         width = max(0, hi - lo + 1)
-        if (g, lo, width) == (self.ngroups, self.kmin, self.width):
-            return
-        counts = np.zeros((g, width), dtype=np.int64)
-        if self.width:
-            off = self.kmin - lo
-            counts[:self.ngroups, off:off + self.width] = self.counts
-        self.counts, self.kmin, self.width = counts, lo, width
+        if (lo, width) != (self.kmin, self.width) or g > self._counts.shape[0]:
+            rows = g if (lo, width) != (self.kmin, self.width) and g <= self._counts.shape[0] else max(
+                g, self._counts.shape[0] * 3 // 2)
+            counts = np.zeros((rows, width), dtype=self._counts.dtype)
+            if self.width:
+                off = self.kmin - lo
+                counts[:self.ngroups, off:off + self.width] = self.counts
+            self._counts, self.kmin, self.width = counts, lo, width
         self.count = np.concatenate([self.count, np.zeros(g - self.ngroups, dtype=np.int64)])
         self.max = np.concatenate([self.max, np.full(g - self.ngroups, -np.inf)])
         self.ngroups = g
@@ -384,10 +393,13 @@ class DenseGroups:
         values = np.asarray(values, dtype=np.float64)
         if gid.size == 0:
             return
+        self._cum = None
         pos = values > MIN_POSITIVE
         keys = keys_of(values[pos])
         self._grow(int(gid.max()) + 1, int(keys.min()) if keys.size else None,
                    int(keys.max()) if keys.size else None)
+        if self._counts.dtype == np.int32 and int(self.count.max(initial=0)) + gid.size > np.iinfo(np.int32).max:
+            self._counts = self._counts.astype(np.int64)
         gp = gid[pos]
         if keys.size:
             klo, khi = int(keys.min()), int(keys.max())
@@ -429,14 +441,15 @@ class DenseGroups:
         if big.size:
             h = q * (n[big] - 1)
             lo = np.floor(h)
-            cum = np.cumsum(self.counts[big], axis=1)
+            if self._cum is None:  # (cached until the next add: several quantiles are usual)
+                self._cum = np.cumsum(self.counts, axis=1, dtype=self._counts.dtype)
+            cum = self._cum[big]
             zero = self.zero[big]
+            bucket = np.array([value_of(k) for k in range(self.kmin, self.kmin + self.width)])
 
             def at(rank: np.ndarray) -> np.ndarray:
                 r = rank - zero
-                idx = np.argmax(cum > r[:, None], axis=1)
-                vals = np.array([value_of(int(k)) for k in (idx + self.kmin).tolist()])
-                return np.where(r < 0, 0.0, vals)
+                return np.where(r < 0, 0.0, bucket[np.argmax(cum > r[:, None], axis=1)])
 
             a = at(lo)
             b = at(np.minimum(lo + 1, n[big] - 1))
