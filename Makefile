@@ -28,6 +28,7 @@ help: ## list the targets
 KERNEL_JSON := $(VENV)/share/jupyter/kernels/obslib/kernel.json
 
 install: $(STAMP) $(KERNEL_JSON) ## create .venv, install obslib[test] editable, register the 'obslib' Jupyter kernel (idempotent)
+	@grep -qs '"obslib.kernel"' $(KERNEL_JSON) || $(BIN)/python -m obslib.kernelspec >/dev/null
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -35,7 +36,8 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	@touch $(STAMP)
 
-# the kernelspec is rewritten whenever obslib.kernelspec changes (an existing venv picks up a new kernel command)
+# the kernelspec is rewritten whenever obslib.kernelspec changes, or (install, above) when it does not run
+# obslib.kernel (say a kernel.json registered by hand or restored from an older venv)
 $(KERNEL_JSON): obslib/kernelspec.py $(STAMP)
 	@$(BIN)/python -m obslib.kernelspec >/dev/null
 

@@ -188,6 +188,8 @@ class Config:
     publish: PublishConfig = field(default_factory=PublishConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    # the obs.toml this config was read from (None: no file); jobs pass it on to their notebooks
+    config_file: Path | None = None
 
     @property
     def out_dir(self) -> Path:
@@ -386,6 +388,7 @@ def load_config(work_root: str | os.PathLike | None = None, *, config_file: str 
             raise ConfigError(f"{toml_path}: invalid TOML: {exc}") from exc
         data.pop("work_root", None)
         _apply(cfg, data, str(toml_path))
+        cfg.config_file = toml_path.resolve()
         if cfg.data_root is not None and not cfg.data_root.is_absolute():
             cfg.data_root = (toml_path.parent / cfg.data_root)
     elif explicit:

@@ -3,23 +3,21 @@ at a frontend (papermill in the jobs, nbval in the tests).
 
 ``kernel.json`` (written by ``obslib.kernelspec``) starts it as
 ``python -m obslib.kernel -f {connection_file}``. It is the stock IPython kernel
-(``ipykernel.kernelapp.IPKernelApp``) with these settings for report kernels:
+(``ipykernel.kernelapp.IPKernelApp``) with these settings for report kernels (obslib's
+own figures are drawn once by ``presentation.new_figure``, in any kernel):
 
 - **No debugger.** ipykernel imports debugpy at start-up for frontends that debug cells
   (~0.1 s of every kernel start, on the critical path of every report); nothing ever
   attaches a debugger to a report kernel. ``import debugpy`` fails in this kernel, and
   the kernelspec says ``"debugger": false`` so a frontend does not offer it.
-- **Figures drawn once.** The inline backend's default ``bbox_inches="tight"`` draws each
-  figure twice (once to measure, once to render). obslib's figures have their margins
-  fixed in inches (``presentation.new_figure``), so they are saved as laid out
-  (``InlineBackend.print_figure_kwargs = {"bbox_inches": None}``): drawn once, and the
-  PNG's size is the figure's size.
 - **Preload.** A job that knows which modules its notebook imports names them in
-  ``OBSLIB_KERNEL_PRELOAD`` (comma-separated; ``notebook.kernel_session(preload=...)``).
+  ``OBSLIB_KERNEL_PRELOAD`` (comma-separated; ``notebook.kernel_session(notebook=...)``
+  passes what the notebook lists in its metadata, ``obslib.preload``).
   They are imported once the kernel's sockets are up and before it answers its first
   request: papermill is still connecting then, so the imports (matplotlib: ~0.3 s) leave
-  the first cells instead of delaying them. A module that fails to import is skipped
-  here; the cell that imports it reports the error as usual. Without the variable the
+  the first cells instead of delaying them. A module that fails to import (any exception,
+  ``sys.exit()`` included) is skipped here; the cell that imports it reports the error as
+  usual. The variable is removed from the kernel's environment once read. Without the variable the
   kernel preloads nothing (nbval, a by-hand run, papermill on its own).
 - **Quiet.** ``log_level = ERROR``, so cron mail only carries real kernel errors.
 
@@ -35,7 +33,6 @@ import sys
 # what the kernel app is given, besides the command line; see the module docstring
 KERNEL_CONFIG = {
     "IPKernelApp": {"log_level": "ERROR"},
-    "InlineBackend": {"print_figure_kwargs": {"bbox_inches": None}},
 }
 PRELOAD_ENV = "OBSLIB_KERNEL_PRELOAD"
 
@@ -47,7 +44,7 @@ def preload(names: str) -> list[str]:
     for name in filter(None, (n.strip() for n in names.split(","))):
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001,S112 - reported by the cell that imports it
+        except BaseException:  # noqa: BLE001,S112 - even sys.exit(): the cell that imports it reports it
             continue
         done.append(name)
     return done

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -114,9 +115,15 @@ def _fd_open(fd: int) -> bool:
         return False
 
 
+PRELOAD_MAX = 64  # modules a notebook may list (the list travels in one environment variable)
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 def notebook_preload(notebook: Path) -> tuple[str, ...]:
     """The modules ``notebook`` lists in its metadata under ``obslib.preload`` (the ones its
-    cells import; see ``obslib.kernel``), or ``()`` when it lists none or cannot be read."""
+    cells import; see ``obslib.kernel``): a list of dotted module names (a string is read
+    as a comma-separated list). Entries that are not module names are dropped, and at most
+    ``PRELOAD_MAX`` are kept. ``()`` when it lists none or cannot be read."""
     import json
 
     try:
@@ -124,7 +131,12 @@ def notebook_preload(notebook: Path) -> tuple[str, ...]:
         names = (meta.get("obslib") or {}).get("preload") or []
     except (OSError, ValueError, AttributeError):
         return ()
-    return tuple(n for n in names if isinstance(n, str))
+    if isinstance(names, str):
+        names = names.split(",")
+    if not isinstance(names, list):
+        return ()
+    good = [n.strip() for n in names if isinstance(n, str) and _MODULE_NAME.fullmatch(n.strip())]
+    return tuple(good[:PRELOAD_MAX])
 
 
 @contextmanager

@@ -6,7 +6,8 @@ right-aligned, a blank cell for a missing value, ✓ for true, no index column, 
 cut at ``max_rows`` with a note saying where the full data is. Rates (win rate, reject
 rate) are fractions in the data and shown as percent everywhere, tables and plots alike.
 
-Plots: fixed margins (no tight-bbox pass), time axes in UTC and labelled so, the report
+Plots: fixed margins (``new_figure``; in a notebook they are saved as laid out, without the
+inline backend's tight-bbox pass, which draws a figure twice), time axes in UTC and labelled so, the report
 week shaded, markers when a series has few points, legends outside the data, and "no
 data" said in words on an empty figure instead of an empty axis.
 
@@ -16,8 +17,10 @@ The HTML uses only the ``obs-*`` classes styled by the export template
 
 from __future__ import annotations
 
+import functools
 import html
 import math
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -337,13 +340,38 @@ def change(now: float | None, before: float | None, digits: int = 2, unit: str =
 
 # --- plots ---------------------------------------------------------------------------------
 
+@functools.cache
+def fixed_margin_figure_class() -> type:
+    """The matplotlib ``Figure`` subclass that ``new_figure`` makes (created on first use, so
+    importing this module does not import matplotlib). Inside an IPython kernel its PNG is
+    registered to be drawn as laid out (``bbox_inches=None``): the inline backend's default
+    ``bbox_inches="tight"`` draws every figure twice to measure it, and a figure whose
+    margins are fixed in inches needs no measuring. Every other figure in the kernel (an
+    analyst's own cell) keeps the backend's settings."""
+    from matplotlib.figure import Figure as MplFigure
+
+    class FixedMarginFigure(MplFigure):
+        """A figure whose margins are fixed in inches (``presentation.new_figure``)."""
+
+    ipython = sys.modules.get("IPython")  # only when already loaded: the CLI never pays for IPython
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None:
+        from IPython.core.pylabtools import print_figure
+
+        shell.display_formatter.formatters["image/png"].for_type(
+            FixedMarginFigure, functools.partial(print_figure, fmt="png", base64=True, bbox_inches=None))
+    return FixedMarginFigure
+
+
 def new_figure(width_in: float, height_in: float, *, left_in: float = 0.8, right_in: float = 0.3,
                top_in: float = 0.45, bottom_in: float = 0.6, ncols: int = 1, wspace: float = 0.35):
     """``(fig, axes)`` with margins fixed in inches (so no tight-bbox pass is needed and
-    legends placed outside the axes fit in ``right_in``)."""
+    legends placed outside the axes fit in ``right_in``); the figure is a
+    ``fixed_margin_figure_class()``, saved as laid out in a notebook."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, ncols, figsize=(width_in, height_in), squeeze=False)
+    fig, axes = plt.subplots(1, ncols, figsize=(width_in, height_in), squeeze=False,
+                             FigureClass=fixed_margin_figure_class())
     fig.subplots_adjust(left=left_in / width_in, right=1 - right_in / width_in, bottom=bottom_in / height_in,
                         top=1 - top_in / height_in, wspace=wspace)
     return fig, list(axes[0])
@@ -438,7 +466,7 @@ def plot_ev_gate(hist: dict[str, dict[str, list[tuple]]], start: datetime, end: 
     return ax
 
 
-__all__ = ["Col", "Figure", "STATUS_COLOURS", "Summary", "Table", "cell_text", "change", "fmt_num", "fmt_pct",
+__all__ = ["Col", "Figure", "fixed_margin_figure_class", "STATUS_COLOURS", "Summary", "Table", "cell_text", "change", "fmt_num", "fmt_pct",
            "fmt_time", "legend_outside", "legend_width_in", "log_scale_ms", "markers_for", "new_figure", "no_data_figure",
            "overall_status", "pill", "plain_table", "plot_ev_gate", "severity_counts", "shade_period", "text_width",
            "utc_time_axis"]

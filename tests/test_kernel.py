@@ -22,10 +22,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def kernel(env: dict[str, str] | None = None):
+def kernel(env: dict[str, str] | None = None, cwd: Path | None = None):
     """A running ``obslib`` kernel and a connected client; stopped on exit."""
     km = KernelManager(kernel_name="obslib")
-    km.start_kernel(env={**os.environ, **(env or {})}, extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    km.start_kernel(env={**os.environ, **(env or {})}, extra_arguments=["--HistoryManager.hist_file=:memory:"],
+                    cwd=str(cwd or REPO / "notebooks"))
     kc = km.client()
     kc.start_channels()
     try:
@@ -56,28 +57,43 @@ def test_the_kernelspec_runs_obslib_kernel_without_a_debugger():
     assert Path(spec.argv[0]).name.startswith("python")
 
 
-def test_figures_are_saved_as_laid_out_and_debugpy_is_not_loaded():
-    # text running far past the right edge: a tight bbox would widen the PNG to hold it
-    code = ("%matplotlib inline\nimport matplotlib.pyplot as plt\n"
-            "fig, ax = plt.subplots(figsize=(4, 2), dpi=50)\nax.text(0.0, 0.5, 'x' * 300)\nplt.show()")
+def png_size(msgs: list[dict]) -> list[tuple[int, int]]:
+    """(width, height) in pixels of each PNG the messages displayed (from the IHDR chunk)."""
+    out = []
+    for m in msgs:
+        if m["msg_type"] == "display_data" and "image/png" in m["content"]["data"]:
+            png = base64.b64decode(m["content"]["data"]["image/png"])
+            assert png[:8] == b"\x89PNG\r\n\x1a\n"
+            out.append(struct.unpack(">II", png[16:24]))
+    return out
+
+
+def test_obslib_figures_are_drawn_as_laid_out_and_other_figures_keep_the_tight_bbox():
+    # text running far past the right edge: a tight bbox widens the PNG to hold it
+    overflow = "ax.text(0.0, 0.5, 'x' * 300)\nplt.show()"
     with kernel() as kc:
-        msgs = run(kc, code)
-        images = [m["content"]["data"]["image/png"] for m in msgs if m["msg_type"] == "display_data"]
-        assert len(images) == 1
-        png = base64.b64decode(images[0])
-        assert png[:8] == b"\x89PNG\r\n\x1a\n"
-        width, height = struct.unpack(">II", png[16:24])  # the IHDR chunk
-        assert (width, height) == (4 * 50, 2 * 50)
+        run(kc, "%matplotlib inline\nimport matplotlib.pyplot as plt\nfrom obslib.presentation import new_figure")
+        ours = png_size(run(kc, "fig, (ax,) = new_figure(4, 2)\nfig.set_dpi(50)\n" + overflow))
+        assert ours == [(4 * 50, 2 * 50)]  # the figure's own size: drawn once, nothing measured
+        theirs = png_size(run(kc, "fig, ax = plt.subplots(figsize=(4, 2), dpi=50)\n" + overflow))
+        assert len(theirs) == 1 and theirs[0][0] > 4 * 50  # an analyst's figure: the backend's tight bbox
+
+
+def test_debugpy_is_not_loaded():
+    with kernel() as kc:
         err = [m for m in run(kc, "import debugpy") if m["msg_type"] == "error"]
         assert err and err[0]["content"]["ename"] in ("ModuleNotFoundError", "ImportError")
         assert stdout(run(kc, "import sys; print('debugpy' in sys.modules and sys.modules['debugpy'] is not None)")
                       ).strip() == "False"
 
 
-def test_the_kernel_preloads_what_it_is_told_and_skips_a_module_that_fails():
+def test_the_kernel_preloads_what_it_is_told_and_skips_a_module_that_fails(tmp_path):
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(3)\n")
     probe = "import os, sys; print('wave' in sys.modules, os.environ.get('OBSLIB_KERNEL_PRELOAD'))"
-    with kernel({PRELOAD_ENV: "wave, obslib_no_such_module_xyz"}) as kc:
-        assert stdout(run(kc, probe)).split() == ["True", "None"]  # imported; the variable is not passed on
+    with kernel({PRELOAD_ENV: "exits_on_import, wave, obslib_no_such_module_xyz"}, cwd=tmp_path) as kc:
+        assert stdout(run(kc, probe)).split() == ["True", "None"]  # alive; imported; the variable not passed on
+        err = [m for m in run(kc, "import exits_on_import") if m["msg_type"] == "error"]
+        assert err and err[0]["content"]["ename"] == "SystemExit"  # the cell reports it, as without preload
     with kernel() as kc:
         assert stdout(run(kc, probe)).split() == ["False", "None"]  # nothing preloaded by default
 
@@ -108,5 +124,11 @@ def test_notebook_preload_of_a_notebook_without_the_list_or_unreadable(tmp_path)
     assert notebook_preload(broken) == ()
     assert notebook_preload(tmp_path / "missing.ipynb") == ()
     odd = tmp_path / "odd.ipynb"
-    odd.write_text(json.dumps({"metadata": {"obslib": {"preload": ["json", 3, None]}}}))
-    assert notebook_preload(odd) == ("json",)
+    odd.write_text(json.dumps({"metadata": {"obslib": {"preload": ["json", 3, None, "os; rm -rf /", "a..b", " os.path "]}}}))
+    assert notebook_preload(odd) == ("json", "os.path")  # module names only
+    text = tmp_path / "text.ipynb"
+    text.write_text(json.dumps({"metadata": {"obslib": {"preload": "json, os.path"}}}))
+    assert notebook_preload(text) == ("json", "os.path")  # a string is a comma-separated list, not letters
+    many = tmp_path / "many.ipynb"
+    many.write_text(json.dumps({"metadata": {"obslib": {"preload": [f"m{i}" for i in range(500)]}}}))
+    assert notebook_preload(many) == tuple(f"m{i}" for i in range(64))  # bounded (one environment variable)

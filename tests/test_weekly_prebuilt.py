@@ -28,7 +28,7 @@ def demo(tmp_path_factory) -> Path:
 def params_for(demo: Path, work: Path, out: Path, **over) -> dict:
     p = {"week_start": WEEK, "data_root": str(demo), "as_of": AS_OF, "out_dir": str(out), "work_root": str(work),
          "job_id": "weekly_report-test-1", "source_command": "obs weekly run", "commit_sha": "", "data_label": "demo",
-         "allow_bad_rows": False}
+         "allow_bad_rows": False, "config_file": ""}
     p.update(over)
     return p
 
@@ -79,6 +79,28 @@ def test_take_over_refuses_what_it_cannot_trust(demo, tmp_path):
     assert take_over(out, {**params, "out_dir": "/elsewhere"}).payload == built.payload  # out_dir is not part of it
     assert take_over(out, {**params, "job_id": ""}) is None  # a blank job id is a by-hand run: always build
     assert take_over(None, params) is None
+    assert take_over(out, {**params, "data_root": ""}) is None  # a blank data root is a by-hand run too
+    good = json.loads((out / PREBUILT_FILE).read_text())
+
+    def forged(**change) -> Path:
+        rec = copy.deepcopy(good)
+        for dotted, value in change.items():
+            *path, last = dotted.split("__")
+            node = rec
+            for k in path:
+                node = node[k]
+            node[last] = value
+        (out / PREBUILT_FILE).write_text(json.dumps(rec))
+        return out
+
+    # content that does not fit the parameters is never used, whatever its params say
+    assert take_over(forged(payload__week_start="2031-01-06T00:00:00Z"), params) is None  # another week
+    assert take_over(forged(payload__provenance__job_id="someone-else"), params) is None
+    assert take_over(forged(payload__generated_at="2026-03-18T09:00:01Z"), params) is None
+    assert take_over(forged(payload__alerts="none"), params) is None  # fails the payload schema
+    assert take_over(forged(payload__unexpected_field=1), params) is None  # the schema forbids extra fields
+    assert take_over(forged(previous__week_start="2026-03-02T00:00:00Z"), params) is None  # not the week before
+    assert take_over(forged(root="/etc"), params).root == demo  # the data root is the parameter's, never the file's
     (out / PREBUILT_FILE).write_text('{"params": ')  # torn
     assert take_over(out, params) is None
     (out / PREBUILT_FILE).write_text(json.dumps({"params": {k: v for k, v in params.items() if k != "out_dir"},

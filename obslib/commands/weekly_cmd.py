@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 from ..errors import ObsError
@@ -152,18 +152,28 @@ def _body(args: argparse.Namespace, week_of):
 
         week = week_of()
         refused = False  # a delivery that cannot happen is a refused run, not a failed report
+
+        def delivery_preflight() -> None:  # cheap checks before the notebook runs
+            nonlocal refused
+            from ..weekly.delivery import preflight_delivery
+
+            try:
+                preflight_delivery(os.environ, require_delivery=args.require_delivery, cfg=cfg,
+                                   week_start=(week or week_start_of(now)).date().isoformat())
+            except ObsError:
+                refused = True
+                raise
+
         try:
             # the report kernel starts first: its start-up (~0.5 s, the longest step before the
             # first cell) overlaps the imports and both preflights
-            with kernel_session(cfg.notebook.kernel_name, notebook=NOTEBOOK) as km:
-                from ..weekly.delivery import preflight_delivery
-
-                try:  # cheap checks before the notebook runs (the kernel is stopped unused)
-                    preflight_delivery(os.environ, require_delivery=args.require_delivery, cfg=cfg,
-                                       week_start=(week or week_start_of(now)).date().isoformat())
+            with ExitStack() as stack:
+                try:
+                    km = stack.enter_context(kernel_session(cfg.notebook.kernel_name, notebook=NOTEBOOK))
                 except ObsError:
-                    refused = True
+                    delivery_preflight()  # a refused delivery is still the error reported first
                     raise
+                delivery_preflight()  # refused: the kernel is stopped unused
                 from ..weekly.job import build_report
 
                 result = build_report(cfg, ctx, now, week, allow_bad_rows=args.allow_bad_rows, km=km,

@@ -121,7 +121,8 @@ def _build_locked(cfg: Config, ctx: JobContext, now: datetime, ws: datetime, roo
     params = {"week_start": ws.date().isoformat(), "data_root": str(Path(root).resolve()), "as_of": to_rfc3339(now),
               "out_dir": str(staging.resolve()), "work_root": str(Path(cfg.work_root).resolve()),
               "job_id": ctx.job_id, "source_command": source_command(), "commit_sha": commit_sha() or "",
-              "data_label": label, "allow_bad_rows": allow_bad_rows}
+              "data_label": label, "allow_bad_rows": allow_bad_rows,
+              "config_file": str(cfg.config_file) if cfg.config_file else ""}
 
     try:
         # one payload build per run (obslib.weekly.prebuilt), here while the kernel starts: bad

@@ -6,10 +6,12 @@ notebook's parameters. The weekly job (``obslib.weekly.job``) calls it in its ow
 while the report kernel starts, so bad input stops the job with a clean ``InputError``
 before any cell runs, and hands the result to the notebook in its staging folder
 (``PREBUILT_FILE``). The notebook's ``report.prepare_weekly`` uses that hand-over only
-when it was built from exactly the notebook's parameters (``out_dir`` aside); a notebook
-run any other way (a re-run by hand, papermill directly, another job id) builds the
-payloads itself. Either way the payloads come from the same call with the same values,
-so the page and ``payload.json`` are the same as if the kernel had built them.
+when it was built from exactly the notebook's parameters (``out_dir`` aside) and its
+content fits them (``take_over``); a notebook run any other way (a re-run by hand,
+papermill directly, another job id) builds the payloads itself. Either way the payloads
+come from the same call with the same values (the job's obs.toml is the notebook's
+``config_file`` parameter), so the page and ``payload.json`` are the same as if the kernel
+had built them.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from ..config import Config
 from ..errors import ObsError
 from ..inputs import data_label as default_data_label
 from ..inputs import resolve_data_root
-from ..schemas import validate
+from ..schemas import errors, validate
 from ..storage import atomic_write_json, read_json_object
-from ..timeutil import parse_ts, parse_week_start, utcnow, week_start_of
+from ..timeutil import parse_ts, parse_week_start, to_rfc3339, utcnow, week_start_of
 from .payload import SCHEMA_FILE, build_weekly_payload
 
 PREBUILT_FILE = ".prebuilt-payloads.json"  # in the job's staging folder; never published
@@ -70,21 +72,36 @@ def _key(params: dict[str, Any]) -> dict[str, Any]:
 def hand_over(out_dir: Path, params: dict[str, Any], built: Payloads) -> Path:
     """Write ``built`` for the notebook run with ``params`` into ``out_dir`` (atomic)."""
     path = Path(out_dir) / PREBUILT_FILE
-    atomic_write_json(path, {"params": _key(params), "payload": built.payload, "previous": built.previous,
-                             "root": str(built.root)})
+    atomic_write_json(path, {"params": _key(params), "payload": built.payload, "previous": built.previous})
     return path
 
 
 def take_over(out_dir: Path | None, params: dict[str, Any]) -> Payloads | None:
     """The payloads handed over in ``out_dir`` for exactly these ``params`` (``out_dir``
-    aside), or None (no hand-over, another run's, or unreadable: the caller builds)."""
-    if out_dir is None or not params.get("job_id"):
+    aside), or None, and the caller builds them itself: no hand-over, another run's (any
+    other parameter value), a blank ``job_id`` or ``data_root`` (a by-hand run), an
+    unreadable file, or content that does not fit the parameters (a week payload that
+    fails its schema, another week, job id or generation time; a previous week's payload
+    that is not the week before). The data root is always the parameter's, never the
+    file's."""
+    if out_dir is None or not params.get("job_id") or not params.get("data_root"):
         return None
     rec = read_json_object(Path(out_dir) / PREBUILT_FILE)
-    if rec is None or rec.get("params") != _key(params) or not isinstance(rec.get("payload"), dict):
+    if rec is None or rec.get("params") != _key(params):
         return None
-    previous = rec.get("previous")
-    return Payloads(rec["payload"], previous if isinstance(previous, dict) else None, Path(rec.get("root") or ""))
+    payload, previous = rec.get("payload"), rec.get("previous")
+    if not isinstance(payload, dict) or errors(payload, SCHEMA_FILE, limit=1):
+        return None
+    ws = parse_week_start(params["week_start"]) if params.get("week_start") else None
+    fits = (payload["provenance"].get("job_id") == params["job_id"]
+            and (not params.get("as_of") or payload["generated_at"] == to_rfc3339(parse_ts(params["as_of"])))
+            and (ws is None or parse_ts(payload["week_start"]) == ws)
+            and (previous is None or (isinstance(previous, dict)
+                                      and parse_ts(str(previous.get("week_start"))) ==
+                                      parse_ts(payload["week_start"]) - timedelta(days=7))))
+    if not fits:
+        return None
+    return Payloads(payload, previous, Path(params["data_root"]))
 
 
 __all__ = ["PREBUILT_FILE", "Payloads", "build_payloads", "hand_over", "take_over"]

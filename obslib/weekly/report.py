@@ -53,7 +53,7 @@ from .prebuilt import build_payloads, take_over
 
 WEEKLY_PARAMS: dict[str, type] = {
     "week_start": str, "data_root": str, "as_of": str, "out_dir": str, "work_root": str, "job_id": str,
-    "source_command": str, "commit_sha": str, "data_label": str, "allow_bad_rows": bool,
+    "source_command": str, "commit_sha": str, "data_label": str, "allow_bad_rows": bool, "config_file": str,
 }
 PUBLISHED_FILES = ("weekly_report.ipynb", "weekly_report.html")  # a folder holding them is a published week
 SUMMARY_ALERTS = 8  # alerts shown on the first screen; all of them further down
@@ -95,7 +95,7 @@ def report_title(p: dict) -> str:
 
 def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = "", out_dir: str = "",
                    work_root: str = "", job_id: str = "", source_command: str = "", commit_sha: str = "",
-                   data_label: str = "", allow_bad_rows: bool = False) -> WeeklyReport:
+                   data_label: str = "", allow_bad_rows: bool = False, config_file: str = "") -> WeeklyReport:
     """Build, validate and write ``<out_dir>/payload.json``; build the previous week's
     payload too (kept in memory, for the key figures' changes). When the weekly job has
     already built both for exactly these parameters (``obslib.weekly.prebuilt``: one build
@@ -103,7 +103,8 @@ def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = ""
 
     Blank parameters mean: ``as_of`` now, ``week_start`` the week containing ``as_of``,
     ``data_root`` the demo repository (under ``work_root``, a temp folder when blank),
-    ``out_dir`` a temp folder (``storage.scratch_dir``). ``out_dir`` may
+    ``out_dir`` a temp folder (``storage.scratch_dir``), ``config_file`` ``$OBS_CONFIG`` or
+    ``<work_root>/obs.toml`` (the job passes the file it read, so a re-run reads it too). ``out_dir`` may
     not be a published week folder: a re-run writes elsewhere. Raises
     ``ObsError``/``InputError``/``ValidationError``.
     """
@@ -114,7 +115,7 @@ def prepare_weekly(*, week_start: str = "", data_root: str = "", as_of: str = ""
         raise ObsError(f"out_dir {out} holds a published weekly report; write a re-run elsewhere "
                        "(papermill <notebook> <out.ipynb> -p out_dir <new folder>)")
     wr = Path(work_root) if work_root else scratch_dir("weekly")
-    cfg = load_config(wr, overrides={"data_root": data_root or None})
+    cfg = load_config(wr, config_file=config_file or None, overrides={"data_root": data_root or None})
     built = take_over(out, params) or build_payloads(cfg, params)
     path = (out or scratch_dir("weekly-out")) / "payload.json"
     atomic_write_bytes(path, pretty_json_bytes(built.payload))
