@@ -109,7 +109,8 @@ def test_job_vectorised_equals_reference_over_runs(tmp_path, monkeypatch):
             "not,a,row\n", f"{iso(hour)},1_000,success,,a\n", f"{iso(hour)},10,weird,,a\n"]
     second = late + _lines(200, now1, rng)
     now2 = now1 + timedelta(hours=1)
-    third = _lines(1500, now2, rng, sources=("a", "b", "c", "d"), step_s=1.5)  # >= MIN_LINES again, no bad row
+    # >= MIN_LINES again, no bad row; it starts in an hour that already has rows (run 2's)
+    third = _lines(1500, now2 - timedelta(minutes=20), rng, sources=("a", "b", "c", "d"), step_s=1.5)
     now3 = now2 + timedelta(hours=1)
     chunks = [(first, now1), (second, now2), (third, now3)]
     calls = []
