@@ -74,9 +74,15 @@ def _publish(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     def body(cfg, ctx, now):
-        from ..dashboard.job import run_notebook
+        from ..dashboard import NOTEBOOK
+        from ..notebook import kernel_session
 
-        run = run_notebook(cfg, ctx, now, pip_value=args.pip_value)
+        # the kernel starts first: it boots (and imports what the notebook needs) while this
+        # process imports the export code (pandas, pyarrow) and exports
+        with kernel_session(cfg.notebook.kernel_name, notebook=NOTEBOOK) as km:
+            from ..dashboard.job import run_notebook
+
+            run = run_notebook(cfg, ctx, now, pip_value=args.pip_value, km=km)
         out = _export_summary(run.result)
         out["_artefacts"] = out.get("_artefacts", []) + run.artefacts
         out["notebook"] = run.artefacts

@@ -7,10 +7,13 @@ row-rule checks), ``bundle`` (export: manifest, sequence, README, heartbeat, his
 ``verify``, ``publish``, ``job`` (the notebook run).
 """
 
+from pathlib import Path
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard_bundle.ipynb"  # the bundle notebook
 DATASETS = ("ev_history", "slippage_telemetry", "turnover_summary", "latency_rollups")
 FORMATS = ("json", "parquet")
 SCHEMA_VERSION = "1.0.0"
 # account currency per pip used to turn drawdown pips into percent of equity (see turnover)
 DEFAULT_PIP_VALUE = 10.0
 
-__all__ = ["DATASETS", "DEFAULT_PIP_VALUE", "FORMATS", "SCHEMA_VERSION"]
+__all__ = ["DATASETS", "DEFAULT_PIP_VALUE", "FORMATS", "NOTEBOOK", "SCHEMA_VERSION"]

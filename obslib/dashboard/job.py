@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ..config import Config
 from ..errors import ObsError
@@ -31,10 +33,9 @@ from ..runlog import JobContext
 from ..safepath import safe_child
 from ..storage import atomic_write_json, file_lock, fsync_dir
 from ..timeutil import to_rfc3339
-from . import DATASETS, _faults, layout
+from . import DATASETS, NOTEBOOK, _faults, layout
 from .bundle import LOCK, ExportRequest, ExportResult, bundle_dir, export_bundle
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard_bundle.ipynb"
 OUTPUTS = ("dashboard_bundle.ipynb", "dashboard_bundle.html")
 
 
@@ -44,10 +45,13 @@ class NotebookRun:
     artefacts: list[str]
 
 
-def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: float) -> NotebookRun:
+def run_notebook(cfg: Config, ctx: JobContext, now: datetime, *, pip_value: float, km: Any = None) -> NotebookRun:
     """Export, then execute the notebook (see module doc). Raises ``NotebookFailed`` or ``ObsError``.
-    The kernel boots while this process exports: the two overlap on the machine's two cores."""
-    with kernel_session(cfg.notebook.kernel_name, notebook=NOTEBOOK) as km:  # boots (and preloads) while we export
+    The kernel boots while this process exports: the two overlap on the machine's two cores.
+    ``km``: the kernel from ``notebook.kernel_session(..., notebook=NOTEBOOK)``, started by the
+    caller before it imported this module (the export's imports take ~0.5 s); without it one
+    is started here, first."""
+    with (nullcontext(km) if km is not None else kernel_session(cfg.notebook.kernel_name, notebook=NOTEBOOK)) as km:
         return _run_on_kernel(cfg, ctx, now, pip_value, km)
 
 
