@@ -158,3 +158,19 @@ def test_the_kernel_reads_and_summarises_without_pandas(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "[]"
+
+
+def test_the_latency_plot_spans_the_stated_window_even_for_one_hour():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+
+    hour = datetime(2025, 10, 3, 14, tzinfo=timezone.utc)
+    rows = pa.table({"hour_utc": pa.array([hour], pa.timestamp("us", tz="UTC")), "source": ["router"],
+                     "p95_ms": [420.0], "breach_flag": [False]})
+    fig = dr.plot_latency(rows, slo_ms=1000.0, days=7)
+    lo, hi = fig.axes[0].get_xlim()
+    # 7 days before the last hour to the end of that hour (matplotlib dates are days)
+    assert mdates.num2date(lo) == hour - timedelta(days=7)
+    assert mdates.num2date(hi) == hour + timedelta(hours=1)

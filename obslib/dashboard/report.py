@@ -635,6 +635,7 @@ def plot_latency(df: pa.Table | pd.DataFrame, slo_ms: float | None = None, days:
         ax.set_ylim(0, max(vals or [1]) * 1.15)
     ax.set_ylabel("p95 latency (ms)")
     ax.set_title(f"Hourly p95 latency per source (last {days} days of rollups)", loc="left", fontsize=11)
+    ax.set_xlim(end - timedelta(days=days), end + timedelta(hours=1))  # the stated window, even for one hour of data
     utc_time_axis(ax)
     ax.grid(axis="y", alpha=0.3)
     legend_outside(ax, title="source")
