@@ -19,6 +19,11 @@ own figures are drawn once by ``presentation.new_figure``, in any kernel):
   ``sys.exit()`` included) is skipped here; the cell that imports it reports the error as
   usual. The variable is removed from the kernel's environment once read. Without the variable the
   kernel preloads nothing (nbval, a by-hand run, papermill on its own).
+- **No 3D axes in a job's kernel.** Only when it preloads (a job runs one of obslib's
+  report notebooks in it, and they draw no 3D axes), matplotlib's 3D toolkit
+  (``mpl_toolkits.mplot3d``, ~55 ms of matplotlib's import) is not loaded: matplotlib then
+  has no ``projection="3d"``. Kernels without ``OBSLIB_KERNEL_PRELOAD`` (nbval, an
+  analyst's session) have it as usual.
 - **Quiet.** ``log_level = ERROR``, so cron mail only carries real kernel errors.
 
 Run it by hand like any kernel: ``python -m obslib.kernel -f kernel-123.json``.
@@ -63,7 +68,13 @@ def main(argv: list[str] | None = None) -> None:
 
     app = IPKernelApp.instance(config=Config(KERNEL_CONFIG))
     app.initialize(argv)  # sockets bound, MPLBACKEND set to the inline backend
-    preload(os.environ.pop(PRELOAD_ENV, ""))
+    names = os.environ.pop(PRELOAD_ENV, "")
+    if names:  # a job's kernel: see "No 3D axes" above
+        import warnings
+
+        sys.modules.setdefault("mpl_toolkits.mplot3d", None)  # type: ignore[arg-type]
+        warnings.filterwarnings("ignore", message="Unable to import Axes3D")
+    preload(names)
     app.start()
 
 

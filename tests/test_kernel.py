@@ -94,8 +94,11 @@ def test_the_kernel_preloads_what_it_is_told_and_skips_a_module_that_fails(tmp_p
         assert stdout(run(kc, probe)).split() == ["True", "None"]  # alive; imported; the variable not passed on
         err = [m for m in run(kc, "import exits_on_import") if m["msg_type"] == "error"]
         assert err and err[0]["content"]["ename"] == "SystemExit"  # the cell reports it, as without preload
+        three_d = "import matplotlib.projections as p; print('3d' in p.get_projection_names())"
+        assert stdout(run(kc, three_d)).strip() == "False"  # a job's kernel: no 3D toolkit, and no warning
     with kernel() as kc:
         assert stdout(run(kc, probe)).split() == ["False", "None"]  # nothing preloaded by default
+        assert stdout(run(kc, three_d)).strip() == "True"  # any other kernel has 3D axes as usual
 
 
 def test_preload_returns_what_it_imported():
