@@ -73,8 +73,10 @@ t0 = time.perf_counter()
 import numpy as np, pyarrow as pa, pyarrow.csv as pacsv
 sys.path.insert(0, sys.argv[2])
 from obslib.latency.bulk import numpy_of  # (Array.to_numpy would import pandas: ~0.2 s, ~100 MiB)
+from obslib.latency.readahead import read_ahead
 from obslib.latency.sketch import DenseGroups
-# streaming: one 8 MB CSV block at a time into the (hour, source) x bucket count matrix
+# streaming: one 8 MB CSV block at a time into the (hour, source) x bucket count matrix,
+# the next block parsed (read_ahead) while this one is counted
 reader = pacsv.open_csv(sys.argv[1], read_options=pacsv.ReadOptions(block_size=8 << 20),
                         convert_options=pacsv.ConvertOptions(
     column_types={"timestamp_utc": pa.timestamp("s", tz="UTC"), "latency_ms": pa.float64(),
@@ -82,7 +84,7 @@ reader = pacsv.open_csv(sys.argv[1], read_options=pacsv.ReadOptions(block_size=8
     include_columns=["timestamp_utc", "latency_ms", "source"]))
 names, h0, nsrc = {}, None, 128
 d = DenseGroups()
-for batch in reader:
+for batch in read_ahead(reader):
     src = batch.column("source")
     m = np.array([names.setdefault(x, len(names)) for x in src.dictionary.to_pylist()], dtype=np.int64)
     codes = m[numpy_of(src.indices, np.int32)]

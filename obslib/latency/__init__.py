@@ -7,6 +7,7 @@ Modules (one job each):
 - ``table``    many window parts as numpy columns, merged per group at once (first runs);
 - ``texts``    exact sketch texts of many values at once (``repr``'s text, vectorised);
 - ``bulk``     the vectorised first read of an event log (pyarrow parse, numpy grouping);
+- ``readahead`` the next batch of a bulk read parsed in a thread while this one is counted;
 - ``sources``  read one source (``event_log`` / ``feed_freshness`` / ``http_probe``) into parts;
 - ``events``   incremental reader of an event log (complete lines, rename-rotation, skew);
 - ``store``    the live raw file ``ops/signal_latency.csv`` and the write-ahead journal;
