@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _terminate(signum: int, frame: object) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM is not caught
+    Terminated.requested = True  # kept even if the raise below lands in a finaliser and is lost
     raise Terminated()
 
 

@@ -63,3 +63,14 @@ class Terminated(KeyboardInterrupt):
     the stop. Exit code 143 (128 + 15)."""
 
     exit_code = 143
+
+    requested = False  # set by the handler; see ``raise_if_terminated``
+
+
+def raise_if_terminated() -> None:
+    """Raise ``Terminated`` when a SIGTERM has arrived. The handler raises at once, but an
+    exception raised while Python runs a finaliser or a weakref callback is printed as
+    "Exception ignored" and lost; this check, at the steps where jobs commit
+    (``faults.checkpoint``) and after a job's body, makes sure such a stop still stops."""
+    if Terminated.requested:
+        raise Terminated()

@@ -20,11 +20,17 @@ import os
 import signal
 import time
 
+from .errors import raise_if_terminated
+
 ENV = "OBS_FAULT"
 
 
 def checkpoint(name: str, *, env: str = ENV) -> None:
-    """Act on the directives in ``$env`` at checkpoint ``name``; a no-op when it is unset."""
+    """Act on the directives in ``$env`` at checkpoint ``name``; a no-op when it is unset.
+    Every checkpoint is also a step where a job may stop: a SIGTERM whose exception was lost
+    in a finaliser raises ``Terminated`` here (``errors.raise_if_terminated``), before the
+    step's write."""
+    raise_if_terminated()
     spec = os.environ.get(env)
     if not spec:
         return

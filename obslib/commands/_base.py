@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from ..config import Config, load_config
-from ..errors import LockTimeout, ObsError, Terminated
+from ..errors import LockTimeout, ObsError, Terminated, raise_if_terminated
 from ..runlog import JobContext, redact
 from ..safepath import check_work_tree
 from ..timeutil import parse_ts, utcnow
@@ -150,6 +150,7 @@ def run_job(args: argparse.Namespace, job_name: str,
         if record if guard is None else guard:
             production_guard(cfg, ctx.destinations, demo_ok=bool(getattr(args, "demo", False)))
         summary = body(cfg, ctx, now) or {}
+        raise_if_terminated()  # a SIGTERM lost in a finaliser: the job still reports the stop
         status = summary.get("status", "ok")
         code = summary.pop("exit_code", 1 if status == "error" else 0)
         ctx.artefacts.extend(summary.pop("_artefacts", []))
