@@ -405,7 +405,22 @@ def load_config(work_root: str | os.PathLike | None = None, *, config_file: str 
                 clean[k] = v
         _apply(cfg, clean, "command line")
     _check_ranges(cfg)
+    _check_paths_utf8(cfg)
     return cfg
+
+
+def _check_paths_utf8(cfg: Config) -> None:
+    """``ConfigError`` for a work root, data root or config file whose path is not valid
+    UTF-8 (undecodable bytes from the command line): every artefact records these paths as
+    UTF-8 JSON, so such a path would fail half-way through a job instead of up front."""
+    for what, path in (("work root", cfg.work_root), ("data root", cfg.data_root), ("config file", cfg.config_file)):
+        if path is None:
+            continue
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(path).decode("utf-8", "backslashreplace")  # the bytes as typed: \\xff
+            raise ConfigError(f"{what} {shown}: the path is not valid UTF-8; use a path of UTF-8 names") from None
 
 
 _POSITIVE = ("latency.slo_ms", "latency.burn_page", "latency.burn_warn", "latency.window_minutes", "webhook.connect_timeout_s", "webhook.read_timeout_s",

@@ -55,3 +55,20 @@ def test_time_flags_share_one_rule(tmp_path, capsys, argv, expected):
     out, err = capsys.readouterr()
     assert rc == 2 and json.loads(out)["status"] == "error"
     assert expected in err and "Traceback" not in err
+
+
+def test_a_path_that_is_not_utf8_is_refused_up_front(tmp_path, capsys):
+    """Undecodable bytes in --work-root / --data-root: a clear refusal (exit 2) naming the
+    bytes, before any job writes (every artefact records these paths as UTF-8 JSON)."""
+    import os
+
+    from obslib.cli import main
+
+    bad = os.fsdecode(os.fsencode(str(tmp_path)) + b"/wr\xff")
+    code = main(["latency", "sample", "--work-root", bad])
+    err = capsys.readouterr().err
+    assert code == 2 and "work root" in err and "\\xff" in err and "not valid UTF-8" in err
+    assert not os.path.exists(os.fsencode(bad))  # nothing created
+    code = main(["weekly", "run", "--work-root", str(tmp_path / "ok"), "--data-root", bad])
+    err = capsys.readouterr().err
+    assert code == 2 and "data root" in err and "\\xff" in err
