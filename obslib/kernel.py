@@ -3,8 +3,7 @@ at a frontend (papermill in the jobs, nbval in the tests).
 
 ``kernel.json`` (written by ``obslib.kernelspec``) starts it as
 ``python -m obslib.kernel -f {connection_file}``. It is the stock IPython kernel
-(``ipykernel.kernelapp.IPKernelApp``) with these settings for report kernels (obslib's
-own figures are drawn once by ``presentation.new_figure``, in any kernel):
+(``ipykernel.kernelapp.IPKernelApp``) with these settings for report kernels:
 
 - **No debugger.** ipykernel imports debugpy at start-up for frontends that debug cells
   (~0.1 s of every kernel start, on the critical path of every report); nothing ever
@@ -17,7 +16,9 @@ own figures are drawn once by ``presentation.new_figure``, in any kernel):
   request: papermill is still connecting then, so the imports (matplotlib: ~0.3 s) leave
   the first cells instead of delaying them. A module that fails to import (any exception,
   ``sys.exit()`` included) is skipped here; the cell that imports it reports the error as
-  usual. The variable is removed from the kernel's environment once read. Without the variable the
+  usual. The variable is removed from the kernel's environment once read, and everything
+  loaded so far is moved out of the cyclic collector's way (``gc.freeze``: full passes over
+  matplotlib's objects slowed the cells). Without the variable the
   kernel preloads nothing (nbval, a by-hand run, papermill on its own).
 - **No 3D axes in a job's kernel.** Only when it preloads (a job runs one of obslib's
   report notebooks in it, and they draw no 3D axes), matplotlib's 3D toolkit
@@ -75,6 +76,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.modules.setdefault("mpl_toolkits.mplot3d", None)  # type: ignore[arg-type]
         warnings.filterwarnings("ignore", message="Unable to import Axes3D")
     preload(names)
+    if names:
+        import gc
+
+        gc.freeze()  # the kernel and the preloaded modules live until it stops: out of the collector's way
     app.start()
 
 

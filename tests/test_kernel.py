@@ -68,15 +68,17 @@ def png_size(msgs: list[dict]) -> list[tuple[int, int]]:
     return out
 
 
-def test_obslib_figures_are_drawn_as_laid_out_and_other_figures_keep_the_tight_bbox():
-    # text running far past the right edge: a tight bbox widens the PNG to hold it
+def test_obslib_figures_are_saved_as_laid_out_and_other_figures_keep_the_tight_bbox():
+    fits = "ax.plot([0, 1], [0, 1])\nplt.show()"
     overflow = "ax.text(0.0, 0.5, 'x' * 300)\nplt.show()"
     with kernel() as kc:
         run(kc, "%matplotlib inline\nimport matplotlib.pyplot as plt\nfrom obslib.presentation import new_figure")
-        ours = png_size(run(kc, "fig, (ax,) = new_figure(4, 2)\nfig.set_dpi(50)\n" + overflow))
-        assert ours == [(4 * 50, 2 * 50)]  # the figure's own size: drawn once, nothing measured
-        theirs = png_size(run(kc, "fig, ax = plt.subplots(figsize=(4, 2), dpi=50)\n" + overflow))
-        assert len(theirs) == 1 and theirs[0][0] > 4 * 50  # an analyst's figure: the backend's tight bbox
+        ours = png_size(run(kc, "fig, (ax,) = new_figure(4, 2)\nfig.set_dpi(50)\n" + fits))
+        assert ours == [(4 * 50, 2 * 50)]  # the figure's own size: measured without a draw, not cropped
+        grown = png_size(run(kc, "fig, (ax,) = new_figure(4, 2)\nfig.set_dpi(50)\n" + overflow))
+        assert len(grown) == 1 and grown[0][0] > 4 * 50 and grown[0][1] >= 2 * 50  # grown to hold the text
+        theirs = png_size(run(kc, "fig, ax = plt.subplots(figsize=(4, 2), dpi=50)\n" + fits))
+        assert len(theirs) == 1 and theirs[0] != (4 * 50, 2 * 50)  # an analyst's figure: the backend's tight bbox
 
 
 def test_debugpy_is_not_loaded():
@@ -135,3 +137,36 @@ def test_notebook_preload_of_a_notebook_without_the_list_or_unreadable(tmp_path)
     many = tmp_path / "many.ipynb"
     many.write_text(json.dumps({"metadata": {"obslib": {"preload": [f"m{i}" for i in range(500)]}}}))
     assert notebook_preload(many) == tuple(f"m{i}" for i in range(64))  # bounded (one environment variable)
+
+
+def test_a_report_plot_is_saved_whole_even_when_its_labels_outgrow_the_margin():
+    """The weekly latency plot with a source near 1.2e8 ms: the log axis' tick labels and the
+    y label are wider than the fixed 0.8 in margin. The saved box holds every one of them
+    (measured after a real draw), and a plot whose labels fit is saved exactly as laid out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from datetime import datetime, timedelta, timezone
+
+    from obslib.presentation import saved_bbox
+    from obslib.weekly.report import plot_latency
+
+    t = datetime(2026, 11, 30, tzinfo=timezone.utc)
+    hourly = {"feed_ingest": [(t + timedelta(hours=i), 5000.0 + i * 100) for i in range(8)],
+              "router_demo": [(t + timedelta(hours=i), 2000.0 if i != 4 else 1.2e8) for i in range(8)]}
+    ax = plot_latency(hourly, 120000.0, "2026-11-30T00:00:00Z", "2026-12-07T00:00:00Z")
+    fig = ax.figure
+    box = saved_bbox(fig)
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    dpi = fig.dpi
+    parts = [ax.yaxis.label, *[x for x in ax.get_yticklabels() if x.get_text()]]
+    assert any(p.get_window_extent(r).x0 < 0 for p in parts)  # sticks out of the figure as laid out
+    for p in parts:
+        e = p.get_window_extent(r)
+        assert e.x0 / dpi >= box.x0 - 1e-6 and e.x1 / dpi <= box.x1 + 1e-6, p.get_text()
+    w, h = fig.get_size_inches()
+    assert box.x0 < 0 and box.x1 >= w - 1e-9 and box.y0 <= 0 and box.y1 >= h - 1e-9  # grown, never cropped
+    small = plot_latency({"feed": [(t, 100.0), (t + timedelta(hours=1), 300.0)]}, 250.0,
+                         "2026-11-30T00:00:00Z", "2026-12-07T00:00:00Z").figure
+    assert tuple(saved_bbox(small).bounds) == (0.0, 0.0, *small.get_size_inches())  # fits: as laid out

@@ -12,3 +12,4 @@ only ``pathlib``.
 from pathlib import Path
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "weekly_report.ipynb"  # the report notebook
+SCHEMA_FILE = "observability_weekly_report.schema.json"  # schemas/: the weekly payload

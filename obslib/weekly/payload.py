@@ -60,11 +60,11 @@ from ..provenance import input_entries, provenance
 from ..stats import ev_per_trade, win_rate_lcb
 from ..storage import canonical_json_bytes, sha256_bytes
 from ..timeutil import parse_ts, to_rfc3339
+from . import SCHEMA_FILE  # noqa: F401 - defined with the package, re-exported here for older imports
 
 SCHEMA_VERSION = "1.1.0"
 WEEK_RUNS_MAX = 200  # runs.week lists at most this many runs; runs.week_summary counts them all
 RUN_LCB_CONF = 0.95
-SCHEMA_FILE = "observability_weekly_report.schema.json"
 MAX_ALERTS_PER_FILE = 20    # bad-row alerts per input file, then one "and K more" alert
 MAX_PROBLEM_FILES = 20      # files with problem alerts, then one "and K more in N files" alert
 MAX_INPUT_PROBLEMS = 100    # problems listed in provenance.input_problems (all are counted)

@@ -28,7 +28,7 @@ from ..inputs import resolve_data_root
 from ..schemas import errors, validate
 from ..storage import atomic_write_json, read_json_object
 from ..timeutil import parse_ts, parse_week_start, to_rfc3339, utcnow, week_start_of
-from .payload import SCHEMA_FILE, build_weekly_payload
+from . import SCHEMA_FILE
 
 PREBUILT_FILE = ".prebuilt-payloads.json"  # in the job's staging folder; never published
 
@@ -49,6 +49,8 @@ def build_payloads(cfg: Config, params: dict[str, Any]) -> Payloads:
     containing it, ``data_root`` the demo repository, ``job_id`` ``notebook-<as_of>``).
     Raises ``InputError`` for bad input, ``ValidationError`` when the week's payload breaks
     its schema."""
+    from .payload import build_weekly_payload  # here: a kernel that takes a hand-over never loads the builder
+
     now = parse_ts(params["as_of"]) if params.get("as_of") else utcnow()
     ws = parse_week_start(params["week_start"]) if params.get("week_start") else week_start_of(now)
     root = resolve_data_root(cfg, now)

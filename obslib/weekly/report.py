@@ -48,7 +48,7 @@ from ..presentation import (
 )
 from ..storage import atomic_write_bytes, pretty_json_bytes, scratch_dir
 from ..timeutil import parse_ts
-from .payload import SCHEMA_FILE
+from . import SCHEMA_FILE
 from .prebuilt import build_payloads, take_over
 
 WEEKLY_PARAMS: dict[str, type] = {
