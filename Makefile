@@ -63,7 +63,7 @@ nightly: install ## nightly check (missed runs, stale heartbeats) plus bundle ve
 	  $(OBS) dashboard verify $(OBS_FLAGS) || rc=1; \
 	else echo "obs dashboard verify: no dashboard bundle exported yet: nothing to verify" >&2; fi; exit $$rc
 
-cron: install ## print the crontab (for WORK_ROOT / DATA_ROOT when given)
+cron: install ## print the crontab for DATA_ROOT (or obs.toml data_root; a crontab on the demo data is refused)
 	@$(OBS) cron --format crontab $(OBS_FLAGS)
 
 demo: install ## (re)generate the demo research repository under <work root>/out/demo_repo
