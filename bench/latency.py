@@ -73,24 +73,23 @@ t0 = time.perf_counter()
 import numpy as np, pyarrow as pa, pyarrow.csv as pacsv
 sys.path.insert(0, sys.argv[2])
 from obslib.latency.bulk import numpy_of  # (Array.to_numpy would import pandas: ~0.2 s, ~100 MiB)
-from obslib.latency.readahead import read_ahead
+from obslib.latency.readahead import csv_batches
 from obslib.latency.sketch import DenseGroups
-# streaming: one 8 MB CSV block at a time into the (hour, source) x bucket count matrix,
-# the next block parsed (read_ahead) while this one is counted
-reader = pacsv.open_csv(sys.argv[1], read_options=pacsv.ReadOptions(block_size=8 << 20),
-                        convert_options=pacsv.ConvertOptions(
-    column_types={"timestamp_utc": pa.timestamp("s", tz="UTC"), "latency_ms": pa.float64(),
-                  "source": pa.dictionary(pa.int32(), pa.string())},
-    include_columns=["timestamp_utc", "latency_ms", "source"]))
-names, h0, nsrc = {}, None, 128
+# streaming: 8 MB CSV blocks into the (hour, source) x bucket count matrix, the file read as
+# two byte ranges by two pyarrow readers in threads (csv_batches) while the blocks are counted
+with open(sys.argv[1], "rb") as fh:  # the first event's hour: group ids are hours since then
+    fh.readline()
+    h0 = int(np.datetime64(fh.readline().split(b",", 1)[0].decode().rstrip("Z"), "s").astype(np.int64)) // 3600
+names, nsrc = {}, 128
 d = DenseGroups()
-for batch in read_ahead(reader):
+for batch in csv_batches(sys.argv[1], convert_options=pacsv.ConvertOptions(
+        column_types={"timestamp_utc": pa.timestamp("s", tz="UTC"), "latency_ms": pa.float64(),
+                      "source": pa.dictionary(pa.int32(), pa.string())},
+        include_columns=["timestamp_utc", "latency_ms", "source"]), block_size=4 << 20, depth=1):
     src = batch.column("source")
     m = np.array([names.setdefault(x, len(names)) for x in src.dictionary.to_pylist()], dtype=np.int64)
     codes = m[numpy_of(src.indices, np.int32)]
     hours = numpy_of(batch.column("timestamp_utc"), np.int64) // 3600  # (timestamp[s]: int64 seconds)
-    if h0 is None:
-        h0 = int(hours.min())
     assert int(hours.min()) >= h0 and len(names) <= nsrc  # (time-ordered input, <= 128 sources)
     d.add((hours - h0) * nsrc + codes, numpy_of(batch.column("latency_ms"), np.float64))
 p95 = d.quantiles(0.95)

@@ -58,3 +58,41 @@ def test_the_read_overlaps_the_work():
         time.sleep(0.1)  # as numpy work on the batch
     took = time.perf_counter() - t
     assert took < 0.85  # serial: 1.0 s; overlapped: ~0.6 s
+
+
+def test_read_parallel_keeps_each_sources_order_and_raises_its_error():
+    from obslib.latency.readahead import read_parallel
+
+    got = list(read_parallel([iter(range(0, 500)), iter(range(1000, 1500))], depth=3))
+    assert sorted(got) == [*range(0, 500), *range(1000, 1500)]
+    assert [x for x in got if x < 1000] == list(range(500)) and [x for x in got if x >= 1000] == list(range(1000, 1500))
+
+    def bad():
+        yield 1
+        raise OSError("range 2 unreadable")
+
+    with pytest.raises(OSError, match="range 2 unreadable"):
+        list(read_parallel([iter(range(100)), bad()]))
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 7])
+def test_csv_batches_read_every_line_once_whatever_the_split(tmp_path, parts):
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from obslib.latency.readahead import csv_batches, csv_ranges
+
+    path = tmp_path / "events.csv"
+    rows = [(f"2026-11-30T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z", f"{(i * 37) % 1000}.{i % 7}",
+             "x" * (i % 13) or "src") for i in range(5000)]
+    path.write_text("timestamp_utc,latency_ms,source\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
+    names, ranges = csv_ranges(path, parts)
+    assert names == ["timestamp_utc", "latency_ms", "source"]
+    data = path.read_bytes()
+    assert ranges[0][0] == data.index(b"\n") + 1 and ranges[-1][1] == len(data)
+    assert all(data[a - 1:a] == b"\n" for a, _ in ranges) and all(b == c for (_, b), (c, _) in zip(ranges, ranges[1:], strict=False))
+    opts = pacsv.ConvertOptions(column_types={"timestamp_utc": pa.string(), "latency_ms": pa.float64(),
+                                              "source": pa.string()})
+    got = [(r["timestamp_utc"], r["latency_ms"], r["source"])
+           for b in csv_batches(path, convert_options=opts, block_size=4096, parts=parts) for r in b.to_pylist()]
+    assert sorted(got) == sorted((a, float(b), c) for a, b, c in rows)  # every line exactly once
