@@ -70,15 +70,13 @@ def main(argv: list[str] | None = None) -> None:
     app = IPKernelApp.instance(config=Config(KERNEL_CONFIG))
     app.initialize(argv)  # sockets bound, MPLBACKEND set to the inline backend
     names = os.environ.pop(PRELOAD_ENV, "")
-    if names:  # a job's kernel: see "No 3D axes" above
+    if names:  # a job's kernel: see "No 3D axes" and "Preload" above
+        import gc
         import warnings
 
         sys.modules.setdefault("mpl_toolkits.mplot3d", None)  # type: ignore[arg-type]
         warnings.filterwarnings("ignore", message="Unable to import Axes3D")
-    preload(names)
-    if names:
-        import gc
-
+        preload(names)
         gc.freeze()  # the kernel and the preloaded modules live until it stops: out of the collector's way
     app.start()
 

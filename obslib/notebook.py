@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import NOTEBOOK_DIR
 from .errors import ObsError
 from .kernel import PRELOAD_ENV
 from .nbpublish import (
@@ -102,10 +103,9 @@ def check_parameters(notebook: Path, params: dict[str, Any]) -> None:
 
 # as nbclient does for the kernels it starts: IPython history in memory, no sqlite file
 KERNEL_ARGS = ["--HistoryManager.hist_file=:memory:"]
-# the kernels' working folder, as Jupyter runs a notebook in its own folder; it holds no
-# Python files, so nothing in the caller's folder (say a checkout named obslib) can shadow
-# a module the notebook imports (a kernel puts its working folder first on sys.path)
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+# the kernels' working folder is NOTEBOOK_DIR, as Jupyter runs a notebook in its own folder;
+# it holds no Python files, so nothing in the caller's folder (say a checkout named obslib)
+# can shadow a module the notebook imports (a kernel puts its working folder first on sys.path)
 
 
 def _fd_open(fd: int) -> bool:

@@ -7,9 +7,9 @@ row-rule checks), ``bundle`` (export: manifest, sequence, README, heartbeat, his
 ``verify``, ``publish``, ``job`` (the notebook run).
 """
 
-from pathlib import Path
+from .. import NOTEBOOK_DIR
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "dashboard_bundle.ipynb"  # the bundle notebook
+NOTEBOOK = NOTEBOOK_DIR / "dashboard_bundle.ipynb"  # the bundle notebook
 DATASETS = ("ev_history", "slippage_telemetry", "turnover_summary", "latency_rollups")
 FORMATS = ("json", "parquet")
 SCHEMA_VERSION = "1.0.0"

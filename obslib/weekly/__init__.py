@@ -6,10 +6,10 @@
 - ``obslib.weekly.delivery``: signs, POSTs, escalates and stores the delivered bytes.
 
 Submodules are imported on use (the CLI keeps start-up cheap); this package itself imports
-only ``pathlib``.
+nothing.
 """
 
-from pathlib import Path
+from .. import NOTEBOOK_DIR
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "weekly_report.ipynb"  # the report notebook
+NOTEBOOK = NOTEBOOK_DIR / "weekly_report.ipynb"  # the report notebook
 SCHEMA_FILE = "observability_weekly_report.schema.json"  # schemas/: the weekly payload

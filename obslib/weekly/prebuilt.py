@@ -68,7 +68,7 @@ def build_payloads(cfg: Config, params: dict[str, Any]) -> Payloads:
 
 
 def _key(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in sorted(params.items()) if k != "out_dir"}
+    return {k: v for k, v in params.items() if k != "out_dir"}
 
 
 def hand_over(out_dir: Path, params: dict[str, Any], built: Payloads) -> Path:
